@@ -1,0 +1,2 @@
+//! `llama-bench`.
+fn main() {}

@@ -1,0 +1,262 @@
+//! The pinned upstream source: `vendor/UPSTREAM`, fetching and verification.
+//!
+//! The tree comes out of a registry package through `cargo vendor` on a
+//! throwaway manifest, so cargo's own download machinery (its cache, its
+//! checksum check, its offline mode) does the work and no host is named here.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::{Error, Result, io_err, tree};
+
+/// The contents of `vendor/UPSTREAM`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    /// Registry package that carries the tree (`llama-cpp-sys-2`).
+    pub package: String,
+    /// Exact version of that package.
+    pub version: String,
+    /// SHA-256 of the `.crate` archive, as the registry index records it.
+    pub crate_sha256: String,
+    /// Directory inside the package that holds llama.cpp (`llama.cpp`).
+    pub subdir: String,
+    /// Tree hash (see [`tree::tree_hash`]) of that directory.
+    pub tree_sha256: String,
+    /// Short identity of the pinned source, used in build ids.
+    pub upstream_id: String,
+}
+
+impl Pin {
+    /// Reads and parses a pin file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = fs::read_to_string(path).map_err(io_err(path))?;
+        Self::parse(&text).map_err(|message| Error::Pin { path: path.into(), message })
+    }
+
+    /// Parses `key = value` lines; `#` starts a comment line.
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        let mut map = BTreeMap::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (k, v) = line.split_once('=').ok_or_else(|| format!("line {}: expected `key = value`", n + 1))?;
+            map.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        let mut take = |k: &str| map.remove(k).ok_or_else(|| format!("missing key `{k}`"));
+        Ok(Self {
+            package: take("package")?,
+            version: take("version")?,
+            crate_sha256: take("crate-sha256")?,
+            subdir: take("subdir")?,
+            tree_sha256: take("tree-sha256")?,
+            upstream_id: take("upstream-id")?,
+        })
+    }
+}
+
+/// Where the verified tree lives and how to recreate it.
+#[derive(Debug, Clone)]
+pub struct Vendor {
+    /// The `vendor/` directory (holds `UPSTREAM`).
+    pub dir: PathBuf,
+    /// The parsed pin.
+    pub pin: Pin,
+}
+
+impl Vendor {
+    /// Reads `dir/UPSTREAM`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        Ok(Self { dir: dir.into(), pin: Pin::load(&dir.join("UPSTREAM"))? })
+    }
+
+    /// `vendor/llama.cpp`.
+    pub fn tree(&self) -> PathBuf {
+        self.dir.join("llama.cpp")
+    }
+
+    fn manifest_path(&self) -> PathBuf {
+        self.dir.join("llama.cpp.sha256")
+    }
+
+    /// Returns the verified tree, fetching it first when it is absent.
+    ///
+    /// `cargo` is the cargo binary to run `cargo vendor` with; `scratch` is a
+    /// directory the fetch may use (a build script passes a path in `OUT_DIR`).
+    pub fn ensure(&self, cargo: &Path, scratch: &Path) -> Result<PathBuf> {
+        let tree = self.tree();
+        if !tree.exists() {
+            self.fetch(cargo, scratch)?;
+        }
+        self.verify()?;
+        Ok(tree)
+    }
+
+    /// Checks `vendor/llama.cpp` against the pinned tree hash, naming the
+    /// differing files when the manifest saved at fetch time is available.
+    pub fn verify(&self) -> Result<tree::Manifest> {
+        let found = tree::manifest(&self.tree())?;
+        let found_hash = tree::tree_hash(&found);
+        if found_hash == self.pin.tree_sha256 {
+            return Ok(found);
+        }
+        let saved = fs::read_to_string(self.manifest_path()).ok().map(|t| tree::parse_manifest(&t));
+        let detail = match saved.filter(|m| tree::tree_hash(m) == self.pin.tree_sha256) {
+            Some(expected) => {
+                let d = tree::diff(&expected, &found);
+                let shown: Vec<_> = d.iter().take(10).cloned().collect();
+                let more = if d.len() > 10 { format!(" (and {} more)", d.len() - 10) } else { String::new() };
+                format!("\n  differing files: {}{more}", shown.join(", "))
+            }
+            None => String::new(),
+        };
+        Err(Error::Tampered { dir: self.tree(), expected: self.pin.tree_sha256.clone(), found: found_hash, detail })
+    }
+
+    /// Fetches the package with `cargo vendor` and moves its subtree into place.
+    pub fn fetch(&self, cargo: &Path, scratch: &Path) -> Result<()> {
+        let src = fetch_package(cargo, &self.pin, scratch)?;
+        let manifest = tree::manifest(&src)?;
+        let hash = tree::tree_hash(&manifest);
+        if hash != self.pin.tree_sha256 {
+            return Err(Error::Tampered {
+                dir: src,
+                expected: self.pin.tree_sha256.clone(),
+                found: hash,
+                detail: "\n  the registry package itself does not match the pin".into(),
+            });
+        }
+        // Copy into a private directory and rename, so a concurrent or interrupted
+        // build never sees a half-written tree.
+        let staging = self.dir.join(format!(".llama.cpp.tmp-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&staging);
+        copy_tree(&src, &staging)?;
+        fs::write(self.manifest_path(), tree::manifest_text(&manifest)).map_err(io_err(self.manifest_path()))?;
+        if let Err(e) = fs::rename(&staging, self.tree()) {
+            let _ = fs::remove_dir_all(&staging);
+            if !self.tree().exists() {
+                return Err(io_err(self.tree())(e));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs `cargo vendor` on a throwaway manifest that depends on the pinned
+/// package and returns the path of its subtree. Tries offline first, so a
+/// warm cargo cache needs no network.
+pub fn fetch_package(cargo: &Path, pin: &Pin, scratch: &Path) -> Result<PathBuf> {
+    let work = scratch.join("upstream-fetch");
+    let _ = fs::remove_dir_all(&work);
+    fs::create_dir_all(work.join("src")).map_err(io_err(&work))?;
+    let manifest = format!(
+        "[package]\nname = \"upstream-fetch\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n\
+         [dependencies]\n{} = \"={}\"\n\n# Not part of any enclosing workspace.\n[workspace]\n",
+        pin.package, pin.version
+    );
+    fs::write(work.join("Cargo.toml"), manifest).map_err(io_err(&work))?;
+    fs::write(work.join("src/lib.rs"), "").map_err(io_err(&work))?;
+    let out = work.join("vendor");
+    let mut last_err = String::new();
+    for offline in [true, false] {
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(&work).args(["vendor", "--versioned-dirs", "--quiet"]);
+        if offline {
+            cmd.arg("--offline");
+        }
+        cmd.arg(&out);
+        // A build script inherits variables meant for the outer build; none of them apply here.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("CARGO_TARGET_") || key == "RUSTFLAGS" || key == "CARGO_ENCODED_RUSTFLAGS" {
+                cmd.env_remove(key);
+            }
+        }
+        match cmd.output() {
+            Ok(o) if o.status.success() => {
+                check_lock(&work.join("Cargo.lock"), pin)?;
+                let dir = out.join(format!("{}-{}", pin.package, pin.version)).join(&pin.subdir);
+                if !dir.is_dir() {
+                    return Err(Error::Command {
+                        command: "cargo vendor".into(),
+                        message: format!("{} is missing after vendoring", dir.display()),
+                    });
+                }
+                return Ok(dir);
+            }
+            Ok(o) => {
+                let err = String::from_utf8_lossy(&o.stderr);
+                let tail: Vec<_> = err.lines().rev().take(6).collect();
+                last_err = format!("{}: {}", o.status, tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+            }
+            Err(e) => last_err = e.to_string(),
+        }
+    }
+    Err(Error::Command { command: format!("{} vendor {}@={}", cargo.display(), pin.package, pin.version), message: last_err })
+}
+
+/// The lock file cargo wrote must record the pinned archive checksum.
+fn check_lock(lock: &Path, pin: &Pin) -> Result<()> {
+    let text = fs::read_to_string(lock).map_err(io_err(lock))?;
+    let header = format!("name = \"{}\"\nversion = \"{}\"\n", pin.package, pin.version);
+    let block = text.split("[[package]]").find(|b| b.trim_start().starts_with(header.trim_end()));
+    let sum = block.and_then(|b| b.lines().find_map(|l| l.strip_prefix("checksum = \""))).map(|s| s.trim_end_matches('"'));
+    match sum {
+        Some(s) if s == pin.crate_sha256 => Ok(()),
+        other => Err(Error::Tampered {
+            dir: lock.into(),
+            expected: pin.crate_sha256.clone(),
+            found: other.unwrap_or("none").into(),
+            detail: "\n  the registry's archive checksum differs from crate-sha256 in vendor/UPSTREAM".into(),
+        }),
+    }
+}
+
+/// Copies every file below `from` to `to`.
+pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    for rel in tree::list_files(from)? {
+        let dst = to.join(&rel);
+        if let Some(parent) = dst.parent() {
+            fs::create_dir_all(parent).map_err(io_err(parent))?;
+        }
+        fs::copy(from.join(&rel), &dst).map_err(io_err(&dst))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pin_parses_and_reports_missing_keys() {
+        let text = "# c\npackage = p\nversion = 1\ncrate-sha256 = aa\nsubdir = s\ntree-sha256 = bb\nupstream-id = u\n";
+        let pin = Pin::parse(text).unwrap();
+        assert_eq!(pin.version, "1");
+        assert_eq!(pin.upstream_id, "u");
+        let err = Pin::parse("package = p\n").unwrap_err();
+        assert!(err.contains("version"), "{err}");
+    }
+
+    #[test]
+    fn tampered_tree_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree_dir = dir.path().join("llama.cpp");
+        fs::create_dir_all(tree_dir.join("src")).unwrap();
+        fs::write(tree_dir.join("src/a.cpp"), "int a;\n").unwrap();
+        let m = tree::manifest(&tree_dir).unwrap();
+        fs::write(dir.path().join("llama.cpp.sha256"), tree::manifest_text(&m)).unwrap();
+        let pin = format!(
+            "package = p\nversion = 1\ncrate-sha256 = x\nsubdir = llama.cpp\ntree-sha256 = {}\nupstream-id = u\n",
+            tree::tree_hash(&m)
+        );
+        fs::write(dir.path().join("UPSTREAM"), pin).unwrap();
+        let v = Vendor::open(dir.path()).unwrap();
+        v.verify().unwrap();
+        fs::write(tree_dir.join("src/a.cpp"), "int b;\n").unwrap();
+        let err = v.verify().unwrap_err().to_string();
+        assert!(err.contains("modified src/a.cpp"), "{err}");
+    }
+}
