@@ -1,1 +1,43 @@
-//! Safe Rust API for llama.cpp.
+//! Safe Rust API for llama.cpp, built by `llama-sys` from a pinned source with
+//! this workspace's patch series applied.
+//!
+//! No safe call can abort the process or touch memory it should not: every C
+//! precondition is checked first and reported as an [`Error`].
+//!
+//! ```no_run
+//! use llama::{Batch, Context, ContextParams, Model, ModelParams, SamplerChain};
+//!
+//! # fn main() -> llama::Result<()> {
+//! let model = Model::load("model.gguf", ModelParams::default())?;
+//! let mut ctx = Context::new(&model, ContextParams::default().n_ctx(2048))?;
+//! let vocab = model.vocab();
+//! let prompt = vocab.tokenize("Hello", true, false)?;
+//! let mut batch = Batch::from_tokens(&prompt, 0, 0)?;
+//! ctx.decode(&mut batch)?;
+//! let mut sampler = SamplerChain::builder(vocab).greedy().build()?;
+//! let next = sampler.sample(&mut ctx, -1)?;
+//! println!("{}", vocab.piece(next, false)?);
+//! # Ok(()) }
+//! ```
+
+pub mod backend;
+mod batch;
+pub mod chat;
+mod context;
+mod error;
+mod memory;
+mod model;
+mod params;
+mod sampler;
+mod vocab;
+
+pub use batch::Batch;
+pub use context::{Context, Perf};
+pub use error::{Error, Result};
+pub use model::{Model, ModelParams};
+pub use params::{CacheType, ContextParams, FlashAttn, GraphNode, Pooling};
+pub use sampler::{SamplerBuilder, SamplerChain};
+pub use vocab::{Token, Utf8Decoder, Vocab};
+
+/// What the linked llama.cpp is: upstream version, variant and applied patches.
+pub use llama_sys::build_info;

@@ -1,0 +1,340 @@
+//! [`Context`]: decoding state for one model (KV cache, outputs, threads).
+
+use std::ffi::c_void;
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use llama_sys as sys;
+
+use crate::backend::{self, cstr_lossy};
+use crate::batch::Batch;
+use crate::error::{Error, Result, check_decode};
+use crate::model::Model;
+use crate::params::{ContextParams, GraphNode, GraphObserver};
+
+/// Callback state that must stay at a fixed address while the context lives.
+struct Callbacks {
+    abort: Option<Arc<AtomicBool>>,
+    observer: Option<GraphObserver>,
+}
+
+extern "C" fn abort_trampoline(data: *mut c_void) -> bool {
+    // SAFETY: `data` is the context's boxed `Callbacks`, alive as long as the context.
+    let cb = unsafe { &*data.cast::<Callbacks>() };
+    cb.abort.as_ref().is_some_and(|f| f.load(Ordering::Relaxed))
+}
+
+extern "C" fn eval_trampoline(t: *mut sys::ggml_tensor, ask: bool, data: *mut c_void) -> bool {
+    if !ask || t.is_null() {
+        return true;
+    }
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: `data` is the context's boxed `Callbacks`; the scheduler calls this from
+        // the thread running decode, which holds `&mut Context`, so access is exclusive.
+        let cb = unsafe { &mut *data.cast::<Callbacks>() };
+        let Some(observer) = cb.observer.as_mut() else { return };
+        // SAFETY: ggml passes a valid tensor for the duration of the call.
+        let node = unsafe { describe(t) };
+        observer(&node);
+    }));
+    // Never ask for the node's data: the graph is computed exactly as without observer.
+    false
+}
+
+/// # Safety
+/// `t` must point to a valid tensor whose sources are valid or NULL.
+unsafe fn describe(t: *mut sys::ggml_tensor) -> GraphNode {
+    // SAFETY: valid tensor per the contract.
+    unsafe {
+        let tensor = &*t;
+        let src0 = tensor.src[0];
+        GraphNode {
+            op: cstr_lossy(sys::ggml_op_desc(t)),
+            name: cstr_lossy(tensor.name.as_ptr()),
+            bytes: sys::ggml_nbytes(t),
+            src0_contiguous: (!src0.is_null()).then(|| sys::ggml_is_contiguous(src0)),
+            ne: tensor.ne,
+        }
+    }
+}
+
+/// Decoding state over a borrowed [`Model`]: KV cache/recurrent state and outputs.
+///
+/// A context is `Send` (move it to a worker thread) but not `Sync`: every
+/// method that runs the model takes `&mut self`. Output slices borrow the
+/// context, so they cannot outlive the next `decode`.
+pub struct Context<'m> {
+    ptr: NonNull<sys::llama_context>,
+    model: &'m Model,
+    /// Read only by the C callbacks; must live (at a fixed address) as long as the context.
+    #[allow(dead_code)]
+    callbacks: Box<Callbacks>,
+    n_batch: u32,
+    n_ubatch: u32,
+    n_seq_max: u32,
+    embeddings: bool,
+    /// Batch indices with outputs from the last decode, in order.
+    outputs: Vec<i32>,
+}
+
+// SAFETY: a llama_context may be used from any one thread at a time; the
+// callbacks it owns are `Send`; `&Model` is `Send` because `Model: Sync`.
+unsafe impl Send for Context<'_> {}
+
+impl Drop for Context<'_> {
+    fn drop(&mut self) {
+        // SAFETY: we own the context; callbacks outlive it (dropped after this).
+        unsafe { sys::llama_free(self.ptr.as_ptr()) }
+    }
+}
+
+impl std::fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context").field("n_ctx", &self.n_ctx()).field("n_batch", &self.n_batch).finish()
+    }
+}
+
+/// Performance counters of a context.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Perf {
+    /// Milliseconds spent loading/creating.
+    pub t_load_ms: f64,
+    /// Milliseconds in prompt processing.
+    pub t_p_eval_ms: f64,
+    /// Milliseconds in generation.
+    pub t_eval_ms: f64,
+    /// Prompt tokens processed.
+    pub n_p_eval: i32,
+    /// Tokens generated.
+    pub n_eval: i32,
+    /// Times a graph was reused.
+    pub n_reused: i32,
+}
+
+impl<'m> Context<'m> {
+    /// Creates a context for `model`.
+    pub fn new(model: &'m Model, params: ContextParams) -> Result<Context<'m>> {
+        backend::init();
+        let ContextParams { mut raw, abort, observer } = params;
+        if raw.n_seq_max == 0 || raw.n_seq_max > 256 {
+            return Err(Error::OutOfRange { what: "n_seq_max", value: i64::from(raw.n_seq_max), expected: "1..=256".into() });
+        }
+        if raw.n_batch == 0 && raw.n_ubatch == 0 {
+            return Err(Error::OutOfRange { what: "n_batch", value: 0, expected: ">= 1".into() });
+        }
+        let mut callbacks = Box::new(Callbacks { abort, observer });
+        let data: *mut c_void = (&mut *callbacks as *mut Callbacks).cast();
+        if callbacks.abort.is_some() {
+            raw.abort_callback = Some(abort_trampoline);
+            raw.abort_callback_data = data;
+        }
+        if callbacks.observer.is_some() {
+            raw.cb_eval = Some(eval_trampoline);
+            raw.cb_eval_user_data = data;
+        }
+        // SAFETY: the model is valid for 'm; params are plain data; callback data is boxed.
+        let (ptr, log) = backend::capture_log(|| unsafe { sys::llama_init_from_model(model.as_ptr(), raw) });
+        let ptr = NonNull::new(ptr).ok_or(Error::Null { what: "llama_init_from_model", log })?;
+        // SAFETY: valid context.
+        let (n_batch, n_ubatch, n_seq_max) =
+            unsafe { (sys::llama_n_batch(ptr.as_ptr()), sys::llama_n_ubatch(ptr.as_ptr()), sys::llama_n_seq_max(ptr.as_ptr())) };
+        Ok(Context { ptr, model, callbacks, n_batch, n_ubatch, n_seq_max, embeddings: raw.embeddings, outputs: Vec::new() })
+    }
+
+    pub(crate) fn as_ptr(&self) -> *mut sys::llama_context {
+        self.ptr.as_ptr()
+    }
+
+    /// The model this context runs.
+    pub fn model(&self) -> &'m Model {
+        self.model
+    }
+
+    /// Context size in tokens.
+    pub fn n_ctx(&self) -> u32 {
+        // SAFETY: valid context.
+        unsafe { sys::llama_n_ctx(self.as_ptr()) }
+    }
+
+    /// Most tokens one `decode` takes.
+    pub fn n_batch(&self) -> u32 {
+        self.n_batch
+    }
+
+    /// Physical batch size.
+    pub fn n_ubatch(&self) -> u32 {
+        self.n_ubatch
+    }
+
+    /// Number of sequences.
+    pub fn n_seq_max(&self) -> u32 {
+        self.n_seq_max
+    }
+
+    fn check_batch(&self, batch: &Batch) -> Result<()> {
+        if batch.is_empty() {
+            return Err(Error::EmptyBatch);
+        }
+        let n = batch.len() as i64;
+        if n > i64::from(self.n_batch) {
+            return Err(Error::OutOfRange { what: "batch size", value: n, expected: format!("<= n_batch = {}", self.n_batch) });
+        }
+        // SAFETY: valid context.
+        let causal = unsafe { sys::llama_get_causal_attn(self.as_ptr()) };
+        if !causal && n > i64::from(self.n_ubatch) {
+            return Err(Error::OutOfRange {
+                what: "batch size",
+                value: n,
+                expected: format!("<= n_ubatch = {} for non-causal attention", self.n_ubatch),
+            });
+        }
+        if let Some(s) = batch.seq_ids().find(|&s| s < 0 || s as u32 >= self.n_seq_max) {
+            return Err(Error::OutOfRange { what: "sequence id", value: i64::from(s), expected: format!("0..{}", self.n_seq_max) });
+        }
+        let vocab = self.model.vocab();
+        let n_vocab = vocab.n_tokens();
+        if let Some(&id) = batch.token_ids().iter().find(|&&id| id < 0 || id >= n_vocab) {
+            return Err(Error::InvalidToken { id, n_vocab });
+        }
+        Ok(())
+    }
+
+    /// Runs the model on `batch` (after checking every precondition that would
+    /// otherwise abort the process or corrupt memory).
+    pub fn decode(&mut self, batch: &mut Batch) -> Result<()> {
+        self.check_batch(batch)?;
+        self.outputs.clear();
+        let raw = batch.as_raw();
+        // SAFETY: valid context; the batch view is valid while `batch` is borrowed.
+        check_decode(unsafe { sys::llama_decode(self.as_ptr(), raw) })?;
+        self.outputs = batch.output_indices();
+        Ok(())
+    }
+
+    /// Runs the encoder (encoder-decoder and embedding models).
+    pub fn encode(&mut self, batch: &mut Batch) -> Result<()> {
+        self.check_batch(batch)?;
+        self.outputs.clear();
+        let raw = batch.as_raw();
+        // SAFETY: valid context; the batch view is valid while `batch` is borrowed.
+        check_decode(unsafe { sys::llama_encode(self.as_ptr(), raw) })?;
+        self.outputs = batch.output_indices();
+        Ok(())
+    }
+
+    /// Waits for pending backend work (decode may return before a GPU finishes).
+    pub fn synchronize(&mut self) {
+        // SAFETY: valid context.
+        unsafe { sys::llama_synchronize(self.as_ptr()) }
+    }
+
+    /// Batch indices that have outputs from the last decode.
+    pub fn output_indices(&self) -> &[i32] {
+        &self.outputs
+    }
+
+    fn check_output(&self, i: i32) -> Result<i32> {
+        let n = self.outputs.len() as i32;
+        let ok = if i < 0 { i >= -n } else { self.outputs.contains(&i) };
+        if ok { Ok(i) } else { Err(Error::NoOutput(i)) }
+    }
+
+    /// Logits of batch index `i` of the last decode (negative: from the end of the outputs).
+    pub fn logits(&self, i: i32) -> Result<&[f32]> {
+        let i = self.check_output(i)?;
+        let n_vocab = self.model.vocab().n_tokens() as usize;
+        // SAFETY: `i` names an output of the last decode, so llama.cpp has a row of n_vocab floats.
+        let p = unsafe { sys::llama_get_logits_ith(self.as_ptr(), i) };
+        if p.is_null() {
+            return Err(Error::NoOutput(i));
+        }
+        // SAFETY: the row holds n_vocab floats and lives until the next decode (which needs &mut self).
+        Ok(unsafe { std::slice::from_raw_parts(p, n_vocab) })
+    }
+
+    /// Embedding of batch index `i` (pooling `None`), `n_embd` floats.
+    pub fn embeddings(&self, i: i32) -> Result<&[f32]> {
+        if !self.embeddings {
+            return Err(Error::EmbeddingsDisabled);
+        }
+        let i = self.check_output(i)?;
+        // SAFETY: valid context and output index.
+        let p = unsafe { sys::llama_get_embeddings_ith(self.as_ptr(), i) };
+        if p.is_null() {
+            return Err(Error::NoOutput(i));
+        }
+        // SAFETY: the row has n_embd_out floats and lives until the next decode.
+        Ok(unsafe { std::slice::from_raw_parts(p, self.n_embd_out()) })
+    }
+
+    /// Pooled embedding of sequence `seq` (pooling other than `None`).
+    pub fn seq_embeddings(&self, seq: i32) -> Result<&[f32]> {
+        if !self.embeddings {
+            return Err(Error::EmbeddingsDisabled);
+        }
+        self.check_seq(seq)?;
+        // SAFETY: valid context and sequence id.
+        let p = unsafe { sys::llama_get_embeddings_seq(self.as_ptr(), seq) };
+        if p.is_null() {
+            return Err(Error::NoOutput(seq));
+        }
+        // SAFETY: pooled embeddings have n_embd_out floats (rank pooling: n_cls_out, fewer).
+        // SAFETY: as above.
+        let n = unsafe {
+            if sys::llama_pooling_type(self.as_ptr()) == sys::LLAMA_POOLING_TYPE_RANK {
+                (sys::llama_model_n_cls_out(self.model.as_ptr()) as usize).max(1)
+            } else {
+                self.n_embd_out()
+            }
+        };
+        // SAFETY: the buffer holds `n` floats until the next decode.
+        Ok(unsafe { std::slice::from_raw_parts(p, n) })
+    }
+
+    fn n_embd_out(&self) -> usize {
+        // SAFETY: valid model.
+        unsafe { sys::llama_model_n_embd_out(self.model.as_ptr()) }.max(0) as usize
+    }
+
+    pub(crate) fn check_seq(&self, seq: i32) -> Result<()> {
+        if seq < 0 || seq as u32 >= self.n_seq_max {
+            return Err(Error::OutOfRange { what: "sequence id", value: i64::from(seq), expected: format!("0..{}", self.n_seq_max) });
+        }
+        Ok(())
+    }
+
+    /// Sets the threads for generation and batch processing.
+    pub fn set_threads(&mut self, n_gen: i32, n_batch: i32) -> Result<()> {
+        if n_gen < 1 || n_batch < 1 {
+            return Err(Error::OutOfRange { what: "threads", value: i64::from(n_gen.min(n_batch)), expected: ">= 1".into() });
+        }
+        // SAFETY: valid context.
+        unsafe { sys::llama_set_n_threads(self.as_ptr(), n_gen, n_batch) };
+        Ok(())
+    }
+
+    /// Performance counters.
+    pub fn perf(&self) -> Perf {
+        // SAFETY: valid context.
+        let d = unsafe { sys::llama_perf_context(self.as_ptr()) };
+        Perf {
+            t_load_ms: d.t_load_ms,
+            t_p_eval_ms: d.t_p_eval_ms,
+            t_eval_ms: d.t_eval_ms,
+            n_p_eval: d.n_p_eval,
+            n_eval: d.n_eval,
+            n_reused: d.n_reused,
+        }
+    }
+
+    /// Resets the performance counters.
+    pub fn reset_perf(&mut self) {
+        // SAFETY: valid context.
+        unsafe { sys::llama_perf_context_reset(self.as_ptr()) }
+    }
+
+    pub(crate) fn raw_ptr(&mut self) -> *mut sys::llama_context {
+        self.ptr.as_ptr()
+    }
+}

@@ -1,0 +1,118 @@
+//! The crate's error type and the one place C return codes become `Result`s.
+
+use std::path::PathBuf;
+
+/// Everything a safe call can report instead of crashing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// llama.cpp returned NULL from a constructor; `log` holds what it logged meanwhile.
+    #[error("{what} failed{}", if log.is_empty() { String::new() } else { format!(": {log}") })]
+    Null {
+        /// The operation that failed.
+        what: &'static str,
+        /// The error/warning lines llama.cpp logged during the call.
+        log: String,
+    },
+    /// Loading a model failed.
+    #[error("cannot load model {path}: {reason}")]
+    ModelLoad {
+        /// The file.
+        path: PathBuf,
+        /// Why (file missing, cancelled, or llama.cpp's log lines).
+        reason: String,
+    },
+    /// A token id outside the vocabulary.
+    #[error("token id {id} is outside the vocabulary (n_vocab = {n_vocab})")]
+    InvalidToken {
+        /// The offending id.
+        id: i32,
+        /// Vocabulary size.
+        n_vocab: i32,
+    },
+    /// A value outside the range an API accepts.
+    #[error("{what} = {value} is out of range ({expected})")]
+    OutOfRange {
+        /// The parameter.
+        what: &'static str,
+        /// The value given.
+        value: i64,
+        /// The accepted range, in words.
+        expected: String,
+    },
+    /// The batch cannot take another token.
+    #[error("batch is full ({capacity} tokens)")]
+    BatchFull {
+        /// Its capacity.
+        capacity: usize,
+    },
+    /// The batch is empty.
+    #[error("batch is empty")]
+    EmptyBatch,
+    /// `decode`/`encode`: no KV-cache slot for the batch (llama.cpp code 1); memory is unchanged.
+    #[error("no memory slot for the batch (context full?)")]
+    NoKvSlot,
+    /// `decode`/`encode` was stopped by the abort callback (code 2).
+    #[error("decode aborted by the abort callback")]
+    Aborted,
+    /// llama.cpp rejected the batch (code -1); memory is unchanged.
+    #[error("llama.cpp rejected the batch")]
+    InvalidBatch,
+    /// A fatal compute error (code < -1).
+    #[error("compute failed with code {0}")]
+    Compute(i32),
+    /// The requested output row was not computed by the last decode.
+    #[error("no output for batch index {0} (was its `logits` flag set in the last decode?)")]
+    NoOutput(i32),
+    /// Embeddings were requested from a context created without them.
+    #[error("embeddings are not enabled for this context")]
+    EmbeddingsDisabled,
+    /// A string with an interior NUL byte where C needs a C string.
+    #[error("string contains a NUL byte: {0:?}")]
+    Nul(String),
+    /// Loading or saving state failed.
+    #[error("state {0} failed")]
+    State(&'static str),
+    /// A sampler or grammar could not be built.
+    #[error("sampler: {0}")]
+    Sampler(String),
+    /// Applying a chat template failed.
+    #[error("chat template: {0}")]
+    ChatTemplate(String),
+    /// A filesystem error.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Maps a `llama_decode`/`llama_encode` return code.
+pub(crate) fn check_decode(rc: i32) -> Result<()> {
+    match rc {
+        0 => Ok(()),
+        1 => Err(Error::NoKvSlot),
+        2 => Err(Error::Aborted),
+        -1 => Err(Error::InvalidBatch),
+        other => Err(Error::Compute(other)),
+    }
+}
+
+/// A `CString` from user text, as an error instead of a panic.
+pub(crate) fn c_string(s: &str) -> Result<std::ffi::CString> {
+    std::ffi::CString::new(s).map_err(|_| Error::Nul(s.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decode_codes_map_to_variants() {
+        assert!(check_decode(0).is_ok());
+        assert!(matches!(check_decode(1), Err(Error::NoKvSlot)));
+        assert!(matches!(check_decode(2), Err(Error::Aborted)));
+        assert!(matches!(check_decode(-1), Err(Error::InvalidBatch)));
+        assert!(matches!(check_decode(-3), Err(Error::Compute(-3))));
+    }
+}

@@ -1,0 +1,263 @@
+//! [`ContextParams`]: everything `llama_init_from_model` takes, as a builder.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use llama_sys as sys;
+
+use crate::backend;
+
+/// Data type of the K or V cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CacheType {
+    /// 32-bit float.
+    F32,
+    /// 16-bit float (llama.cpp's default).
+    F16,
+    /// bfloat16.
+    Bf16,
+    /// 8-bit blocks.
+    Q8_0,
+    /// 4-bit blocks.
+    Q4_0,
+    /// 4-bit blocks with offset.
+    Q4_1,
+    /// 5-bit blocks.
+    Q5_0,
+    /// 5-bit blocks with offset.
+    Q5_1,
+    /// Non-linear 4-bit.
+    Iq4Nl,
+}
+
+impl CacheType {
+    pub(crate) fn raw(self) -> sys::ggml_type {
+        match self {
+            CacheType::F32 => sys::GGML_TYPE_F32,
+            CacheType::F16 => sys::GGML_TYPE_F16,
+            CacheType::Bf16 => sys::GGML_TYPE_BF16,
+            CacheType::Q8_0 => sys::GGML_TYPE_Q8_0,
+            CacheType::Q4_0 => sys::GGML_TYPE_Q4_0,
+            CacheType::Q4_1 => sys::GGML_TYPE_Q4_1,
+            CacheType::Q5_0 => sys::GGML_TYPE_Q5_0,
+            CacheType::Q5_1 => sys::GGML_TYPE_Q5_1,
+            CacheType::Iq4Nl => sys::GGML_TYPE_IQ4_NL,
+        }
+    }
+
+    /// Parses llama.cpp's names (`f16`, `q8_0`, ...).
+    pub fn from_name(name: &str) -> Option<CacheType> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "f32" => CacheType::F32,
+            "f16" => CacheType::F16,
+            "bf16" => CacheType::Bf16,
+            "q8_0" => CacheType::Q8_0,
+            "q4_0" => CacheType::Q4_0,
+            "q4_1" => CacheType::Q4_1,
+            "q5_0" => CacheType::Q5_0,
+            "q5_1" => CacheType::Q5_1,
+            "iq4_nl" => CacheType::Iq4Nl,
+            _ => return None,
+        })
+    }
+
+    /// llama.cpp's name for the type.
+    pub fn name(self) -> &'static str {
+        match self {
+            CacheType::F32 => "f32",
+            CacheType::F16 => "f16",
+            CacheType::Bf16 => "bf16",
+            CacheType::Q8_0 => "q8_0",
+            CacheType::Q4_0 => "q4_0",
+            CacheType::Q4_1 => "q4_1",
+            CacheType::Q5_0 => "q5_0",
+            CacheType::Q5_1 => "q5_1",
+            CacheType::Iq4Nl => "iq4_nl",
+        }
+    }
+}
+
+/// Flash attention setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlashAttn {
+    /// Let llama.cpp decide per device (default).
+    Auto,
+    /// Always.
+    On,
+    /// Never.
+    Off,
+}
+
+/// How embeddings are pooled per sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Pooling {
+    /// The model's default.
+    Unspecified,
+    /// One embedding per token.
+    None,
+    /// Mean over the sequence.
+    Mean,
+    /// The CLS token.
+    Cls,
+    /// The last token.
+    Last,
+    /// Reranking score.
+    Rank,
+}
+
+/// One node of a compute graph, as seen by a graph observer.
+#[derive(Debug, Clone)]
+pub struct GraphNode {
+    /// Operation name (`MUL_MAT`, `CPY`, `CONT`, unary ops by their own name, ...).
+    pub op: String,
+    /// The tensor's name in the graph.
+    pub name: String,
+    /// Bytes the node's result occupies.
+    pub bytes: usize,
+    /// Whether its first source is contiguous (`None` without sources).
+    pub src0_contiguous: Option<bool>,
+    /// Element counts per dimension.
+    pub ne: [i64; 4],
+}
+
+pub(crate) type GraphObserver = Box<dyn FnMut(&GraphNode) + Send>;
+
+/// Parameters of a new [`Context`](crate::Context).
+///
+/// ```
+/// let p = llama::ContextParams::default().n_ctx(2048).n_batch(512).n_threads(2);
+/// # let _ = p;
+/// ```
+pub struct ContextParams {
+    pub(crate) raw: sys::llama_context_params,
+    pub(crate) abort: Option<Arc<AtomicBool>>,
+    pub(crate) observer: Option<GraphObserver>,
+}
+
+impl Default for ContextParams {
+    fn default() -> Self {
+        backend::init();
+        // SAFETY: returns a plain struct by value.
+        let raw = unsafe { sys::llama_context_default_params() };
+        Self { raw, abort: None, observer: None }
+    }
+}
+
+impl std::fmt::Debug for ContextParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = &self.raw;
+        f.debug_struct("ContextParams")
+            .field("n_ctx", &r.n_ctx)
+            .field("n_batch", &r.n_batch)
+            .field("n_ubatch", &r.n_ubatch)
+            .field("n_seq_max", &r.n_seq_max)
+            .field("n_threads", &r.n_threads)
+            .field("embeddings", &r.embeddings)
+            .finish_non_exhaustive()
+    }
+}
+
+macro_rules! setter {
+    ($(#[$doc:meta] $name:ident: $field:ident: $ty:ty),* $(,)?) => {
+        $(#[$doc] pub fn $name(mut self, v: $ty) -> Self { self.raw.$field = v as _; self })*
+    };
+}
+
+impl ContextParams {
+    setter! {
+        /// Context size in tokens (0 = the model's training context).
+        n_ctx: n_ctx: u32,
+        /// Most tokens one `decode` call may take.
+        n_batch: n_batch: u32,
+        /// Most tokens computed at once (physical batch).
+        n_ubatch: n_ubatch: u32,
+        /// Number of distinct sequences (states for recurrent models), at most 256.
+        n_seq_max: n_seq_max: u32,
+        /// Threads for single-token generation.
+        n_threads_gen: n_threads: i32,
+        /// Threads for batch (prompt) processing.
+        n_threads_batch: n_threads_batch: i32,
+        /// Extract embeddings (as well as logits).
+        embeddings: embeddings: bool,
+        /// Keep the KV cache and attention on the GPU.
+        offload_kqv: offload_kqv: bool,
+        /// Offload host tensor operations to the device.
+        op_offload: op_offload: bool,
+        /// Skip performance counters.
+        no_perf: no_perf: bool,
+        /// One KV buffer across sequences.
+        kv_unified: kv_unified: bool,
+        /// Full-size sliding-window cache.
+        swa_full: swa_full: bool,
+        /// RoPE base frequency (0 = the model's).
+        rope_freq_base: rope_freq_base: f32,
+        /// RoPE frequency scale (0 = the model's).
+        rope_freq_scale: rope_freq_scale: f32,
+        /// YaRN extrapolation mix factor (negative = the model's).
+        yarn_ext_factor: yarn_ext_factor: f32,
+        /// YaRN magnitude scaling factor.
+        yarn_attn_factor: yarn_attn_factor: f32,
+        /// YaRN low correction dimension.
+        yarn_beta_fast: yarn_beta_fast: f32,
+        /// YaRN high correction dimension.
+        yarn_beta_slow: yarn_beta_slow: f32,
+        /// YaRN original context size.
+        yarn_orig_ctx: yarn_orig_ctx: u32,
+    }
+
+    /// Threads for both generation and batch processing.
+    pub fn n_threads(self, n: i32) -> Self {
+        self.n_threads_gen(n).n_threads_batch(n)
+    }
+
+    /// Flash attention.
+    pub fn flash_attn(mut self, fa: FlashAttn) -> Self {
+        self.raw.flash_attn_type = match fa {
+            FlashAttn::Auto => sys::LLAMA_FLASH_ATTN_TYPE_AUTO,
+            FlashAttn::On => sys::LLAMA_FLASH_ATTN_TYPE_ENABLED,
+            FlashAttn::Off => sys::LLAMA_FLASH_ATTN_TYPE_DISABLED,
+        };
+        self
+    }
+
+    /// K cache type.
+    pub fn type_k(mut self, t: CacheType) -> Self {
+        self.raw.type_k = t.raw();
+        self
+    }
+
+    /// V cache type (quantized types need flash attention).
+    pub fn type_v(mut self, t: CacheType) -> Self {
+        self.raw.type_v = t.raw();
+        self
+    }
+
+    /// Pooling of embeddings.
+    pub fn pooling(mut self, p: Pooling) -> Self {
+        self.raw.pooling_type = match p {
+            Pooling::Unspecified => sys::LLAMA_POOLING_TYPE_UNSPECIFIED,
+            Pooling::None => sys::LLAMA_POOLING_TYPE_NONE,
+            Pooling::Mean => sys::LLAMA_POOLING_TYPE_MEAN,
+            Pooling::Cls => sys::LLAMA_POOLING_TYPE_CLS,
+            Pooling::Last => sys::LLAMA_POOLING_TYPE_LAST,
+            Pooling::Rank => sys::LLAMA_POOLING_TYPE_RANK,
+        };
+        self
+    }
+
+    /// A flag that, once set, makes a running `decode` stop (CPU backends) and return
+    /// [`Error::Aborted`](crate::Error::Aborted). Share it with another thread.
+    pub fn abort_flag(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.abort = Some(flag);
+        self
+    }
+
+    /// Calls `f` for every node of every graph this context computes, without
+    /// changing how the graph is scheduled (the observer never asks for data).
+    pub fn observe_graph(mut self, f: impl FnMut(&GraphNode) + Send + 'static) -> Self {
+        self.observer = Some(Box::new(f));
+        self
+    }
+}
