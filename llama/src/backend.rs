@@ -58,7 +58,10 @@ fn capture<R>(min_level: i32, f: impl FnOnce() -> R) -> (R, String) {
     init();
     let previous = CAPTURE.with(|c| c.borrow_mut().replace((min_level, String::new())));
     let r = f();
-    let log = CAPTURE.with(|c| std::mem::replace(&mut *c.borrow_mut(), previous)).map(|(_, s)| s).unwrap_or_default();
+    let log = CAPTURE
+        .with(|c| std::mem::replace(&mut *c.borrow_mut(), previous))
+        .map(|(_, s)| s)
+        .unwrap_or_default();
     (r, log.trim_end().to_string())
 }
 
@@ -94,11 +97,11 @@ fn emit(level: i32, msg: &str) {
         return;
     }
     CAPTURE.with(|c| {
-        if let Some((min, buf)) = c.borrow_mut().as_mut() {
-            if level >= *min {
-                buf.push_str(msg);
-                buf.push('\n');
-            }
+        if let Some((min, buf)) = c.borrow_mut().as_mut()
+            && level >= *min
+        {
+            buf.push_str(msg);
+            buf.push('\n');
         }
     });
     if !LOGS_ON.load(Ordering::Relaxed) {

@@ -38,10 +38,18 @@ impl Batch {
     /// A batch for up to `capacity` tokens, each in up to `n_seq_max` sequences.
     pub fn new(capacity: usize, n_seq_max: usize) -> Result<Batch> {
         if capacity == 0 || capacity > i32::MAX as usize {
-            return Err(Error::OutOfRange { what: "batch capacity", value: capacity as i64, expected: "1..2^31".into() });
+            return Err(Error::OutOfRange {
+                what: "batch capacity",
+                value: capacity as i64,
+                expected: "1..2^31".into(),
+            });
         }
         if n_seq_max == 0 || n_seq_max > 256 {
-            return Err(Error::OutOfRange { what: "n_seq_max", value: n_seq_max as i64, expected: "1..=256".into() });
+            return Err(Error::OutOfRange {
+                what: "n_seq_max",
+                value: n_seq_max as i64,
+                expected: "1..=256".into(),
+            });
         }
         Ok(Batch {
             capacity,
@@ -60,9 +68,11 @@ impl Batch {
     pub fn from_tokens(tokens: &[Token], start: i32, seq: i32) -> Result<Batch> {
         let mut b = Batch::new(tokens.len().max(1), 1)?;
         for (i, &t) in tokens.iter().enumerate() {
-            let pos = start
-                .checked_add(i as i32)
-                .ok_or(Error::OutOfRange { what: "position", value: i64::from(start) + i as i64, expected: "< 2^31".into() })?;
+            let pos = start.checked_add(i as i32).ok_or(Error::OutOfRange {
+                what: "position",
+                value: i64::from(start) + i as i64,
+                expected: "< 2^31".into(),
+            })?;
             b.add(t, pos, &[seq], i + 1 == tokens.len())?;
         }
         Ok(b)
@@ -72,7 +82,9 @@ impl Batch {
     /// logits/embeddings when `output` is set.
     pub fn add(&mut self, token: Token, pos: i32, seqs: &[i32], output: bool) -> Result<()> {
         if self.tokens.len() >= self.capacity {
-            return Err(Error::BatchFull { capacity: self.capacity });
+            return Err(Error::BatchFull {
+                capacity: self.capacity,
+            });
         }
         if seqs.is_empty() || seqs.len() > self.n_seq_max {
             return Err(Error::OutOfRange {
@@ -82,10 +94,18 @@ impl Batch {
             });
         }
         if let Some(&bad) = seqs.iter().find(|&&s| s < 0) {
-            return Err(Error::OutOfRange { what: "sequence id", value: i64::from(bad), expected: ">= 0".into() });
+            return Err(Error::OutOfRange {
+                what: "sequence id",
+                value: i64::from(bad),
+                expected: ">= 0".into(),
+            });
         }
         if pos < 0 {
-            return Err(Error::OutOfRange { what: "position", value: i64::from(pos), expected: ">= 0".into() });
+            return Err(Error::OutOfRange {
+                what: "position",
+                value: i64::from(pos),
+                expected: ">= 0".into(),
+            });
         }
         self.tokens.push(token.id());
         self.pos.push(pos);
@@ -133,15 +153,21 @@ impl Batch {
 
     /// Every sequence id used by any token.
     pub(crate) fn seq_ids(&self) -> impl Iterator<Item = i32> + '_ {
-        self.n_seq_id
-            .iter()
-            .enumerate()
-            .flat_map(|(i, &n)| self.seq_ids[i * self.n_seq_max..i * self.n_seq_max + n as usize].iter().copied())
+        self.n_seq_id.iter().enumerate().flat_map(|(i, &n)| {
+            self.seq_ids[i * self.n_seq_max..i * self.n_seq_max + n as usize]
+                .iter()
+                .copied()
+        })
     }
 
     /// Batch indices whose outputs were requested.
     pub(crate) fn output_indices(&self) -> Vec<i32> {
-        self.outputs.iter().enumerate().filter(|(_, o)| **o != 0).map(|(i, _)| i as i32).collect()
+        self.outputs
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| **o != 0)
+            .map(|(i, _)| i as i32)
+            .collect()
     }
 
     /// A `llama_batch` view of this batch, valid while `self` is not changed.
@@ -149,7 +175,9 @@ impl Batch {
         let base = self.seq_ids.as_mut_ptr();
         let n = self.n_seq_max;
         // SAFETY: row i starts at i * n_seq_max < seq_ids.len() for every token i.
-        self.seq_ptrs = (0..self.tokens.len()).map(|i| unsafe { base.add(i * n) }).collect();
+        self.seq_ptrs = (0..self.tokens.len())
+            .map(|i| unsafe { base.add(i * n) })
+            .collect();
         sys::llama_batch {
             n_tokens: self.tokens.len() as i32,
             token: self.tokens.as_mut_ptr(),
@@ -170,14 +198,29 @@ mod tests {
     fn add_checks_capacity_and_sequence_ids() {
         let t = Token::from_trusted(1);
         let mut b = Batch::new(2, 2).unwrap();
-        assert!(matches!(b.add(t, 0, &[], false), Err(Error::OutOfRange { .. })));
+        assert!(matches!(
+            b.add(t, 0, &[], false),
+            Err(Error::OutOfRange { .. })
+        ));
         // The llama-cpp-2 heap overflow: more sequence ids than allocated per token.
-        assert!(matches!(b.add(t, 0, &[0, 1, 2], false), Err(Error::OutOfRange { .. })));
-        assert!(matches!(b.add(t, 0, &[-1], false), Err(Error::OutOfRange { .. })));
-        assert!(matches!(b.add(t, -5, &[0], false), Err(Error::OutOfRange { .. })));
+        assert!(matches!(
+            b.add(t, 0, &[0, 1, 2], false),
+            Err(Error::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            b.add(t, 0, &[-1], false),
+            Err(Error::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            b.add(t, -5, &[0], false),
+            Err(Error::OutOfRange { .. })
+        ));
         b.add(t, 0, &[0, 1], false).unwrap();
         b.add(t, 1, &[1], true).unwrap();
-        assert!(matches!(b.add(t, 2, &[0], false), Err(Error::BatchFull { capacity: 2 })));
+        assert!(matches!(
+            b.add(t, 2, &[0], false),
+            Err(Error::BatchFull { capacity: 2 })
+        ));
         assert_eq!(b.seq_ids().collect::<Vec<_>>(), vec![0, 1, 1]);
         assert_eq!(b.output_indices(), vec![1]);
         let raw = b.as_raw();

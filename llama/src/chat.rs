@@ -16,7 +16,10 @@ pub struct ChatMessage {
 impl ChatMessage {
     /// A message with the given role and content.
     pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
-        Self { role: role.into(), content: content.into() }
+        Self {
+            role: role.into(),
+            content: content.into(),
+        }
     }
 }
 
@@ -28,30 +31,59 @@ impl ChatMessage {
 /// let text = apply_template("chatml", &[ChatMessage::new("user", "hi")], true).unwrap();
 /// assert_eq!(text, "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
 /// ```
-pub fn apply_template(template: &str, messages: &[ChatMessage], add_assistant: bool) -> Result<String> {
+pub fn apply_template(
+    template: &str,
+    messages: &[ChatMessage],
+    add_assistant: bool,
+) -> Result<String> {
     crate::backend::init();
     let tmpl = c_string(template)?;
-    let owned: Vec<(std::ffi::CString, std::ffi::CString)> =
-        messages.iter().map(|m| Ok((c_string(&m.role)?, c_string(&m.content)?))).collect::<Result<_>>()?;
-    let raw: Vec<sys::llama_chat_message> =
-        owned.iter().map(|(r, c)| sys::llama_chat_message { role: r.as_ptr(), content: c.as_ptr() }).collect();
-    let total: usize = messages.iter().map(|m| m.role.len() + m.content.len()).sum();
+    let owned: Vec<(std::ffi::CString, std::ffi::CString)> = messages
+        .iter()
+        .map(|m| Ok((c_string(&m.role)?, c_string(&m.content)?)))
+        .collect::<Result<_>>()?;
+    let raw: Vec<sys::llama_chat_message> = owned
+        .iter()
+        .map(|(r, c)| sys::llama_chat_message {
+            role: r.as_ptr(),
+            content: c.as_ptr(),
+        })
+        .collect();
+    let total: usize = messages
+        .iter()
+        .map(|m| m.role.len() + m.content.len())
+        .sum();
     let mut buf = vec![0u8; total * 2 + 256];
     for _ in 0..2 {
-        let cap = i32::try_from(buf.len()).map_err(|_| Error::ChatTemplate("conversation too long".into()))?;
+        let cap = i32::try_from(buf.len())
+            .map_err(|_| Error::ChatTemplate("conversation too long".into()))?;
         // SAFETY: all strings NUL-terminated and alive; `buf` has `cap` bytes.
-        let n = unsafe { sys::llama_chat_apply_template(tmpl.as_ptr(), raw.as_ptr(), raw.len(), add_assistant, buf.as_mut_ptr().cast(), cap) };
+        let n = unsafe {
+            sys::llama_chat_apply_template(
+                tmpl.as_ptr(),
+                raw.as_ptr(),
+                raw.len(),
+                add_assistant,
+                buf.as_mut_ptr().cast(),
+                cap,
+            )
+        };
         if n < 0 {
-            return Err(Error::ChatTemplate(format!("template not supported: {template:.60}")));
+            return Err(Error::ChatTemplate(format!(
+                "template not supported: {template:.60}"
+            )));
         }
         let n = n as usize;
         if n <= buf.len() {
             buf.truncate(n);
-            return String::from_utf8(buf).map_err(|_| Error::ChatTemplate("output is not UTF-8".into()));
+            return String::from_utf8(buf)
+                .map_err(|_| Error::ChatTemplate("output is not UTF-8".into()));
         }
         buf.resize(n, 0);
     }
-    Err(Error::ChatTemplate("output size changed between calls".into()))
+    Err(Error::ChatTemplate(
+        "output size changed between calls".into(),
+    ))
 }
 
 /// Names of the built-in templates.
@@ -62,5 +94,7 @@ pub fn builtin_templates() -> Vec<String> {
     // SAFETY: `ptrs` has room for `n` pointers to static strings.
     unsafe { sys::llama_chat_builtin_templates(ptrs.as_mut_ptr(), n) };
     // SAFETY: each pointer is a static NUL-terminated string.
-    ptrs.into_iter().map(|p| unsafe { crate::backend::cstr_lossy(p) }).collect()
+    ptrs.into_iter()
+        .map(|p| unsafe { crate::backend::cstr_lossy(p) })
+        .collect()
 }

@@ -33,7 +33,9 @@ extern "C" fn eval_trampoline(t: *mut sys::ggml_tensor, ask: bool, data: *mut c_
         // SAFETY: `data` is the context's boxed `Callbacks`; the scheduler calls this from
         // the thread running decode, which holds `&mut Context`, so access is exclusive.
         let cb = unsafe { &mut *data.cast::<Callbacks>() };
-        let Some(observer) = cb.observer.as_mut() else { return };
+        let Some(observer) = cb.observer.as_mut() else {
+            return;
+        };
         // SAFETY: ggml passes a valid tensor for the duration of the call.
         let node = unsafe { describe(t) };
         observer(&node);
@@ -91,7 +93,10 @@ impl Drop for Context<'_> {
 
 impl std::fmt::Debug for Context<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Context").field("n_ctx", &self.n_ctx()).field("n_batch", &self.n_batch).finish()
+        f.debug_struct("Context")
+            .field("n_ctx", &self.n_ctx())
+            .field("n_batch", &self.n_batch)
+            .finish()
     }
 }
 
@@ -116,12 +121,24 @@ impl<'m> Context<'m> {
     /// Creates a context for `model`.
     pub fn new(model: &'m Model, params: ContextParams) -> Result<Context<'m>> {
         backend::init();
-        let ContextParams { mut raw, abort, observer } = params;
+        let ContextParams {
+            mut raw,
+            abort,
+            observer,
+        } = params;
         if raw.n_seq_max == 0 || raw.n_seq_max > 256 {
-            return Err(Error::OutOfRange { what: "n_seq_max", value: i64::from(raw.n_seq_max), expected: "1..=256".into() });
+            return Err(Error::OutOfRange {
+                what: "n_seq_max",
+                value: i64::from(raw.n_seq_max),
+                expected: "1..=256".into(),
+            });
         }
         if raw.n_batch == 0 && raw.n_ubatch == 0 {
-            return Err(Error::OutOfRange { what: "n_batch", value: 0, expected: ">= 1".into() });
+            return Err(Error::OutOfRange {
+                what: "n_batch",
+                value: 0,
+                expected: ">= 1".into(),
+            });
         }
         let mut callbacks = Box::new(Callbacks { abort, observer });
         let data: *mut c_void = (&mut *callbacks as *mut Callbacks).cast();
@@ -134,12 +151,30 @@ impl<'m> Context<'m> {
             raw.cb_eval_user_data = data;
         }
         // SAFETY: the model is valid for 'm; params are plain data; callback data is boxed.
-        let (ptr, log) = backend::capture_log(|| unsafe { sys::llama_init_from_model(model.as_ptr(), raw) });
-        let ptr = NonNull::new(ptr).ok_or(Error::Null { what: "llama_init_from_model", log })?;
+        let (ptr, log) =
+            backend::capture_log(|| unsafe { sys::llama_init_from_model(model.as_ptr(), raw) });
+        let ptr = NonNull::new(ptr).ok_or(Error::Null {
+            what: "llama_init_from_model",
+            log,
+        })?;
         // SAFETY: valid context.
-        let (n_batch, n_ubatch, n_seq_max) =
-            unsafe { (sys::llama_n_batch(ptr.as_ptr()), sys::llama_n_ubatch(ptr.as_ptr()), sys::llama_n_seq_max(ptr.as_ptr())) };
-        Ok(Context { ptr, model, callbacks, n_batch, n_ubatch, n_seq_max, embeddings: raw.embeddings, outputs: Vec::new() })
+        let (n_batch, n_ubatch, n_seq_max) = unsafe {
+            (
+                sys::llama_n_batch(ptr.as_ptr()),
+                sys::llama_n_ubatch(ptr.as_ptr()),
+                sys::llama_n_seq_max(ptr.as_ptr()),
+            )
+        };
+        Ok(Context {
+            ptr,
+            model,
+            callbacks,
+            n_batch,
+            n_ubatch,
+            n_seq_max,
+            embeddings: raw.embeddings,
+            outputs: Vec::new(),
+        })
     }
 
     pub(crate) fn as_ptr(&self) -> *mut sys::llama_context {
@@ -178,7 +213,11 @@ impl<'m> Context<'m> {
         }
         let n = batch.len() as i64;
         if n > i64::from(self.n_batch) {
-            return Err(Error::OutOfRange { what: "batch size", value: n, expected: format!("<= n_batch = {}", self.n_batch) });
+            return Err(Error::OutOfRange {
+                what: "batch size",
+                value: n,
+                expected: format!("<= n_batch = {}", self.n_batch),
+            });
         }
         // SAFETY: valid context.
         let causal = unsafe { sys::llama_get_causal_attn(self.as_ptr()) };
@@ -189,12 +228,23 @@ impl<'m> Context<'m> {
                 expected: format!("<= n_ubatch = {} for non-causal attention", self.n_ubatch),
             });
         }
-        if let Some(s) = batch.seq_ids().find(|&s| s < 0 || s as u32 >= self.n_seq_max) {
-            return Err(Error::OutOfRange { what: "sequence id", value: i64::from(s), expected: format!("0..{}", self.n_seq_max) });
+        if let Some(s) = batch
+            .seq_ids()
+            .find(|&s| s < 0 || s as u32 >= self.n_seq_max)
+        {
+            return Err(Error::OutOfRange {
+                what: "sequence id",
+                value: i64::from(s),
+                expected: format!("0..{}", self.n_seq_max),
+            });
         }
         let vocab = self.model.vocab();
         let n_vocab = vocab.n_tokens();
-        if let Some(&id) = batch.token_ids().iter().find(|&&id| id < 0 || id >= n_vocab) {
+        if let Some(&id) = batch
+            .token_ids()
+            .iter()
+            .find(|&&id| id < 0 || id >= n_vocab)
+        {
             return Err(Error::InvalidToken { id, n_vocab });
         }
         Ok(())
@@ -236,7 +286,11 @@ impl<'m> Context<'m> {
 
     fn check_output(&self, i: i32) -> Result<i32> {
         let n = self.outputs.len() as i32;
-        let ok = if i < 0 { i >= -n } else { self.outputs.contains(&i) };
+        let ok = if i < 0 {
+            i >= -n
+        } else {
+            self.outputs.contains(&i)
+        };
         if ok { Ok(i) } else { Err(Error::NoOutput(i)) }
     }
 
@@ -299,7 +353,11 @@ impl<'m> Context<'m> {
 
     pub(crate) fn check_seq(&self, seq: i32) -> Result<()> {
         if seq < 0 || seq as u32 >= self.n_seq_max {
-            return Err(Error::OutOfRange { what: "sequence id", value: i64::from(seq), expected: format!("0..{}", self.n_seq_max) });
+            return Err(Error::OutOfRange {
+                what: "sequence id",
+                value: i64::from(seq),
+                expected: format!("0..{}", self.n_seq_max),
+            });
         }
         Ok(())
     }
@@ -307,7 +365,11 @@ impl<'m> Context<'m> {
     /// Sets the threads for generation and batch processing.
     pub fn set_threads(&mut self, n_gen: i32, n_batch: i32) -> Result<()> {
         if n_gen < 1 || n_batch < 1 {
-            return Err(Error::OutOfRange { what: "threads", value: i64::from(n_gen.min(n_batch)), expected: ">= 1".into() });
+            return Err(Error::OutOfRange {
+                what: "threads",
+                value: i64::from(n_gen.min(n_batch)),
+                expected: ">= 1".into(),
+            });
         }
         // SAFETY: valid context.
         unsafe { sys::llama_set_n_threads(self.as_ptr(), n_gen, n_batch) };

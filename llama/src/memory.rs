@@ -12,13 +12,21 @@ fn range(p0: Option<i32>, p1: Option<i32>) -> Result<(i32, i32)> {
     let (a, b) = (p0.unwrap_or(-1), p1.unwrap_or(-1));
     for v in [p0, p1].into_iter().flatten() {
         if v < 0 {
-            return Err(Error::OutOfRange { what: "position", value: i64::from(v), expected: ">= 0 (None = open end)".into() });
+            return Err(Error::OutOfRange {
+                what: "position",
+                value: i64::from(v),
+                expected: ">= 0 (None = open end)".into(),
+            });
         }
     }
-    if let (Some(x), Some(y)) = (p0, p1) {
-        if x > y {
-            return Err(Error::OutOfRange { what: "position range start", value: i64::from(x), expected: format!("<= end {y}") });
-        }
+    if let (Some(x), Some(y)) = (p0, p1)
+        && x > y
+    {
+        return Err(Error::OutOfRange {
+            what: "position range start",
+            value: i64::from(x),
+            expected: format!("<= end {y}"),
+        });
     }
     Ok((a, b))
 }
@@ -65,13 +73,23 @@ impl Context<'_> {
     }
 
     /// Adds `delta` to the positions `[p0, p1)` of `seq`.
-    pub fn seq_add(&mut self, seq: i32, p0: Option<i32>, p1: Option<i32>, delta: i32) -> Result<()> {
+    pub fn seq_add(
+        &mut self,
+        seq: i32,
+        p0: Option<i32>,
+        p1: Option<i32>,
+        delta: i32,
+    ) -> Result<()> {
         self.check_seq(seq)?;
         let (a, b) = range(p0, p1)?;
-        if let Some(max) = self.seq_pos_max(seq)? {
-            if i64::from(max) + i64::from(delta) > i64::from(i32::MAX) {
-                return Err(Error::OutOfRange { what: "position delta", value: i64::from(delta), expected: "no overflow".into() });
-            }
+        if let Some(max) = self.seq_pos_max(seq)?
+            && i64::from(max) + i64::from(delta) > i64::from(i32::MAX)
+        {
+            return Err(Error::OutOfRange {
+                what: "position delta",
+                value: i64::from(delta),
+                expected: "no overflow".into(),
+            });
         }
         // SAFETY: valid memory; id and range checked; no overflow.
         unsafe { sys::llama_memory_seq_add(self.mem(), seq, a, b, delta) };
@@ -82,7 +100,11 @@ impl Context<'_> {
     pub fn seq_div(&mut self, seq: i32, p0: Option<i32>, p1: Option<i32>, d: i32) -> Result<()> {
         self.check_seq(seq)?;
         if d == 0 {
-            return Err(Error::OutOfRange { what: "divisor", value: 0, expected: "!= 0".into() });
+            return Err(Error::OutOfRange {
+                what: "divisor",
+                value: 0,
+                expected: "!= 0".into(),
+            });
         }
         let (a, b) = range(p0, p1)?;
         // SAFETY: valid memory; id, range and divisor checked.
@@ -139,7 +161,8 @@ impl Context<'_> {
         let size = unsafe { sys::llama_state_seq_get_size(self.as_ptr(), seq) };
         let mut buf = vec![0u8; size];
         // SAFETY: `buf` has `size` bytes.
-        let n = unsafe { sys::llama_state_seq_get_data(self.as_ptr(), buf.as_mut_ptr(), size, seq) };
+        let n =
+            unsafe { sys::llama_state_seq_get_data(self.as_ptr(), buf.as_mut_ptr(), size, seq) };
         if n == 0 || n > size {
             return Err(Error::State("save sequence"));
         }
@@ -152,7 +175,9 @@ impl Context<'_> {
     pub fn set_seq_state(&mut self, bytes: &[u8], seq: i32) -> Result<()> {
         self.check_seq(seq)?;
         // SAFETY: `bytes` valid for its length; id checked.
-        let n = unsafe { sys::llama_state_seq_set_data(self.as_ptr(), bytes.as_ptr(), bytes.len(), seq) };
+        let n = unsafe {
+            sys::llama_state_seq_set_data(self.as_ptr(), bytes.as_ptr(), bytes.len(), seq)
+        };
         if n == 0 {
             let _ = self.seq_rm(Some(seq), None, None);
             return Err(Error::State("load sequence"));
@@ -165,17 +190,35 @@ impl Context<'_> {
         let p = c_string(&path.as_ref().to_string_lossy())?;
         let ids: Vec<i32> = tokens.iter().map(|t| t.id()).collect();
         // SAFETY: path NUL-terminated; ids valid for their length.
-        let ok = unsafe { sys::llama_state_save_file(self.as_ptr(), p.as_ptr(), ids.as_ptr(), ids.len()) };
-        if ok { Ok(()) } else { Err(Error::State("save to file")) }
+        let ok = unsafe {
+            sys::llama_state_save_file(self.as_ptr(), p.as_ptr(), ids.as_ptr(), ids.len())
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::State("save to file"))
+        }
     }
 
     /// Loads a state file written by [`save_state_file`](Self::save_state_file); returns its tokens.
-    pub fn load_state_file(&mut self, path: impl AsRef<Path>, max_tokens: usize) -> Result<Vec<Token>> {
+    pub fn load_state_file(
+        &mut self,
+        path: impl AsRef<Path>,
+        max_tokens: usize,
+    ) -> Result<Vec<Token>> {
         let p = c_string(&path.as_ref().to_string_lossy())?;
         let mut ids = vec![0i32; max_tokens];
         let mut n = 0usize;
         // SAFETY: path NUL-terminated; `ids` has room for `max_tokens` tokens; n is written.
-        let ok = unsafe { sys::llama_state_load_file(self.as_ptr(), p.as_ptr(), ids.as_mut_ptr(), max_tokens, &mut n) };
+        let ok = unsafe {
+            sys::llama_state_load_file(
+                self.as_ptr(),
+                p.as_ptr(),
+                ids.as_mut_ptr(),
+                max_tokens,
+                &mut n,
+            )
+        };
         if !ok {
             return Err(Error::State("load from file"));
         }

@@ -26,7 +26,10 @@ impl Default for ModelParams {
         backend::init();
         // SAFETY: returns a plain struct by value.
         let raw = unsafe { sys::llama_model_default_params() };
-        Self { raw, progress: None }
+        Self {
+            raw,
+            progress: None,
+        }
     }
 }
 
@@ -57,7 +60,11 @@ impl ModelParams {
 
     /// Memory-map the file (`true`) or read it (`false`).
     pub fn mmap(mut self, on: bool) -> Self {
-        self.raw.load_mode = if on { sys::LLAMA_LOAD_MODE_MMAP } else { sys::LLAMA_LOAD_MODE_NONE };
+        self.raw.load_mode = if on {
+            sys::LLAMA_LOAD_MODE_MMAP
+        } else {
+            sys::LLAMA_LOAD_MODE_NONE
+        };
         self
     }
 
@@ -116,7 +123,9 @@ unsafe impl Sync for Model {}
 
 impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Model").field("desc", &self.description()).finish()
+        f.debug_struct("Model")
+            .field("desc", &self.description())
+            .finish()
     }
 }
 
@@ -133,7 +142,10 @@ impl Model {
         backend::init();
         let path = path.as_ref();
         if !path.is_file() {
-            return Err(Error::ModelLoad { path: path.into(), reason: "no such file".into() });
+            return Err(Error::ModelLoad {
+                path: path.into(),
+                reason: "no such file".into(),
+            });
         }
         let c_path = c_string(&path.to_string_lossy())?;
         let mut progress: Option<ProgressFn> = params.progress.take();
@@ -142,11 +154,17 @@ impl Model {
             params.raw.progress_callback_user_data = (f as *mut ProgressFn).cast();
         }
         // SAFETY: the path is NUL-terminated; the progress closure outlives the call.
-        let (ptr, log) = backend::capture_log(|| unsafe { sys::llama_model_load_from_file(c_path.as_ptr(), params.raw) });
+        let (ptr, log) = backend::capture_log(|| unsafe {
+            sys::llama_model_load_from_file(c_path.as_ptr(), params.raw)
+        });
         drop(progress);
         let ptr = NonNull::new(ptr).ok_or_else(|| Error::ModelLoad {
             path: path.into(),
-            reason: if log.is_empty() { "llama.cpp returned NULL (cancelled?)".into() } else { log },
+            reason: if log.is_empty() {
+                "llama.cpp returned NULL (cancelled?)".into()
+            } else {
+                log
+            },
         })?;
         Ok(Model { ptr })
     }
@@ -165,7 +183,8 @@ impl Model {
     /// Short description, e.g. `qwen3next 80B.A3B Q4_0`.
     pub fn description(&self) -> String {
         // SAFETY: valid model; the closure fills at most `len` bytes.
-        read_string(|buf, len| unsafe { sys::llama_model_desc(self.as_ptr(), buf, len) }).unwrap_or_default()
+        read_string(|buf, len| unsafe { sys::llama_model_desc(self.as_ptr(), buf, len) })
+            .unwrap_or_default()
     }
 
     /// Total size of all tensors in bytes.
@@ -226,7 +245,9 @@ impl Model {
     pub fn meta(&self, key: &str) -> Option<String> {
         let key = c_string(key).ok()?;
         // SAFETY: valid model and key; the closure fills at most `len` bytes.
-        read_string(|buf, len| unsafe { sys::llama_model_meta_val_str(self.as_ptr(), key.as_ptr(), buf, len) })
+        read_string(|buf, len| unsafe {
+            sys::llama_model_meta_val_str(self.as_ptr(), key.as_ptr(), buf, len)
+        })
     }
 
     /// Every metadata key and value, in file order.
@@ -236,9 +257,13 @@ impl Model {
         (0..n)
             .filter_map(|i| {
                 // SAFETY: i < meta_count; the closures fill at most `len` bytes.
-                let k = read_string(|b, l| unsafe { sys::llama_model_meta_key_by_index(self.as_ptr(), i, b, l) })?;
+                let k = read_string(|b, l| unsafe {
+                    sys::llama_model_meta_key_by_index(self.as_ptr(), i, b, l)
+                })?;
                 // SAFETY: as above.
-                let v = read_string(|b, l| unsafe { sys::llama_model_meta_val_str_by_index(self.as_ptr(), i, b, l) })?;
+                let v = read_string(|b, l| unsafe {
+                    sys::llama_model_meta_val_str_by_index(self.as_ptr(), i, b, l)
+                })?;
                 Some((k, v))
             })
             .collect()
@@ -253,7 +278,12 @@ impl Model {
     pub fn chat_template(&self, name: Option<&str>) -> Option<String> {
         let name = name.map(c_string).transpose().ok()?;
         // SAFETY: valid model; name is NULL or NUL-terminated; returns NULL or a string owned by the model.
-        let p = unsafe { sys::llama_model_chat_template(self.as_ptr(), name.as_ref().map_or(std::ptr::null(), |n| n.as_ptr())) };
+        let p = unsafe {
+            sys::llama_model_chat_template(
+                self.as_ptr(),
+                name.as_ref().map_or(std::ptr::null(), |n| n.as_ptr()),
+            )
+        };
         // SAFETY: p is NULL or a valid NUL-terminated string.
         (!p.is_null()).then(|| unsafe { cstr_lossy(p) })
     }

@@ -141,7 +141,11 @@ impl Default for ContextParams {
         backend::init();
         // SAFETY: returns a plain struct by value.
         let raw = unsafe { sys::llama_context_default_params() };
-        Self { raw, abort: None, observer: None }
+        Self {
+            raw,
+            abort: None,
+            observer: None,
+        }
     }
 }
 

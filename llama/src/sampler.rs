@@ -65,8 +65,14 @@ impl<'v> SamplerBuilder<'v> {
                 self.selects = selects;
             }
             None if self.error.is_none() => {
-                let detail = if log.is_empty() { String::new() } else { format!(": {log}") };
-                self.error = Some(Error::Sampler(format!("{what} could not be created{detail}")));
+                let detail = if log.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {log}")
+                };
+                self.error = Some(Error::Sampler(format!(
+                    "{what} could not be created{detail}"
+                )));
             }
             None => {}
         }
@@ -100,19 +106,28 @@ impl<'v> SamplerBuilder<'v> {
     /// Nucleus sampling.
     pub fn top_p(self, p: f32, min_keep: usize) -> Self {
         // SAFETY: no preconditions.
-        self.filter(unsafe { sys::llama_sampler_init_top_p(p, min_keep) }, "top_p")
+        self.filter(
+            unsafe { sys::llama_sampler_init_top_p(p, min_keep) },
+            "top_p",
+        )
     }
 
     /// Drops tokens below `p` times the top probability.
     pub fn min_p(self, p: f32, min_keep: usize) -> Self {
         // SAFETY: no preconditions.
-        self.filter(unsafe { sys::llama_sampler_init_min_p(p, min_keep) }, "min_p")
+        self.filter(
+            unsafe { sys::llama_sampler_init_min_p(p, min_keep) },
+            "min_p",
+        )
     }
 
     /// Locally typical sampling.
     pub fn typical(self, p: f32, min_keep: usize) -> Self {
         // SAFETY: no preconditions.
-        self.filter(unsafe { sys::llama_sampler_init_typical(p, min_keep) }, "typical")
+        self.filter(
+            unsafe { sys::llama_sampler_init_typical(p, min_keep) },
+            "typical",
+        )
     }
 
     /// Temperature.
@@ -124,19 +139,28 @@ impl<'v> SamplerBuilder<'v> {
     /// Dynamic temperature.
     pub fn temp_ext(self, t: f32, delta: f32, exponent: f32) -> Self {
         // SAFETY: no preconditions.
-        self.filter(unsafe { sys::llama_sampler_init_temp_ext(t, delta, exponent) }, "temp_ext")
+        self.filter(
+            unsafe { sys::llama_sampler_init_temp_ext(t, delta, exponent) },
+            "temp_ext",
+        )
     }
 
     /// Exclude-top-choices sampling.
     pub fn xtc(self, p: f32, t: f32, min_keep: usize, seed: u32) -> Self {
         // SAFETY: no preconditions.
-        self.filter(unsafe { sys::llama_sampler_init_xtc(p, t, min_keep, seed) }, "xtc")
+        self.filter(
+            unsafe { sys::llama_sampler_init_xtc(p, t, min_keep, seed) },
+            "xtc",
+        )
     }
 
     /// Top-n-sigma.
     pub fn top_n_sigma(self, n: f32) -> Self {
         // SAFETY: no preconditions.
-        self.filter(unsafe { sys::llama_sampler_init_top_n_sigma(n) }, "top_n_sigma")
+        self.filter(
+            unsafe { sys::llama_sampler_init_top_n_sigma(n) },
+            "top_n_sigma",
+        )
     }
 
     /// Mirostat v1 (selects).
@@ -158,26 +182,49 @@ impl<'v> SamplerBuilder<'v> {
     pub fn penalties(self, last_n: i32, repeat: f32, freq: f32, present: f32) -> Self {
         if !(repeat > 0.0 && freq.is_finite() && present.is_finite()) {
             let mut s = self;
-            s.error.get_or_insert(Error::Sampler("penalties: repeat must be > 0, freq and present finite".into()));
+            s.error.get_or_insert(Error::Sampler(
+                "penalties: repeat must be > 0, freq and present finite".into(),
+            ));
             return s;
         }
         let n_vocab = self.vocab.n_tokens();
         // SAFETY: arguments checked as the header requires.
-        self.filter(unsafe { sys::llama_sampler_init_penalties(n_vocab, last_n, repeat, freq, present) }, "penalties")
+        self.filter(
+            unsafe { sys::llama_sampler_init_penalties(n_vocab, last_n, repeat, freq, present) },
+            "penalties",
+        )
     }
 
     /// DRY ("don't repeat yourself") penalty.
-    pub fn dry(self, multiplier: f32, base: f32, allowed_length: i32, last_n: i32, breakers: &[&str]) -> Self {
+    pub fn dry(
+        self,
+        multiplier: f32,
+        base: f32,
+        allowed_length: i32,
+        last_n: i32,
+        breakers: &[&str],
+    ) -> Self {
         let owned: Result<Vec<CString>> = breakers.iter().map(|b| c_string(b)).collect();
         let Ok(owned) = owned else {
             let mut s = self;
-            s.error.get_or_insert(Error::Sampler("dry: sequence breaker contains NUL".into()));
+            s.error
+                .get_or_insert(Error::Sampler("dry: sequence breaker contains NUL".into()));
             return s;
         };
         let mut ptrs: Vec<*const std::ffi::c_char> = owned.iter().map(|c| c.as_ptr()).collect();
         let vocab = self.vocab.as_ptr();
         // SAFETY: vocab valid; the breaker strings live until the call returns (copied inside).
-        let p = unsafe { sys::llama_sampler_init_dry(vocab, multiplier, base, allowed_length, last_n, ptrs.as_mut_ptr(), ptrs.len()) };
+        let p = unsafe {
+            sys::llama_sampler_init_dry(
+                vocab,
+                multiplier,
+                base,
+                allowed_length,
+                last_n,
+                ptrs.as_mut_ptr(),
+                ptrs.len(),
+            )
+        };
         self.filter(p, "dry")
     }
 
@@ -186,12 +233,24 @@ impl<'v> SamplerBuilder<'v> {
         let n_vocab = self.vocab.n_tokens();
         if let Some((t, _)) = biases.iter().find(|(t, _)| !(0..n_vocab).contains(&t.id())) {
             let mut s = self;
-            s.error.get_or_insert(Error::InvalidToken { id: t.id(), n_vocab });
+            s.error.get_or_insert(Error::InvalidToken {
+                id: t.id(),
+                n_vocab,
+            });
             return s;
         }
-        let raw: Vec<sys::llama_logit_bias> = biases.iter().map(|(t, b)| sys::llama_logit_bias { token: t.id(), bias: *b }).collect();
+        let raw: Vec<sys::llama_logit_bias> = biases
+            .iter()
+            .map(|(t, b)| sys::llama_logit_bias {
+                token: t.id(),
+                bias: *b,
+            })
+            .collect();
         // SAFETY: token ids checked; `raw` valid for its length (copied inside).
-        self.filter(unsafe { sys::llama_sampler_init_logit_bias(n_vocab, raw.len() as i32, raw.as_ptr()) }, "logit_bias")
+        self.filter(
+            unsafe { sys::llama_sampler_init_logit_bias(n_vocab, raw.len() as i32, raw.as_ptr()) },
+            "logit_bias",
+        )
     }
 
     /// Constrains output to a GBNF grammar (rooted at `root`). A grammar that
@@ -209,23 +268,29 @@ impl<'v> SamplerBuilder<'v> {
     fn grammar_impl(self, gbnf: &str, root: &str, lazy: Option<(&[&str], &[Token])>) -> Self {
         let (Ok(g), Ok(r)) = (c_string(gbnf), c_string(root)) else {
             let mut s = self;
-            s.error.get_or_insert(Error::Sampler("grammar contains a NUL byte".into()));
+            s.error
+                .get_or_insert(Error::Sampler("grammar contains a NUL byte".into()));
             return s;
         };
         let vocab = self.vocab.as_ptr();
         let (p, log) = match lazy {
             None => {
                 // SAFETY: vocab valid, strings NUL-terminated; llama.cpp catches parse errors and returns NULL.
-                backend::capture_log(|| unsafe { sys::llama_sampler_init_grammar(vocab, g.as_ptr(), r.as_ptr()) })
+                backend::capture_log(|| unsafe {
+                    sys::llama_sampler_init_grammar(vocab, g.as_ptr(), r.as_ptr())
+                })
             }
             Some((patterns, tokens)) => {
                 let pats: Result<Vec<CString>> = patterns.iter().map(|p| c_string(p)).collect();
                 let Ok(pats) = pats else {
                     let mut s = self;
-                    s.error.get_or_insert(Error::Sampler("trigger pattern contains a NUL byte".into()));
+                    s.error.get_or_insert(Error::Sampler(
+                        "trigger pattern contains a NUL byte".into(),
+                    ));
                     return s;
                 };
-                let mut pat_ptrs: Vec<*const std::ffi::c_char> = pats.iter().map(|c| c.as_ptr()).collect();
+                let mut pat_ptrs: Vec<*const std::ffi::c_char> =
+                    pats.iter().map(|c| c.as_ptr()).collect();
                 let ids: Vec<i32> = tokens.iter().map(|t| t.id()).collect();
                 // SAFETY: all pointers valid for the call; llama.cpp catches regex and parse errors.
                 backend::capture_log(|| unsafe {
@@ -250,16 +315,25 @@ impl<'v> SamplerBuilder<'v> {
             return Err(e);
         }
         if !self.selects {
-            return Err(Error::Sampler("the chain must end in a selecting sampler (greedy, dist, mirostat)".into()));
+            return Err(Error::Sampler(
+                "the chain must end in a selecting sampler (greedy, dist, mirostat)".into(),
+            ));
         }
         // SAFETY: returns default params by value; chain_init allocates a chain.
-        let chain = unsafe { sys::llama_sampler_chain_init(sys::llama_sampler_chain_default_params()) };
-        let chain = NonNull::new(chain).ok_or(Error::Null { what: "llama_sampler_chain_init", log: String::new() })?;
+        let chain =
+            unsafe { sys::llama_sampler_chain_init(sys::llama_sampler_chain_default_params()) };
+        let chain = NonNull::new(chain).ok_or(Error::Null {
+            what: "llama_sampler_chain_init",
+            log: String::new(),
+        })?;
         for s in self.samplers.drain(..) {
             // SAFETY: the chain takes ownership of each sampler.
             unsafe { sys::llama_sampler_chain_add(chain.as_ptr(), s.as_ptr()) };
         }
-        Ok(SamplerChain { ptr: chain, n_vocab: self.vocab.n_tokens() })
+        Ok(SamplerChain {
+            ptr: chain,
+            n_vocab: self.vocab.n_tokens(),
+        })
     }
 }
 
@@ -267,7 +341,12 @@ impl SamplerChain {
     /// Starts a chain for models with this vocabulary.
     pub fn builder(vocab: Vocab<'_>) -> SamplerBuilder<'_> {
         backend::init();
-        SamplerBuilder { vocab, samplers: Vec::new(), selects: false, error: None }
+        SamplerBuilder {
+            vocab,
+            samplers: Vec::new(),
+            selects: false,
+            error: None,
+        }
     }
 
     /// Samples a token from the logits of batch index `idx` of the last decode,
@@ -275,17 +354,26 @@ impl SamplerChain {
     pub fn sample(&mut self, ctx: &mut Context<'_>, idx: i32) -> Result<Token> {
         ctx.logits(idx)?;
         if ctx.model().vocab().n_tokens() != self.n_vocab {
-            return Err(Error::Sampler("chain was built for another vocabulary".into()));
+            return Err(Error::Sampler(
+                "chain was built for another vocabulary".into(),
+            ));
         }
         // SAFETY: `idx` is a checked output of the last decode; chain and context valid.
         let id = unsafe { sys::llama_sampler_sample(self.ptr.as_ptr(), ctx_ptr(ctx), idx) };
-        ctx.model().vocab().token(id).map_err(|_| Error::Sampler(format!("sampled invalid token {id} (grammar rejected every token?)")))
+        ctx.model().vocab().token(id).map_err(|_| {
+            Error::Sampler(format!(
+                "sampled invalid token {id} (grammar rejected every token?)"
+            ))
+        })
     }
 
     /// Records a token chosen elsewhere (prompt tokens, for penalties and grammar).
     pub fn accept(&mut self, token: Token) -> Result<()> {
         if !(0..self.n_vocab).contains(&token.id()) {
-            return Err(Error::InvalidToken { id: token.id(), n_vocab: self.n_vocab });
+            return Err(Error::InvalidToken {
+                id: token.id(),
+                n_vocab: self.n_vocab,
+            });
         }
         // SAFETY: valid chain, token in range.
         unsafe { sys::llama_sampler_accept(self.ptr.as_ptr(), token.id()) };

@@ -48,7 +48,9 @@ unsafe impl Sync for Vocab<'_> {}
 
 impl std::fmt::Debug for Vocab<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Vocab").field("n_tokens", &self.n_tokens()).finish()
+        f.debug_struct("Vocab")
+            .field("n_tokens", &self.n_tokens())
+            .finish()
     }
 }
 
@@ -56,7 +58,10 @@ impl<'m> Vocab<'m> {
     pub(crate) fn new(ptr: *const sys::llama_vocab) -> Self {
         // llama_model_get_vocab never returns NULL for a loaded model.
         let ptr = NonNull::new(ptr.cast_mut()).unwrap_or(NonNull::dangling());
-        Self { ptr, _model: PhantomData }
+        Self {
+            ptr,
+            _model: PhantomData,
+        }
     }
 
     pub(crate) fn as_ptr(&self) -> *const sys::llama_vocab {
@@ -76,7 +81,11 @@ impl<'m> Vocab<'m> {
     /// Checks an id against this vocabulary.
     pub fn token(&self, id: i32) -> Result<Token> {
         let n_vocab = self.n_tokens();
-        if (0..n_vocab).contains(&id) { Ok(Token(id)) } else { Err(Error::InvalidToken { id, n_vocab }) }
+        if (0..n_vocab).contains(&id) {
+            Ok(Token(id))
+        } else {
+            Err(Error::InvalidToken { id, n_vocab })
+        }
     }
 
     /// Re-checks a token (it may come from another model's vocabulary).
@@ -139,13 +148,17 @@ impl<'m> Vocab<'m> {
     /// Whether `t` ends generation (EOS, EOT, ...).
     pub fn is_eog(&self, t: Token) -> bool {
         // SAFETY: valid vocab; the id is in range (checked).
-        self.check(t).map(|id| unsafe { sys::llama_vocab_is_eog(self.raw(), id) }).unwrap_or(false)
+        self.check(t)
+            .map(|id| unsafe { sys::llama_vocab_is_eog(self.raw(), id) })
+            .unwrap_or(false)
     }
 
     /// Whether `t` is a control token.
     pub fn is_control(&self, t: Token) -> bool {
         // SAFETY: valid vocab; the id is in range (checked).
-        self.check(t).map(|id| unsafe { sys::llama_vocab_is_control(self.raw(), id) }).unwrap_or(false)
+        self.check(t)
+            .map(|id| unsafe { sys::llama_vocab_is_control(self.raw(), id) })
+            .unwrap_or(false)
     }
 
     /// The token's attribute bits (`LLAMA_TOKEN_ATTR_*`).
@@ -164,18 +177,38 @@ impl<'m> Vocab<'m> {
 
     /// Tokenizes `text`. `add_special` adds BOS/EOS as the model wants;
     /// `parse_special` turns control-token text (`<|im_end|>`) into those tokens.
-    pub fn tokenize(&self, text: &str, add_special: bool, parse_special: bool) -> Result<Vec<Token>> {
-        let len = i32::try_from(text.len())
-            .map_err(|_| Error::OutOfRange { what: "text length", value: text.len() as i64, expected: "< 2^31 bytes".into() })?;
+    pub fn tokenize(
+        &self,
+        text: &str,
+        add_special: bool,
+        parse_special: bool,
+    ) -> Result<Vec<Token>> {
+        let len = i32::try_from(text.len()).map_err(|_| Error::OutOfRange {
+            what: "text length",
+            value: text.len() as i64,
+            expected: "< 2^31 bytes".into(),
+        })?;
         let mut out: Vec<i32> = vec![0; text.len() + 2];
         for _ in 0..2 {
             let cap = i32::try_from(out.len()).unwrap_or(i32::MAX);
             // SAFETY: `text` is valid for `len` bytes; `out` has room for `cap` tokens.
             let n = unsafe {
-                sys::llama_tokenize(self.raw(), text.as_ptr().cast(), len, out.as_mut_ptr(), cap, add_special, parse_special)
+                sys::llama_tokenize(
+                    self.raw(),
+                    text.as_ptr().cast(),
+                    len,
+                    out.as_mut_ptr(),
+                    cap,
+                    add_special,
+                    parse_special,
+                )
             };
             if n == i32::MIN {
-                return Err(Error::OutOfRange { what: "token count", value: i64::MIN, expected: "< 2^31".into() });
+                return Err(Error::OutOfRange {
+                    what: "token count",
+                    value: i64::MIN,
+                    expected: "< 2^31".into(),
+                });
             }
             if n >= 0 {
                 out.truncate(n as usize);
@@ -183,7 +216,11 @@ impl<'m> Vocab<'m> {
             }
             out.resize(n.unsigned_abs() as usize, 0);
         }
-        Err(Error::OutOfRange { what: "token count", value: out.len() as i64, expected: "stable across two calls".into() })
+        Err(Error::OutOfRange {
+            what: "token count",
+            value: out.len() as i64,
+            expected: "stable across two calls".into(),
+        })
     }
 
     /// The bytes of one token (may be part of a multi-byte character).
@@ -193,7 +230,9 @@ impl<'m> Vocab<'m> {
         loop {
             let cap = i32::try_from(buf.len()).unwrap_or(i32::MAX);
             // SAFETY: valid vocab, id in range, `buf` has room for `cap` bytes.
-            let n = unsafe { sys::llama_token_to_piece(self.raw(), id, buf.as_mut_ptr().cast(), cap, 0, special) };
+            let n = unsafe {
+                sys::llama_token_to_piece(self.raw(), id, buf.as_mut_ptr().cast(), cap, 0, special)
+            };
             if n >= 0 {
                 buf.truncate(n as usize);
                 return Ok(buf);
@@ -208,16 +247,35 @@ impl<'m> Vocab<'m> {
     }
 
     /// Turns tokens back into text.
-    pub fn detokenize(&self, tokens: &[Token], remove_special: bool, unparse_special: bool) -> Result<String> {
-        let ids = tokens.iter().map(|&t| self.check(t)).collect::<Result<Vec<i32>>>()?;
-        let n_ids = i32::try_from(ids.len())
-            .map_err(|_| Error::OutOfRange { what: "token count", value: ids.len() as i64, expected: "< 2^31".into() })?;
+    pub fn detokenize(
+        &self,
+        tokens: &[Token],
+        remove_special: bool,
+        unparse_special: bool,
+    ) -> Result<String> {
+        let ids = tokens
+            .iter()
+            .map(|&t| self.check(t))
+            .collect::<Result<Vec<i32>>>()?;
+        let n_ids = i32::try_from(ids.len()).map_err(|_| Error::OutOfRange {
+            what: "token count",
+            value: ids.len() as i64,
+            expected: "< 2^31".into(),
+        })?;
         let mut buf = vec![0u8; ids.len() * 4 + 16];
         loop {
             let cap = i32::try_from(buf.len()).unwrap_or(i32::MAX);
             // SAFETY: ids are in range; `buf` has room for `cap` bytes.
             let n = unsafe {
-                sys::llama_detokenize(self.raw(), ids.as_ptr(), n_ids, buf.as_mut_ptr().cast(), cap, remove_special, unparse_special)
+                sys::llama_detokenize(
+                    self.raw(),
+                    ids.as_ptr(),
+                    n_ids,
+                    buf.as_mut_ptr().cast(),
+                    cap,
+                    remove_special,
+                    unparse_special,
+                )
             };
             if n >= 0 {
                 buf.truncate(n as usize);
