@@ -1,2 +1,38 @@
-//! `llama-bench`.
-fn main() {}
+//! `llama-bench`: upstream llama-bench's flags and output, plus
+//! `compare` (patched vs upstream, side by side), `graph`, `membw`, `synth`.
+
+mod checks;
+mod cli;
+mod compare;
+mod models;
+mod roofline;
+mod runner;
+mod worker;
+
+/// Errors here are messages for the user.
+pub type Result<T> = std::result::Result<T, String>;
+
+pub(crate) fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// Writes a synthetic model (used for the default benchmark model).
+pub(crate) fn synth_model(path: &std::path::Path, preset: &str, layers: Option<u32>, ftype: &str) -> Result<()> {
+    cli::synth_model(path, preset, layers, ftype)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("worker") => worker::serve(),
+        Some("compare") => cli::compare(&args[1..]),
+        Some("graph") => cli::graph(&args[1..]),
+        Some("membw") => cli::membw(&args[1..]),
+        Some("synth") => cli::synth(&args[1..]),
+        _ => cli::run(&args),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,120 @@
+//! Subcommand entry points.
+
+use clap::Parser;
+use serde_json::json;
+
+use crate::compare::{self, CompareRow};
+use crate::models;
+use crate::roofline;
+use crate::worker::Request;
+use crate::{Result, err};
+
+/// `llama-bench graph`: per build, the node statistics of one decode step and one prompt ubatch.
+#[derive(Debug, Parser)]
+#[command(name = "llama-bench graph")]
+struct GraphArgs {
+    /// Model (default: the synthetic Qwen3-Next-80B-A3B, 4 layers, Q4_0).
+    #[arg(short = 'm', long = "model")]
+    model: Option<String>,
+    /// Tokens in the prompt ubatch.
+    #[arg(long = "ubatch-size", visible_alias = "ub", default_value_t = 512)]
+    n_ubatch: u32,
+    /// Threads.
+    #[arg(short = 't', long = "threads", default_value_t = default_threads())]
+    threads: i32,
+    /// Output format: md or json.
+    #[arg(short = 'o', long = "output", default_value = "md")]
+    output: String,
+}
+
+/// `llama-bench membw`: the machine's read bandwidth.
+#[derive(Debug, Parser)]
+#[command(name = "llama-bench membw")]
+struct MembwArgs {
+    /// Threads.
+    #[arg(short = 't', long = "threads", default_value_t = default_threads())]
+    threads: i32,
+}
+
+pub(crate) fn default_threads() -> i32 {
+    std::thread::available_parallelism().map_or(4, |n| n.get() as i32)
+}
+
+fn model_or_default(m: Option<String>) -> Result<String> {
+    match m {
+        Some(m) => Ok(m),
+        None => Ok(models::default_model(4, "q4_0")?.to_string_lossy().into_owned()),
+    }
+}
+
+/// One row of `graph -o json`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct GraphRow {
+    /// `upstream` or `patched`.
+    pub build: String,
+    /// `decode` or `prompt`.
+    pub phase: String,
+    /// The counts.
+    #[serde(flatten)]
+    pub counts: crate::checks::GraphCounts,
+}
+
+pub fn graph(args: &[String]) -> Result<()> {
+    let a = GraphArgs::try_parse_from(std::iter::once("graph".to_string()).chain(args.iter().cloned())).map_err(err)?;
+    let model = model_or_default(a.model)?;
+    let (mut workers, _) = compare::start_workers(&model, 0, true)?;
+    let mut rows = Vec::new();
+    for w in workers.iter_mut() {
+        for (phase, n) in [("decode", 1), ("prompt", a.n_ubatch)] {
+            let v = w.call(&Request::Graph { n_tokens: n, n_threads: a.threads })?;
+            rows.push(GraphRow { build: w.build.clone(), phase: phase.into(), counts: serde_json::from_value(v).map_err(err)? });
+        }
+    }
+    if a.output == "json" {
+        println!("{}", serde_json::to_string_pretty(&rows).map_err(err)?);
+        return Ok(());
+    }
+    println!("| build | phase | nodes | copy nodes | copy bytes | compute buffer |");
+    println!("| --- | --- | ---: | ---: | ---: | ---: |");
+    for r in &rows {
+        let c = &r.counts;
+        println!("| {} | {} | {} | {} | {} | {:.2} MiB |", r.build, r.phase, c.n_nodes, c.copy_nodes, c.copy_bytes, c.compute_buffer_bytes as f64 / 1048576.0);
+    }
+    println!();
+    let ops: std::collections::BTreeSet<&String> = rows.iter().flat_map(|r| r.counts.ops.keys()).collect();
+    println!("| op | {} |", rows.iter().map(|r| format!("{} {}", r.build, r.phase)).collect::<Vec<_>>().join(" | "));
+    println!("| --- |{}", " ---: |".repeat(rows.len()));
+    for op in ops {
+        let cells: Vec<String> = rows.iter().map(|r| r.counts.ops.get(op).copied().unwrap_or(0).to_string()).collect();
+        println!("| {op} | {} |", cells.join(" | "));
+    }
+    Ok(())
+}
+
+pub fn membw(args: &[String]) -> Result<()> {
+    let a = MembwArgs::try_parse_from(std::iter::once("membw".to_string()).chain(args.iter().cloned())).map_err(err)?;
+    let bw = roofline::measure_read_bandwidth(a.threads as usize);
+    println!("read bandwidth: {:.2} GB/s ({} threads)", bw / 1e9, a.threads);
+    Ok(())
+}
+
+pub fn synth(args: &[String]) -> Result<()> {
+    let _ = args;
+    Err("synth: not wired yet".into())
+}
+
+pub fn synth_model(path: &std::path::Path, preset: &str, layers: Option<u32>, ftype: &str) -> Result<()> {
+    let _ = (path, preset, layers, ftype);
+    Err("synthetic models: not wired yet".into())
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let _ = args;
+    Err("run: not wired yet".into())
+}
+
+pub fn compare(args: &[String]) -> Result<()> {
+    let _ = (args, json!(null));
+    let _: Option<CompareRow> = None;
+    Err("compare: not wired yet".into())
+}

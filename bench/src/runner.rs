@@ -1,0 +1,174 @@
+//! One benchmark test on a loaded model, with upstream llama-bench's semantics:
+//! prompt tests decode random tokens in `n_batch` chunks; generation tests
+//! decode one token at a time with a synchronize after each; memory is cleared
+//! before every repetition; depth is prefilled once and restored from saved state.
+
+use std::time::Instant;
+
+use llama::{Batch, CacheType, Context, ContextParams, FlashAttn, Model, Token};
+use serde::{Deserialize, Serialize};
+
+use crate::{Result, err};
+
+/// What one test runs (one instance of the parameter product).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestSpec {
+    /// Prompt tokens (0: no prompt phase).
+    pub n_prompt: u32,
+    /// Generated tokens (0: no generation phase).
+    pub n_gen: u32,
+    /// Tokens already in the context before the test.
+    pub n_depth: u32,
+    /// Logical batch size.
+    pub n_batch: u32,
+    /// Physical batch size.
+    pub n_ubatch: u32,
+    /// Threads.
+    pub n_threads: i32,
+    /// K cache type name.
+    pub type_k: String,
+    /// V cache type name.
+    pub type_v: String,
+    /// Flash attention: -1 auto, 0 off, 1 on.
+    pub flash_attn: i32,
+    /// Keep the KV cache off the GPU.
+    pub no_kv_offload: bool,
+    /// Extract embeddings too.
+    pub embeddings: bool,
+}
+
+impl TestSpec {
+    /// The context parameters for this test (context sized to fit it exactly, as upstream).
+    pub fn context_params(&self) -> Result<ContextParams> {
+        let kt = CacheType::from_name(&self.type_k).ok_or_else(|| format!("unknown cache type {}", self.type_k))?;
+        let vt = CacheType::from_name(&self.type_v).ok_or_else(|| format!("unknown cache type {}", self.type_v))?;
+        let fa = match self.flash_attn {
+            0 => FlashAttn::Off,
+            1 => FlashAttn::On,
+            _ => FlashAttn::Auto,
+        };
+        Ok(ContextParams::default()
+            .n_ctx(self.n_prompt + self.n_gen + self.n_depth)
+            .n_batch(self.n_batch)
+            .n_ubatch(self.n_ubatch)
+            .n_threads(self.n_threads)
+            .type_k(kt)
+            .type_v(vt)
+            .flash_attn(fa)
+            .offload_kqv(!self.no_kv_offload)
+            .embeddings(self.embeddings)
+            .no_perf(true))
+    }
+}
+
+
+/// Deterministic token stream (upstream uses `rand()`; any uniform source does).
+pub struct TokenRng(u64);
+
+impl TokenRng {
+    /// A stream seeded with `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    /// The next id in `0..n`.
+    pub fn next(&mut self, n: i32) -> i32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n.max(1) as u64) as i32
+    }
+}
+
+/// A loaded test: context created, depth prefilled and its state saved.
+pub struct Prepared<'m> {
+    ctx: Context<'m>,
+    spec: TestSpec,
+    depth_state: Option<Vec<u8>>,
+    rng: TokenRng,
+}
+
+impl<'m> Prepared<'m> {
+    /// Creates the context, prefills the depth once and warms up (unless `no_warmup`).
+    pub fn new(model: &'m Model, spec: &TestSpec, no_warmup: bool) -> Result<Self> {
+        let ctx = Context::new(model, spec.context_params()?).map_err(err)?;
+        let mut p = Prepared { ctx, spec: spec.clone(), depth_state: None, rng: TokenRng::new(42) };
+        if spec.n_depth > 0 {
+            p.prompt(spec.n_depth, 0)?;
+            p.depth_state = Some(p.ctx.seq_state(0).map_err(err)?);
+        }
+        if !no_warmup {
+            p.reset()?;
+            if spec.n_prompt > 0 {
+                p.prompt(spec.n_prompt.min(spec.n_batch), spec.n_depth)?;
+            }
+            if spec.n_gen > 0 {
+                p.reset()?;
+                p.generate(1, spec.n_depth)?;
+            }
+        }
+        Ok(p)
+    }
+
+    fn reset(&mut self) -> Result<()> {
+        self.ctx.clear_memory(false);
+        if let Some(state) = &self.depth_state {
+            self.ctx.set_seq_state(state, 0).map_err(err)?;
+        }
+        Ok(())
+    }
+
+    fn prompt(&mut self, n: u32, start: u32) -> Result<()> {
+        let model = self.ctx.model();
+        let vocab = model.vocab();
+        let n_vocab = vocab.n_tokens();
+        let mut done = 0u32;
+        while done < n {
+            let k = (n - done).min(self.spec.n_batch);
+            let mut batch = Batch::new(k as usize, 1).map_err(err)?;
+            for i in 0..k {
+                let id = match (done + start == 0 && i == 0 && vocab.adds_bos(), vocab.bos()) {
+                    (true, Some(bos)) => bos,
+                    _ => vocab.token(self.rng.next(n_vocab)).map_err(err)?,
+                };
+                batch.add(id, (start + done + i) as i32, &[0], i + 1 == k).map_err(err)?;
+            }
+            self.ctx.decode(&mut batch).map_err(err)?;
+            done += k;
+        }
+        self.ctx.synchronize();
+        Ok(())
+    }
+
+    fn generate(&mut self, n: u32, start: u32) -> Result<()> {
+        let vocab = self.ctx.model().vocab();
+        let n_vocab = vocab.n_tokens();
+        let mut token: Token = match (vocab.adds_bos(), vocab.bos()) {
+            (true, Some(bos)) => bos,
+            _ => vocab.token(self.rng.next(n_vocab)).map_err(err)?,
+        };
+        let mut batch = Batch::new(1, 1).map_err(err)?;
+        for i in 0..n {
+            batch.clear();
+            batch.add(token, (start + i) as i32, &[0], true).map_err(err)?;
+            self.ctx.decode(&mut batch).map_err(err)?;
+            self.ctx.synchronize();
+            token = vocab.token(self.rng.next(n_vocab)).map_err(err)?;
+        }
+        Ok(())
+    }
+
+    /// One timed repetition; returns nanoseconds.
+    pub fn repetition(&mut self) -> Result<u64> {
+        self.reset()?;
+        let (np, ng, d) = (self.spec.n_prompt, self.spec.n_gen, self.spec.n_depth);
+        let t0 = Instant::now();
+        if np > 0 {
+            self.prompt(np, d)?;
+        }
+        if ng > 0 {
+            self.generate(ng, d + np)?;
+        }
+        Ok(t0.elapsed().as_nanos() as u64)
+    }
+}
