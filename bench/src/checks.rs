@@ -22,14 +22,20 @@ pub fn forced_tokens(model: &Model, n: usize) -> Vec<i32> {
 
 /// Feeds `tokens` one at a time (decode graphs) and returns the logits after each.
 pub fn teacher_forced(model: &Model, tokens: &[i32], n_threads: i32) -> Result<Vec<Vec<f32>>> {
-    let params = ContextParams::default().n_ctx(tokens.len() as u32 + 8).n_batch(64).n_ubatch(64).n_threads(n_threads);
+    let params = ContextParams::default()
+        .n_ctx(tokens.len() as u32 + 8)
+        .n_batch(64)
+        .n_ubatch(64)
+        .n_threads(n_threads);
     let mut ctx = Context::new(model, params).map_err(err)?;
     let vocab = model.vocab();
     let mut out = Vec::with_capacity(tokens.len());
     let mut batch = Batch::new(1, 1).map_err(err)?;
     for (i, &id) in tokens.iter().enumerate() {
         batch.clear();
-        batch.add(vocab.token(id).map_err(err)?, i as i32, &[0], true).map_err(err)?;
+        batch
+            .add(vocab.token(id).map_err(err)?, i as i32, &[0], true)
+            .map_err(err)?;
         ctx.decode(&mut batch).map_err(err)?;
         out.push(ctx.logits(0).map_err(err)?.to_vec());
     }
@@ -38,10 +44,16 @@ pub fn teacher_forced(model: &Model, tokens: &[i32], n_threads: i32) -> Result<V
 
 /// Greedy continuation of `prompt` for `n` tokens.
 pub fn greedy(model: &Model, prompt: &[i32], n: usize, n_threads: i32) -> Result<Vec<i32>> {
-    let params = ContextParams::default().n_ctx((prompt.len() + n) as u32 + 8).n_threads(n_threads);
+    let params = ContextParams::default()
+        .n_ctx((prompt.len() + n) as u32 + 8)
+        .n_threads(n_threads);
     let mut ctx = Context::new(model, params).map_err(err)?;
     let vocab = model.vocab();
-    let toks: Vec<_> = prompt.iter().map(|&id| vocab.token(id)).collect::<llama::Result<_>>().map_err(err)?;
+    let toks: Vec<_> = prompt
+        .iter()
+        .map(|&id| vocab.token(id))
+        .collect::<llama::Result<_>>()
+        .map_err(err)?;
     let mut batch = Batch::from_tokens(&toks, 0, 0).map_err(err)?;
     ctx.decode(&mut batch).map_err(err)?;
     let mut out = Vec::with_capacity(n);
@@ -50,7 +62,14 @@ pub fn greedy(model: &Model, prompt: &[i32], n: usize, n_threads: i32) -> Result
         let next = argmax(logits);
         out.push(next);
         batch.clear();
-        batch.add(vocab.token(next).map_err(err)?, (prompt.len() + i) as i32, &[0], true).map_err(err)?;
+        batch
+            .add(
+                vocab.token(next).map_err(err)?,
+                (prompt.len() + i) as i32,
+                &[0],
+                true,
+            )
+            .map_err(err)?;
         ctx.decode(&mut batch).map_err(err)?;
     }
     Ok(out)
@@ -106,7 +125,10 @@ pub fn graph_counts(model: &Model, n_tokens: u32, n_threads: i32) -> Result<Grap
         .observe_graph(move |node| {
             let Ok(mut c) = sink.lock() else { return };
             // Views and reshapes are free: count only nodes that compute.
-            if matches!(node.op.as_str(), "VIEW" | "RESHAPE" | "PERMUTE" | "TRANSPOSE" | "NONE") {
+            if matches!(
+                node.op.as_str(),
+                "VIEW" | "RESHAPE" | "PERMUTE" | "TRANSPOSE" | "NONE"
+            ) {
                 return;
             }
             c.n_nodes += 1;
@@ -123,7 +145,9 @@ pub fn graph_counts(model: &Model, n_tokens: u32, n_threads: i32) -> Result<Grap
     let mut batch = Batch::new(n_tokens as usize, 1).map_err(err)?;
     for i in 0..n_tokens {
         let t = vocab.token(rng.next(vocab.n_tokens())).map_err(err)?;
-        batch.add(t, i as i32, &[0], i + 1 == n_tokens).map_err(err)?;
+        batch
+            .add(t, i as i32, &[0], i + 1 == n_tokens)
+            .map_err(err)?;
     }
     ctx.decode(&mut batch).map_err(err)?;
     ctx.synchronize();
@@ -137,7 +161,14 @@ pub fn graph_counts(model: &Model, n_tokens: u32, n_threads: i32) -> Result<Grap
 pub fn compute_buffer_bytes(log: &str) -> u64 {
     log.lines()
         .filter(|l| l.contains("compute buffer size"))
-        .filter_map(|l| l.split('=').nth(1)?.split_whitespace().next()?.parse::<f64>().ok())
+        .filter_map(|l| {
+            l.split('=')
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse::<f64>()
+                .ok()
+        })
         .map(|mib| (mib * 1024.0 * 1024.0).round() as u64)
         .sum()
 }

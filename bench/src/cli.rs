@@ -43,7 +43,9 @@ pub(crate) fn default_threads() -> i32 {
 fn model_or_default(m: Option<String>) -> Result<String> {
     match m {
         Some(m) => Ok(m),
-        None => Ok(models::default_model(4, "q4_0")?.to_string_lossy().into_owned()),
+        None => Ok(models::default_model(4, "q4_0")?
+            .to_string_lossy()
+            .into_owned()),
     }
 }
 
@@ -60,14 +62,23 @@ pub struct GraphRow {
 }
 
 pub fn graph(args: &[String]) -> Result<()> {
-    let a = GraphArgs::try_parse_from(std::iter::once("graph".to_string()).chain(args.iter().cloned())).map_err(err)?;
+    let a =
+        GraphArgs::try_parse_from(std::iter::once("graph".to_string()).chain(args.iter().cloned()))
+            .map_err(err)?;
     let model = model_or_default(a.model)?;
     let (mut workers, _) = compare::start_workers(&model, 0, true)?;
     let mut rows = Vec::new();
     for w in workers.iter_mut() {
         for (phase, n) in [("decode", 1), ("prompt", a.n_ubatch)] {
-            let v = w.call(&Request::Graph { n_tokens: n, n_threads: a.threads })?;
-            rows.push(GraphRow { build: w.build.clone(), phase: phase.into(), counts: serde_json::from_value(v).map_err(err)? });
+            let v = w.call(&Request::Graph {
+                n_tokens: n,
+                n_threads: a.threads,
+            })?;
+            rows.push(GraphRow {
+                build: w.build.clone(),
+                phase: phase.into(),
+                counts: serde_json::from_value(v).map_err(err)?,
+            });
         }
     }
     if a.output == "json" {
@@ -78,23 +89,47 @@ pub fn graph(args: &[String]) -> Result<()> {
     println!("| --- | --- | ---: | ---: | ---: | ---: |");
     for r in &rows {
         let c = &r.counts;
-        println!("| {} | {} | {} | {} | {} | {:.2} MiB |", r.build, r.phase, c.n_nodes, c.copy_nodes, c.copy_bytes, c.compute_buffer_bytes as f64 / 1048576.0);
+        println!(
+            "| {} | {} | {} | {} | {} | {:.2} MiB |",
+            r.build,
+            r.phase,
+            c.n_nodes,
+            c.copy_nodes,
+            c.copy_bytes,
+            c.compute_buffer_bytes as f64 / 1048576.0
+        );
     }
     println!();
-    let ops: std::collections::BTreeSet<&String> = rows.iter().flat_map(|r| r.counts.ops.keys()).collect();
-    println!("| op | {} |", rows.iter().map(|r| format!("{} {}", r.build, r.phase)).collect::<Vec<_>>().join(" | "));
+    let ops: std::collections::BTreeSet<&String> =
+        rows.iter().flat_map(|r| r.counts.ops.keys()).collect();
+    println!(
+        "| op | {} |",
+        rows.iter()
+            .map(|r| format!("{} {}", r.build, r.phase))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
     println!("| --- |{}", " ---: |".repeat(rows.len()));
     for op in ops {
-        let cells: Vec<String> = rows.iter().map(|r| r.counts.ops.get(op).copied().unwrap_or(0).to_string()).collect();
+        let cells: Vec<String> = rows
+            .iter()
+            .map(|r| r.counts.ops.get(op).copied().unwrap_or(0).to_string())
+            .collect();
         println!("| {op} | {} |", cells.join(" | "));
     }
     Ok(())
 }
 
 pub fn membw(args: &[String]) -> Result<()> {
-    let a = MembwArgs::try_parse_from(std::iter::once("membw".to_string()).chain(args.iter().cloned())).map_err(err)?;
+    let a =
+        MembwArgs::try_parse_from(std::iter::once("membw".to_string()).chain(args.iter().cloned()))
+            .map_err(err)?;
     let bw = roofline::measure_read_bandwidth(a.threads as usize);
-    println!("read bandwidth: {:.2} GB/s ({} threads)", bw / 1e9, a.threads);
+    println!(
+        "read bandwidth: {:.2} GB/s ({} threads)",
+        bw / 1e9,
+        a.threads
+    );
     Ok(())
 }
 
@@ -103,7 +138,12 @@ pub fn synth(args: &[String]) -> Result<()> {
     Err("synth: not wired yet".into())
 }
 
-pub fn synth_model(path: &std::path::Path, preset: &str, layers: Option<u32>, ftype: &str) -> Result<()> {
+pub fn synth_model(
+    path: &std::path::Path,
+    preset: &str,
+    layers: Option<u32>,
+    ftype: &str,
+) -> Result<()> {
     let _ = (path, preset, layers, ftype);
     Err("synthetic models: not wired yet".into())
 }

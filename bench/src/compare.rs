@@ -17,8 +17,14 @@ pub fn build_dirs() -> Result<[(String, String); 2]> {
         .ok_or("this llama-bench was built without llama-sys's `side-by-side` feature: only one build is available")?;
     let linked = llama_sys::build_info::LIB_DIR.to_string();
     Ok(match info {
-        "upstream" => [("upstream".into(), linked), ("patched".into(), other.into())],
-        _ => [("upstream".into(), other.into()), ("patched".into(), linked)],
+        "upstream" => [
+            ("upstream".into(), linked),
+            ("patched".into(), other.into()),
+        ],
+        _ => [
+            ("upstream".into(), other.into()),
+            ("patched".into(), linked),
+        ],
     })
 }
 
@@ -32,7 +38,10 @@ pub struct Samples {
 impl Samples {
     /// Tokens per second of each repetition.
     pub fn ts(&self, n_tokens: u32) -> Vec<f64> {
-        self.ns.iter().map(|&ns| f64::from(n_tokens) * 1e9 / ns.max(1) as f64).collect()
+        self.ns
+            .iter()
+            .map(|&ns| f64::from(n_tokens) * 1e9 / ns.max(1) as f64)
+            .collect()
     }
 }
 
@@ -43,7 +52,11 @@ pub fn mean_sd(v: &[f64]) -> (f64, f64) {
         return (0.0, 0.0);
     }
     let mean = v.iter().sum::<f64>() / n;
-    let var = if v.len() > 1 { v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
     (mean, var.sqrt())
 }
 
@@ -100,7 +113,8 @@ impl CompareRow {
     /// beyond twice the combined standard error, and by at least `min_rel`.
     pub fn regressed(&self, reps: usize, min_rel: f64) -> bool {
         let n = reps.max(1) as f64;
-        let noise = 2.0 * ((self.upstream_stddev_ts.powi(2) + self.patched_stddev_ts.powi(2)) / n).sqrt();
+        let noise =
+            2.0 * ((self.upstream_stddev_ts.powi(2) + self.patched_stddev_ts.powi(2)) / n).sqrt();
         self.upstream_ts - self.patched_ts > noise.max(min_rel * self.upstream_ts)
     }
 }
@@ -120,19 +134,34 @@ pub struct Correctness {
 
 fn read_f32(path: &std::path::Path) -> Result<Vec<f32>> {
     let b = std::fs::read(path).map_err(err)?;
-    Ok(b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    Ok(b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
 }
 
 /// Teacher-forces `steps` tokens through both workers and compares every step.
-pub fn correctness(workers: &mut [Worker; 2], model_n_vocab: usize, steps: usize, n_threads: i32, tokens: &[i32]) -> Result<Correctness> {
+pub fn correctness(
+    workers: &mut [Worker; 2],
+    model_n_vocab: usize,
+    steps: usize,
+    n_threads: i32,
+    tokens: &[i32],
+) -> Result<Correctness> {
     let dir = tempfile::tempdir().map_err(err)?;
     let mut rows = Vec::new();
     for w in workers.iter_mut() {
         let out = dir.path().join(format!("{}.f32", w.build));
-        w.call(&Request::Logits { tokens: tokens[..steps].to_vec(), n_threads, out: out.to_string_lossy().into() })?;
+        w.call(&Request::Logits {
+            tokens: tokens[..steps].to_vec(),
+            n_threads,
+            out: out.to_string_lossy().into(),
+        })?;
         rows.push(read_f32(&out)?);
     }
-    let mut c = Correctness { steps, ..Default::default() };
+    let mut c = Correctness {
+        steps,
+        ..Default::default()
+    };
     for s in 0..steps {
         let r = s * model_n_vocab..(s + 1) * model_n_vocab;
         let (max, nmse) = checks::diff(&rows[0][r.clone()], &rows[1][r]);
@@ -140,23 +169,38 @@ pub fn correctness(workers: &mut [Worker; 2], model_n_vocab: usize, steps: usize
         c.max_nmse = c.max_nmse.max(nmse);
     }
     for (i, w) in workers.iter_mut().enumerate() {
-        let v = w.call(&Request::Greedy { prompt: tokens[..8.min(tokens.len())].to_vec(), n: 16, n_threads })?;
+        let v = w.call(&Request::Greedy {
+            prompt: tokens[..8.min(tokens.len())].to_vec(),
+            n: 16,
+            n_threads,
+        })?;
         c.greedy[i] = serde_json::from_value(v["tokens"].clone()).map_err(err)?;
     }
     Ok(c)
 }
 
 /// Runs `reps` repetitions of `spec` on both workers, alternating which goes first.
-pub fn measure(workers: &mut [Worker; 2], spec: &TestSpec, reps: usize, no_warmup: bool, progress: &dyn Fn(&str)) -> Result<[Samples; 2]> {
+pub fn measure(
+    workers: &mut [Worker; 2],
+    spec: &TestSpec,
+    reps: usize,
+    no_warmup: bool,
+    progress: &dyn Fn(&str),
+) -> Result<[Samples; 2]> {
     for w in workers.iter_mut() {
-        w.call(&Request::Prepare { spec: spec.clone(), no_warmup })?;
+        w.call(&Request::Prepare {
+            spec: spec.clone(),
+            no_warmup,
+        })?;
     }
     let mut out: [Samples; 2] = Default::default();
     for r in 0..reps {
         let order = if r % 2 == 0 { [0, 1] } else { [1, 0] };
         for i in order {
             let v = workers[i].call(&Request::Rep)?;
-            out[i].ns.push(v["ns"].as_u64().ok_or("worker returned no timing")?);
+            out[i]
+                .ns
+                .push(v["ns"].as_u64().ok_or("worker returned no timing")?);
             progress(&format!("{} rep {}/{}", workers[i].build, r + 1, reps));
         }
     }
@@ -164,7 +208,11 @@ pub fn measure(workers: &mut [Worker; 2], spec: &TestSpec, reps: usize, no_warmu
 }
 
 /// Starts one worker per build and loads the model in each; checks each runs the build it should.
-pub fn start_workers(model: &str, n_gpu_layers: i32, use_mmap: bool) -> Result<([Worker; 2], Value)> {
+pub fn start_workers(
+    model: &str,
+    n_gpu_layers: i32,
+    use_mmap: bool,
+) -> Result<([Worker; 2], Value)> {
     let [(ub, ud), (pb, pd)] = build_dirs()?;
     let mut ws = [Worker::spawn(&ub, &ud)?, Worker::spawn(&pb, &pd)?];
     let mut commits = Vec::new();
@@ -173,11 +221,18 @@ pub fn start_workers(model: &str, n_gpu_layers: i32, use_mmap: bool) -> Result<(
         commits.push(info["build_commit"].as_str().unwrap_or("").to_string());
     }
     if commits[0] == commits[1] || commits[0].contains("+p") || !commits[1].contains("+p") {
-        return Err(format!("workers run the wrong builds: upstream={} patched={}", commits[0], commits[1]));
+        return Err(format!(
+            "workers run the wrong builds: upstream={} patched={}",
+            commits[0], commits[1]
+        ));
     }
     let mut info = Value::Null;
     for w in ws.iter_mut() {
-        info = w.call(&Request::Load { model: model.into(), n_gpu_layers, use_mmap })?;
+        info = w.call(&Request::Load {
+            model: model.into(),
+            n_gpu_layers,
+            use_mmap,
+        })?;
     }
     info["build_commits"] = serde_json::json!({"upstream": commits[0], "patched": commits[1]});
     Ok((ws, info))
@@ -185,7 +240,8 @@ pub fn start_workers(model: &str, n_gpu_layers: i32, use_mmap: bool) -> Result<(
 
 /// Renders rows as upstream-style markdown: `Model | Test | t/s upstream | t/s patched | Speedup`.
 pub fn markdown(rows: &[CompareRow]) -> String {
-    let mut s = String::from("| Model | Test | t/s upstream | t/s patched | Speedup | logits NMSE |\n");
+    let mut s =
+        String::from("| Model | Test | t/s upstream | t/s patched | Speedup | logits NMSE |\n");
     s.push_str("| --- | --- | ---: | ---: | ---: | ---: |\n");
     for r in rows {
         let nmse = r.logits_nmse.map_or("-".into(), |v| format!("{v:.2e}"));

@@ -17,7 +17,12 @@ pub(crate) fn err(e: impl std::fmt::Display) -> String {
 }
 
 /// Writes a synthetic model (used for the default benchmark model).
-pub(crate) fn synth_model(path: &std::path::Path, preset: &str, layers: Option<u32>, ftype: &str) -> Result<()> {
+pub(crate) fn synth_model(
+    path: &std::path::Path,
+    preset: &str,
+    layers: Option<u32>,
+    ftype: &str,
+) -> Result<()> {
     cli::synth_model(path, preset, layers, ftype)
 }
 

@@ -24,7 +24,10 @@ pub struct WeightBytes {
 /// Reads tensor sizes from a GGUF file's header (no weights are loaded).
 pub fn weight_bytes(path: &str) -> Result<WeightBytes> {
     let c = CString::new(path).map_err(err)?;
-    let params = sys::gguf_init_params { no_alloc: true, ctx: std::ptr::null_mut() };
+    let params = sys::gguf_init_params {
+        no_alloc: true,
+        ctx: std::ptr::null_mut(),
+    };
     // SAFETY: path NUL-terminated; with no_alloc only metadata is read; NULL on failure.
     let ctx = unsafe { sys::gguf_init_from_file(c.as_ptr(), params) };
     if ctx.is_null() {
@@ -42,13 +45,16 @@ pub fn weight_bytes(path: &str) -> Result<WeightBytes> {
             if sys::gguf_get_kv_type(ctx, id) != sys::GGUF_TYPE_STRING {
                 return None;
             }
-            std::ffi::CStr::from_ptr(sys::gguf_get_val_str(ctx, id)).to_string_lossy().into_owned()
+            std::ffi::CStr::from_ptr(sys::gguf_get_val_str(ctx, id))
+                .to_string_lossy()
+                .into_owned()
         };
         let k = CString::new(format!("{arch}.{name}")).ok()?;
         // SAFETY: as above.
         let id = unsafe { sys::gguf_find_key(ctx, k.as_ptr()) };
         // SAFETY: id valid; type checked before reading.
-        (id >= 0 && unsafe { sys::gguf_get_kv_type(ctx, id) } == sys::GGUF_TYPE_UINT32).then(|| unsafe { sys::gguf_get_val_u32(ctx, id) })
+        (id >= 0 && unsafe { sys::gguf_get_kv_type(ctx, id) } == sys::GGUF_TYPE_UINT32)
+            .then(|| unsafe { sys::gguf_get_val_u32(ctx, id) })
     };
     let n_expert = key("expert_count").unwrap_or(0);
     let n_used = key("expert_used_count").unwrap_or(0);
@@ -56,7 +62,8 @@ pub fn weight_bytes(path: &str) -> Result<WeightBytes> {
     // SAFETY: ctx valid; indices below the count; names are NUL-terminated strings owned by ctx.
     unsafe {
         for i in 0..sys::gguf_get_n_tensors(ctx) {
-            let name = std::ffi::CStr::from_ptr(sys::gguf_get_tensor_name(ctx, i)).to_string_lossy();
+            let name =
+                std::ffi::CStr::from_ptr(sys::gguf_get_tensor_name(ctx, i)).to_string_lossy();
             let size = sys::gguf_get_tensor_size(ctx, i) as u64;
             if name.starts_with("token_embd") {
                 continue;
@@ -88,8 +95,13 @@ pub fn measure_read_bandwidth(threads: usize) -> f64 {
     for _ in 0..5 {
         let t0 = Instant::now();
         let total: u64 = std::thread::scope(|s| {
-            let hs: Vec<_> = buf.chunks(chunk).map(|c| s.spawn(move || c.iter().fold(0u64, |a, &x| a.wrapping_add(x)))).collect();
-            hs.into_iter().map(|h| h.join().unwrap_or(0)).fold(0u64, u64::wrapping_add)
+            let hs: Vec<_> = buf
+                .chunks(chunk)
+                .map(|c| s.spawn(move || c.iter().fold(0u64, |a, &x| a.wrapping_add(x))))
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().unwrap_or(0))
+                .fold(0u64, u64::wrapping_add)
         });
         std::hint::black_box(total);
         best = best.min(t0.elapsed().as_secs_f64());

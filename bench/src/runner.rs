@@ -40,8 +40,10 @@ pub struct TestSpec {
 impl TestSpec {
     /// The context parameters for this test (context sized to fit it exactly, as upstream).
     pub fn context_params(&self) -> Result<ContextParams> {
-        let kt = CacheType::from_name(&self.type_k).ok_or_else(|| format!("unknown cache type {}", self.type_k))?;
-        let vt = CacheType::from_name(&self.type_v).ok_or_else(|| format!("unknown cache type {}", self.type_v))?;
+        let kt = CacheType::from_name(&self.type_k)
+            .ok_or_else(|| format!("unknown cache type {}", self.type_k))?;
+        let vt = CacheType::from_name(&self.type_v)
+            .ok_or_else(|| format!("unknown cache type {}", self.type_v))?;
         let fa = match self.flash_attn {
             0 => FlashAttn::Off,
             1 => FlashAttn::On,
@@ -60,7 +62,6 @@ impl TestSpec {
             .no_perf(true))
     }
 }
-
 
 /// Deterministic token stream (upstream uses `rand()`; any uniform source does).
 pub struct TokenRng(u64);
@@ -92,7 +93,12 @@ impl<'m> Prepared<'m> {
     /// Creates the context, prefills the depth once and warms up (unless `no_warmup`).
     pub fn new(model: &'m Model, spec: &TestSpec, no_warmup: bool) -> Result<Self> {
         let ctx = Context::new(model, spec.context_params()?).map_err(err)?;
-        let mut p = Prepared { ctx, spec: spec.clone(), depth_state: None, rng: TokenRng::new(42) };
+        let mut p = Prepared {
+            ctx,
+            spec: spec.clone(),
+            depth_state: None,
+            rng: TokenRng::new(42),
+        };
         if spec.n_depth > 0 {
             p.prompt(spec.n_depth, 0)?;
             p.depth_state = Some(p.ctx.seq_state(0).map_err(err)?);
@@ -131,7 +137,9 @@ impl<'m> Prepared<'m> {
                     (true, Some(bos)) => bos,
                     _ => vocab.token(self.rng.next(n_vocab)).map_err(err)?,
                 };
-                batch.add(id, (start + done + i) as i32, &[0], i + 1 == k).map_err(err)?;
+                batch
+                    .add(id, (start + done + i) as i32, &[0], i + 1 == k)
+                    .map_err(err)?;
             }
             self.ctx.decode(&mut batch).map_err(err)?;
             done += k;
@@ -150,7 +158,9 @@ impl<'m> Prepared<'m> {
         let mut batch = Batch::new(1, 1).map_err(err)?;
         for i in 0..n {
             batch.clear();
-            batch.add(token, (start + i) as i32, &[0], true).map_err(err)?;
+            batch
+                .add(token, (start + i) as i32, &[0], true)
+                .map_err(err)?;
             self.ctx.decode(&mut batch).map_err(err)?;
             self.ctx.synchronize();
             token = vocab.token(self.rng.next(n_vocab)).map_err(err)?;

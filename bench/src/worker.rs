@@ -79,7 +79,9 @@ pub enum Response {
 /// The commit string of the llama.cpp library loaded in this process.
 pub fn loaded_commit() -> String {
     // SAFETY: ggml_commit returns a pointer to a static NUL-terminated string.
-    unsafe { std::ffi::CStr::from_ptr(llama_sys::ggml_commit()) }.to_string_lossy().into_owned()
+    unsafe { std::ffi::CStr::from_ptr(llama_sys::ggml_commit()) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 struct State {
@@ -94,12 +96,24 @@ impl State {
 
     fn handle(&mut self, req: Request) -> Result<Value> {
         match req {
-            Request::Info => Ok(json!({"build_commit": loaded_commit(), "system_info": llama::backend::system_info()})),
-            Request::Load { model, n_gpu_layers, use_mmap } => {
+            Request::Info => Ok(
+                json!({"build_commit": loaded_commit(), "system_info": llama::backend::system_info()}),
+            ),
+            Request::Load {
+                model,
+                n_gpu_layers,
+                use_mmap,
+            } => {
                 if self.model.is_some() {
                     return Err("a worker loads one model".into());
                 }
-                let m = Model::load(&model, ModelParams::default().n_gpu_layers(n_gpu_layers).mmap(use_mmap)).map_err(err)?;
+                let m = Model::load(
+                    &model,
+                    ModelParams::default()
+                        .n_gpu_layers(n_gpu_layers)
+                        .mmap(use_mmap),
+                )
+                .map_err(err)?;
                 let info = json!({
                     "desc": m.description(), "size": m.size(), "n_params": m.n_params(),
                     "n_vocab": m.vocab().n_tokens(), "n_layer": m.n_layer(), "n_embd": m.n_embd(),
@@ -117,16 +131,30 @@ impl State {
                 let p = self.prepared.as_mut().ok_or("no test prepared")?;
                 Ok(json!({"ns": p.repetition()?}))
             }
-            Request::Logits { tokens, n_threads, out } => {
+            Request::Logits {
+                tokens,
+                n_threads,
+                out,
+            } => {
                 let rows = checks::teacher_forced(self.model()?, &tokens, n_threads)?;
-                let bytes: Vec<u8> = rows.iter().flatten().flat_map(|x| x.to_le_bytes()).collect();
+                let bytes: Vec<u8> = rows
+                    .iter()
+                    .flatten()
+                    .flat_map(|x| x.to_le_bytes())
+                    .collect();
                 std::fs::write(&out, bytes).map_err(err)?;
                 Ok(json!({"rows": rows.len(), "n_vocab": rows.first().map_or(0, Vec::len)}))
             }
-            Request::Greedy { prompt, n, n_threads } => Ok(json!({"tokens": checks::greedy(self.model()?, &prompt, n, n_threads)?})),
-            Request::Graph { n_tokens, n_threads } => {
-                serde_json::to_value(checks::graph_counts(self.model()?, n_tokens, n_threads)?).map_err(err)
-            }
+            Request::Greedy {
+                prompt,
+                n,
+                n_threads,
+            } => Ok(json!({"tokens": checks::greedy(self.model()?, &prompt, n, n_threads)?})),
+            Request::Graph {
+                n_tokens,
+                n_threads,
+            } => serde_json::to_value(checks::graph_counts(self.model()?, n_tokens, n_threads)?)
+                .map_err(err),
         }
     }
 }
@@ -134,7 +162,10 @@ impl State {
 /// Serves requests from stdin until it closes.
 pub fn serve() -> Result<()> {
     llama::backend::set_logging(false);
-    let mut state = State { model: None, prepared: None };
+    let mut state = State {
+        model: None,
+        prepared: None,
+    };
     let stdin = std::io::stdin();
     let mut stdout = std::io::stdout().lock();
     for line in stdin.lock().lines() {
@@ -176,7 +207,12 @@ impl Worker {
             .map_err(|e| format!("cannot start worker: {e}"))?;
         let stdin = child.stdin.take().ok_or("worker has no stdin")?;
         let stdout = std::io::BufReader::new(child.stdout.take().ok_or("worker has no stdout")?);
-        Ok(Worker { build: build.into(), child, stdin, stdout })
+        Ok(Worker {
+            build: build.into(),
+            child,
+            stdin,
+            stdout,
+        })
     }
 
     /// Sends one request and waits for its response.
@@ -189,7 +225,9 @@ impl Worker {
         if line.is_empty() {
             return Err(format!("{} worker exited unexpectedly", self.build));
         }
-        match serde_json::from_str::<Response>(&line).map_err(|e| format!("bad response {line:?}: {e}"))? {
+        match serde_json::from_str::<Response>(&line)
+            .map_err(|e| format!("bad response {line:?}: {e}"))?
+        {
             Response::Ok(v) => Ok(v),
             Response::Err(e) => Err(format!("{} worker: {e}", self.build)),
         }

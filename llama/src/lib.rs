@@ -25,6 +25,7 @@ mod batch;
 pub mod chat;
 mod context;
 mod error;
+pub mod generate;
 mod memory;
 mod model;
 mod params;
