@@ -70,7 +70,9 @@ pub enum Error {
         message: String,
     },
     /// A hunk of a patch does not apply to the tree.
-    #[error("patch {patch} does not apply: {file}: hunk #{hunk} (old lines {old_start}..+{old_len}) has no matching context")]
+    #[error(
+        "patch {patch} does not apply: {file}: hunk #{hunk} (old lines {old_start}..+{old_len}) has no matching context"
+    )]
     HunkFailed {
         /// The patch file name.
         patch: String,

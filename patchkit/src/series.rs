@@ -66,7 +66,11 @@ impl Series {
         if self.patches.is_empty() {
             return None;
         }
-        let list: String = self.patches.iter().map(|p| format!("{}  {}\n", p.sha256, p.name)).collect();
+        let list: String = self
+            .patches
+            .iter()
+            .map(|p| format!("{}  {}\n", p.sha256, p.name))
+            .collect();
         Some(tree::sha256_hex(list.as_bytes())[..12].to_string())
     }
 
@@ -79,22 +83,35 @@ impl Series {
 impl Patch {
     /// Reads one patch file.
     pub fn load(path: &Path) -> Result<Self> {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let bytes = fs::read(path).map_err(io_err(path))?;
         let sha256 = tree::sha256_hex(&bytes);
-        let text = String::from_utf8(bytes)
-            .map_err(|_| Error::BadPatch { patch: name.clone(), message: "not UTF-8 text".into() })?;
+        let text = String::from_utf8(bytes).map_err(|_| Error::BadPatch {
+            patch: name.clone(),
+            message: "not UTF-8 text".into(),
+        })?;
         Ok(Self { name, text, sha256 })
     }
 
     /// A patch from text, for tests and tools.
     pub fn from_text(name: &str, text: &str) -> Self {
-        Self { name: name.into(), text: text.into(), sha256: tree::sha256_hex(text.as_bytes()) }
+        Self {
+            name: name.into(),
+            text: text.into(),
+            sha256: tree::sha256_hex(text.as_bytes()),
+        }
     }
 
     /// The `Subject:` line of the patch header, without any `[PATCH n/m]` prefix.
     pub fn subject(&self) -> &str {
-        let subject = self.text.lines().find_map(|l| l.strip_prefix("Subject: ")).unwrap_or("");
+        let subject = self
+            .text
+            .lines()
+            .find_map(|l| l.strip_prefix("Subject: "))
+            .unwrap_or("");
         match subject.strip_prefix('[') {
             Some(rest) => rest.split_once("] ").map_or(subject, |(_, s)| s),
             None => subject,
@@ -113,17 +130,28 @@ impl Patch {
             Ok(()) => Status::Applies,
             Err(e) => {
                 let mut probe = overlay.clone();
-                if self.apply_dir(&mut probe, true).is_ok() { Status::AlreadyApplied } else { Status::Conflicts(e) }
+                if self.apply_dir(&mut probe, true).is_ok() {
+                    Status::AlreadyApplied
+                } else {
+                    Status::Conflicts(e)
+                }
             }
         }
     }
 
     fn bad(&self, message: impl std::fmt::Display) -> Error {
-        Error::BadPatch { patch: self.name.clone(), message: message.to_string() }
+        Error::BadPatch {
+            patch: self.name.clone(),
+            message: message.to_string(),
+        }
     }
 
     fn mismatch(&self, file: &str, message: &str) -> Error {
-        Error::FileMismatch { patch: self.name.clone(), file: file.into(), message: message.into() }
+        Error::FileMismatch {
+            patch: self.name.clone(),
+            file: file.into(),
+            message: message.into(),
+        }
     }
 
     /// Applies forwards or in reverse. All files are computed first, then written,
@@ -135,25 +163,44 @@ impl Patch {
             let file = file.map_err(|e| self.bad(e))?;
             seen_any = true;
             let op = file.operation().strip_prefix(1);
-            let text = file.patch().as_text().ok_or_else(|| self.bad("binary patches are not supported"))?;
+            let text = file
+                .patch()
+                .as_text()
+                .ok_or_else(|| self.bad("binary patches are not supported"))?;
             let (from, to) = match &op {
                 FileOperation::Create(p) => (None, Some(p.to_string())),
                 FileOperation::Delete(p) => (Some(p.to_string()), None),
-                FileOperation::Modify { original, modified } => (Some(original.to_string()), Some(modified.to_string())),
-                FileOperation::Rename { from, to } => (Some(from.to_string()), Some(to.to_string())),
-                FileOperation::Copy { .. } => return Err(self.bad("copy operations are not supported")),
+                FileOperation::Modify { original, modified } => {
+                    (Some(original.to_string()), Some(modified.to_string()))
+                }
+                FileOperation::Rename { from, to } => {
+                    (Some(from.to_string()), Some(to.to_string()))
+                }
+                FileOperation::Copy { .. } => {
+                    return Err(self.bad("copy operations are not supported"));
+                }
             };
-            let (from, to, hunks) = if reverse { (to, from, text.reverse()) } else { (from, to, text.clone()) };
+            let (from, to, hunks) = if reverse {
+                (to, from, text.reverse())
+            } else {
+                (from, to, text.clone())
+            };
             let display = to.clone().or_else(|| from.clone()).unwrap_or_default();
             let base = match &from {
                 Some(rel) => {
-                    let found = results.iter().rev().find(|(p, _)| p == rel).map(|(_, b)| b.clone());
+                    let found = results
+                        .iter()
+                        .rev()
+                        .find(|(p, _)| p == rel)
+                        .map(|(_, b)| b.clone());
                     let bytes = match found {
                         Some(b) => b,
                         None => overlay.read(rel)?,
                     };
-                    let bytes = bytes.ok_or_else(|| self.mismatch(rel, "file does not exist in the tree"))?;
-                    String::from_utf8(bytes).map_err(|_| self.mismatch(rel, "file is not UTF-8 text"))?
+                    let bytes = bytes
+                        .ok_or_else(|| self.mismatch(rel, "file does not exist in the tree"))?;
+                    String::from_utf8(bytes)
+                        .map_err(|_| self.mismatch(rel, "file is not UTF-8 text"))?
                 }
                 None => {
                     if overlay.read(&display)?.is_some() {
@@ -164,8 +211,16 @@ impl Patch {
             };
             let patched = diffy::apply(&base, &hunks).map_err(|e| {
                 // diffy reports the failing hunk only through its message ("... hunk #N").
-                let hunk: usize = e.to_string().rsplit('#').next().and_then(|n| n.parse().ok()).unwrap_or(0);
-                let range = hunks.hunks().get(hunk.saturating_sub(1)).map(|h| h.old_range());
+                let hunk: usize = e
+                    .to_string()
+                    .rsplit('#')
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+                let range = hunks
+                    .hunks()
+                    .get(hunk.saturating_sub(1))
+                    .map(|h| h.old_range());
                 Error::HunkFailed {
                     patch: self.name.clone(),
                     file: display.clone(),

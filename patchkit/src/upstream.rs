@@ -32,7 +32,10 @@ impl Pin {
     /// Reads and parses a pin file.
     pub fn load(path: &Path) -> Result<Self> {
         let text = fs::read_to_string(path).map_err(io_err(path))?;
-        Self::parse(&text).map_err(|message| Error::Pin { path: path.into(), message })
+        Self::parse(&text).map_err(|message| Error::Pin {
+            path: path.into(),
+            message,
+        })
     }
 
     /// Parses `key = value` lines; `#` starts a comment line.
@@ -43,7 +46,9 @@ impl Pin {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let (k, v) = line.split_once('=').ok_or_else(|| format!("line {}: expected `key = value`", n + 1))?;
+            let (k, v) = line
+                .split_once('=')
+                .ok_or_else(|| format!("line {}: expected `key = value`", n + 1))?;
             map.insert(k.trim().to_string(), v.trim().to_string());
         }
         let mut take = |k: &str| map.remove(k).ok_or_else(|| format!("missing key `{k}`"));
@@ -70,7 +75,10 @@ pub struct Vendor {
 impl Vendor {
     /// Reads `dir/UPSTREAM`.
     pub fn open(dir: &Path) -> Result<Self> {
-        Ok(Self { dir: dir.into(), pin: Pin::load(&dir.join("UPSTREAM"))? })
+        Ok(Self {
+            dir: dir.into(),
+            pin: Pin::load(&dir.join("UPSTREAM"))?,
+        })
     }
 
     /// `vendor/llama.cpp`.
@@ -103,17 +111,28 @@ impl Vendor {
         if found_hash == self.pin.tree_sha256 {
             return Ok(found);
         }
-        let saved = fs::read_to_string(self.manifest_path()).ok().map(|t| tree::parse_manifest(&t));
+        let saved = fs::read_to_string(self.manifest_path())
+            .ok()
+            .map(|t| tree::parse_manifest(&t));
         let detail = match saved.filter(|m| tree::tree_hash(m) == self.pin.tree_sha256) {
             Some(expected) => {
                 let d = tree::diff(&expected, &found);
                 let shown: Vec<_> = d.iter().take(10).cloned().collect();
-                let more = if d.len() > 10 { format!(" (and {} more)", d.len() - 10) } else { String::new() };
+                let more = if d.len() > 10 {
+                    format!(" (and {} more)", d.len() - 10)
+                } else {
+                    String::new()
+                };
                 format!("\n  differing files: {}{more}", shown.join(", "))
             }
             None => String::new(),
         };
-        Err(Error::Tampered { dir: self.tree(), expected: self.pin.tree_sha256.clone(), found: found_hash, detail })
+        Err(Error::Tampered {
+            dir: self.tree(),
+            expected: self.pin.tree_sha256.clone(),
+            found: found_hash,
+            detail,
+        })
     }
 
     /// Fetches the package with `cargo vendor` and moves its subtree into place.
@@ -131,10 +150,13 @@ impl Vendor {
         }
         // Copy into a private directory and rename, so a concurrent or interrupted
         // build never sees a half-written tree.
-        let staging = self.dir.join(format!(".llama.cpp.tmp-{}", std::process::id()));
+        let staging = self
+            .dir
+            .join(format!(".llama.cpp.tmp-{}", std::process::id()));
         let _ = fs::remove_dir_all(&staging);
         copy_tree(&src, &staging)?;
-        fs::write(self.manifest_path(), tree::manifest_text(&manifest)).map_err(io_err(self.manifest_path()))?;
+        fs::write(self.manifest_path(), tree::manifest_text(&manifest))
+            .map_err(io_err(self.manifest_path()))?;
         if let Err(e) = fs::rename(&staging, self.tree()) {
             let _ = fs::remove_dir_all(&staging);
             if !self.tree().exists() {
@@ -163,21 +185,27 @@ pub fn fetch_package(cargo: &Path, pin: &Pin, scratch: &Path) -> Result<PathBuf>
     let mut last_err = String::new();
     for offline in [true, false] {
         let mut cmd = Command::new(cargo);
-        cmd.current_dir(&work).args(["vendor", "--versioned-dirs", "--quiet"]);
+        cmd.current_dir(&work)
+            .args(["vendor", "--versioned-dirs", "--quiet"]);
         if offline {
             cmd.arg("--offline");
         }
         cmd.arg(&out);
         // A build script inherits variables meant for the outer build; none of them apply here.
         for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("CARGO_TARGET_") || key == "RUSTFLAGS" || key == "CARGO_ENCODED_RUSTFLAGS" {
+            if key.to_string_lossy().starts_with("CARGO_TARGET_")
+                || key == "RUSTFLAGS"
+                || key == "CARGO_ENCODED_RUSTFLAGS"
+            {
                 cmd.env_remove(key);
             }
         }
         match cmd.output() {
             Ok(o) if o.status.success() => {
                 check_lock(&work.join("Cargo.lock"), pin)?;
-                let dir = out.join(format!("{}-{}", pin.package, pin.version)).join(&pin.subdir);
+                let dir = out
+                    .join(format!("{}-{}", pin.package, pin.version))
+                    .join(&pin.subdir);
                 if !dir.is_dir() {
                     return Err(Error::Command {
                         command: "cargo vendor".into(),
@@ -189,27 +217,48 @@ pub fn fetch_package(cargo: &Path, pin: &Pin, scratch: &Path) -> Result<PathBuf>
             Ok(o) => {
                 let err = String::from_utf8_lossy(&o.stderr);
                 let tail: Vec<_> = err.lines().rev().take(6).collect();
-                last_err = format!("{}: {}", o.status, tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+                last_err = format!(
+                    "{}: {}",
+                    o.status,
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
             }
             Err(e) => last_err = e.to_string(),
         }
     }
-    Err(Error::Command { command: format!("{} vendor {}@={}", cargo.display(), pin.package, pin.version), message: last_err })
+    Err(Error::Command {
+        command: format!(
+            "{} vendor {}@={}",
+            cargo.display(),
+            pin.package,
+            pin.version
+        ),
+        message: last_err,
+    })
 }
 
 /// The lock file cargo wrote must record the pinned archive checksum.
 fn check_lock(lock: &Path, pin: &Pin) -> Result<()> {
     let text = fs::read_to_string(lock).map_err(io_err(lock))?;
-    let header = format!("name = \"{}\"\nversion = \"{}\"\n", pin.package, pin.version);
-    let block = text.split("[[package]]").find(|b| b.trim_start().starts_with(header.trim_end()));
-    let sum = block.and_then(|b| b.lines().find_map(|l| l.strip_prefix("checksum = \""))).map(|s| s.trim_end_matches('"'));
+    let header = format!(
+        "name = \"{}\"\nversion = \"{}\"\n",
+        pin.package, pin.version
+    );
+    let block = text
+        .split("[[package]]")
+        .find(|b| b.trim_start().starts_with(header.trim_end()));
+    let sum = block
+        .and_then(|b| b.lines().find_map(|l| l.strip_prefix("checksum = \"")))
+        .map(|s| s.trim_end_matches('"'));
     match sum {
         Some(s) if s == pin.crate_sha256 => Ok(()),
         other => Err(Error::Tampered {
             dir: lock.into(),
             expected: pin.crate_sha256.clone(),
             found: other.unwrap_or("none").into(),
-            detail: "\n  the registry's archive checksum differs from crate-sha256 in vendor/UPSTREAM".into(),
+            detail:
+                "\n  the registry's archive checksum differs from crate-sha256 in vendor/UPSTREAM"
+                    .into(),
         }),
     }
 }
