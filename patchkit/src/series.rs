@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use diffy::patch_set::{FileOperation, ParseOptions, PatchSet};
 
+use crate::mail::{self, Header};
 use crate::overlay::Overlay;
 use crate::{Error, Result, io_err, tree};
 
@@ -28,6 +29,15 @@ pub enum Status {
     AlreadyApplied,
     /// Neither the patch nor its reverse applies.
     Conflicts(Error),
+}
+
+/// One patch's result in [`Series::check`].
+#[derive(Debug)]
+pub struct Outcome {
+    /// The patch file name.
+    pub name: String,
+    /// What happened to it.
+    pub status: Status,
 }
 
 /// The ordered list of patches.
@@ -78,6 +88,32 @@ impl Series {
     pub fn apply(&self, overlay: &mut Overlay) -> Result<()> {
         self.patches.iter().try_for_each(|p| p.apply(overlay))
     }
+
+    /// Tries every patch in order and reports each one, without stopping:
+    /// a patch that applies is applied, one the tree already has
+    /// ([`Status::AlreadyApplied`]) is left out, and a conflicting one is
+    /// skipped, so later patches are still tried.
+    pub fn check(&self, overlay: &mut Overlay) -> Vec<Outcome> {
+        self.patches
+            .iter()
+            .map(|p| Outcome {
+                name: p.name.clone(),
+                status: p.try_apply(overlay),
+            })
+            .collect()
+    }
+
+    /// Renders the `series` file listing these patches after `comments`
+    /// (lines written as they are, normally `# ...`).
+    pub fn list_text(&self, comments: &[&str]) -> String {
+        let names = self.patches.iter().map(|p| p.name.as_str());
+        comments
+            .iter()
+            .copied()
+            .chain(names)
+            .map(|line| format!("{line}\n"))
+            .collect()
+    }
 }
 
 impl Patch {
@@ -105,17 +141,20 @@ impl Patch {
         }
     }
 
-    /// The `Subject:` line of the patch header, without any `[PATCH n/m]` prefix.
+    /// The `Subject:` line of the patch header, without any `[PATCH n/m]` prefix
+    /// (the first line only, as written; [`Patch::header`] decodes it fully).
     pub fn subject(&self) -> &str {
         let subject = self
             .text
             .lines()
             .find_map(|l| l.strip_prefix("Subject: "))
             .unwrap_or("");
-        match subject.strip_prefix('[') {
-            Some(rest) => rest.split_once("] ").map_or(subject, |(_, s)| s),
-            None => subject,
-        }
+        mail::strip_patch_prefix(subject)
+    }
+
+    /// The commit this patch describes: author, date, subject and message.
+    pub fn header(&self) -> Result<Header> {
+        Header::parse(&self.text).map_err(|message| self.bad(format!("header: {message}")))
     }
 
     /// Applies the patch to `overlay`. On failure `overlay` is left unchanged.
@@ -125,8 +164,14 @@ impl Patch {
 
     /// Whether the patch applies to `overlay`, is already in it, or conflicts.
     pub fn status(&self, overlay: &Overlay) -> Status {
-        let mut probe = overlay.clone();
-        match self.apply_dir(&mut probe, false) {
+        self.try_apply(&mut overlay.clone())
+    }
+
+    /// Applies the patch to `overlay` when it applies; otherwise leaves
+    /// `overlay` unchanged and says whether the tree already has the patch
+    /// (its reverse applies) or it conflicts.
+    pub fn try_apply(&self, overlay: &mut Overlay) -> Status {
+        match self.apply_dir(overlay, false) {
             Ok(()) => Status::Applies,
             Err(e) => {
                 let mut probe = overlay.clone();
@@ -229,10 +274,16 @@ impl Patch {
                     old_len: range.map_or(0, |r| r.len()),
                 }
             })?;
-            if let Some(from) = &from {
-                if to.as_ref() != Some(from) {
-                    results.push((from.clone(), None));
-                }
+            if to.is_none() && !patched.is_empty() {
+                return Err(self.mismatch(
+                    &display,
+                    "file to be deleted has contents the patch does not remove",
+                ));
+            }
+            if let Some(from) = &from
+                && to.as_ref() != Some(from)
+            {
+                results.push((from.clone(), None));
             }
             if let Some(to) = to {
                 results.push((to, Some(patched.into_bytes())));
