@@ -7,10 +7,12 @@
 //!   checksums; the tree is materialised into `vendor/llama.cpp/` through
 //!   `cargo vendor` and verified against the recorded tree hash.
 //! - [`series`]: `patches/series` lists `git format-patch` files that are applied,
-//!   in order, to an in-memory [`overlay::Overlay`] of the pristine tree.
+//!   in order, to an in-memory [`overlay::Overlay`] of the pristine tree;
+//!   [`mail`] reads their headers (author, date, subject, message).
 //! - [`tree`]: hashing and syncing directory trees (writing only files whose
 //!   contents changed, so CMake rebuilds only what a patch touched).
 
+pub mod mail;
 pub mod overlay;
 pub mod series;
 pub mod tree;
@@ -70,7 +72,9 @@ pub enum Error {
         message: String,
     },
     /// A hunk of a patch does not apply to the tree.
-    #[error("patch {patch} does not apply: {file}: hunk #{hunk} (old lines {old_start}..+{old_len}) has no matching context")]
+    #[error(
+        "patch {patch} does not apply: {file}: hunk #{hunk} (old lines {old_start}..+{old_len}) has no matching context"
+    )]
     HunkFailed {
         /// The patch file name.
         patch: String,
@@ -92,6 +96,25 @@ pub enum Error {
         file: String,
         /// What did not match.
         message: String,
+    },
+    /// The patch tooling was asked for something it will not do (for example
+    /// writing into a non-empty directory, or refreshing from a git tree that
+    /// lacks the `upstream-base` tag).
+    #[error("{message}")]
+    Refused {
+        /// What was refused, and what to do instead.
+        message: String,
+    },
+    /// The series does not apply cleanly to a tree: some patches conflict or are
+    /// already there.
+    #[error(
+        "the series does not apply cleanly: {conflicts} conflicting, {upstream} already upstream"
+    )]
+    SeriesUnclean {
+        /// How many patches conflict.
+        conflicts: usize,
+        /// How many patches the tree already has (they reverse-apply).
+        upstream: usize,
     },
 }
 

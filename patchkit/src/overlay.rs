@@ -21,7 +21,10 @@ pub struct Overlay {
 impl Overlay {
     /// An overlay with no changes over `base`.
     pub fn new(base: impl Into<PathBuf>) -> Self {
-        Self { base: base.into(), changes: BTreeMap::new() }
+        Self {
+            base: base.into(),
+            changes: BTreeMap::new(),
+        }
     }
 
     /// The base directory.

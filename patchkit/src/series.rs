@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use diffy::patch_set::{FileOperation, ParseOptions, PatchSet};
 
+use crate::mail::{self, Header};
 use crate::overlay::Overlay;
 use crate::{Error, Result, io_err, tree};
 
@@ -28,6 +29,15 @@ pub enum Status {
     AlreadyApplied,
     /// Neither the patch nor its reverse applies.
     Conflicts(Error),
+}
+
+/// One patch's result in [`Series::check`].
+#[derive(Debug)]
+pub struct Outcome {
+    /// The patch file name.
+    pub name: String,
+    /// What happened to it.
+    pub status: Status,
 }
 
 /// The ordered list of patches.
@@ -66,7 +76,11 @@ impl Series {
         if self.patches.is_empty() {
             return None;
         }
-        let list: String = self.patches.iter().map(|p| format!("{}  {}\n", p.sha256, p.name)).collect();
+        let list: String = self
+            .patches
+            .iter()
+            .map(|p| format!("{}  {}\n", p.sha256, p.name))
+            .collect();
         Some(tree::sha256_hex(list.as_bytes())[..12].to_string())
     }
 
@@ -74,31 +88,73 @@ impl Series {
     pub fn apply(&self, overlay: &mut Overlay) -> Result<()> {
         self.patches.iter().try_for_each(|p| p.apply(overlay))
     }
+
+    /// Tries every patch in order and reports each one, without stopping:
+    /// a patch that applies is applied, one the tree already has
+    /// ([`Status::AlreadyApplied`]) is left out, and a conflicting one is
+    /// skipped, so later patches are still tried.
+    pub fn check(&self, overlay: &mut Overlay) -> Vec<Outcome> {
+        self.patches
+            .iter()
+            .map(|p| Outcome {
+                name: p.name.clone(),
+                status: p.try_apply(overlay),
+            })
+            .collect()
+    }
+
+    /// Renders the `series` file listing these patches after `comments`
+    /// (lines written as they are, normally `# ...`).
+    pub fn list_text(&self, comments: &[&str]) -> String {
+        let names = self.patches.iter().map(|p| p.name.as_str());
+        comments
+            .iter()
+            .copied()
+            .chain(names)
+            .map(|line| format!("{line}\n"))
+            .collect()
+    }
 }
 
 impl Patch {
     /// Reads one patch file.
     pub fn load(path: &Path) -> Result<Self> {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let bytes = fs::read(path).map_err(io_err(path))?;
         let sha256 = tree::sha256_hex(&bytes);
-        let text = String::from_utf8(bytes)
-            .map_err(|_| Error::BadPatch { patch: name.clone(), message: "not UTF-8 text".into() })?;
+        let text = String::from_utf8(bytes).map_err(|_| Error::BadPatch {
+            patch: name.clone(),
+            message: "not UTF-8 text".into(),
+        })?;
         Ok(Self { name, text, sha256 })
     }
 
     /// A patch from text, for tests and tools.
     pub fn from_text(name: &str, text: &str) -> Self {
-        Self { name: name.into(), text: text.into(), sha256: tree::sha256_hex(text.as_bytes()) }
+        Self {
+            name: name.into(),
+            text: text.into(),
+            sha256: tree::sha256_hex(text.as_bytes()),
+        }
     }
 
-    /// The `Subject:` line of the patch header, without any `[PATCH n/m]` prefix.
+    /// The `Subject:` line of the patch header, without any `[PATCH n/m]` prefix
+    /// (the first line only, as written; [`Patch::header`] decodes it fully).
     pub fn subject(&self) -> &str {
-        let subject = self.text.lines().find_map(|l| l.strip_prefix("Subject: ")).unwrap_or("");
-        match subject.strip_prefix('[') {
-            Some(rest) => rest.split_once("] ").map_or(subject, |(_, s)| s),
-            None => subject,
-        }
+        let subject = self
+            .text
+            .lines()
+            .find_map(|l| l.strip_prefix("Subject: "))
+            .unwrap_or("");
+        mail::strip_patch_prefix(subject)
+    }
+
+    /// The commit this patch describes: author, date, subject and message.
+    pub fn header(&self) -> Result<Header> {
+        Header::parse(&self.text).map_err(|message| self.bad(format!("header: {message}")))
     }
 
     /// Applies the patch to `overlay`. On failure `overlay` is left unchanged.
@@ -108,22 +164,39 @@ impl Patch {
 
     /// Whether the patch applies to `overlay`, is already in it, or conflicts.
     pub fn status(&self, overlay: &Overlay) -> Status {
-        let mut probe = overlay.clone();
-        match self.apply_dir(&mut probe, false) {
+        self.try_apply(&mut overlay.clone())
+    }
+
+    /// Applies the patch to `overlay` when it applies; otherwise leaves
+    /// `overlay` unchanged and says whether the tree already has the patch
+    /// (its reverse applies) or it conflicts.
+    pub fn try_apply(&self, overlay: &mut Overlay) -> Status {
+        match self.apply_dir(overlay, false) {
             Ok(()) => Status::Applies,
             Err(e) => {
                 let mut probe = overlay.clone();
-                if self.apply_dir(&mut probe, true).is_ok() { Status::AlreadyApplied } else { Status::Conflicts(e) }
+                if self.apply_dir(&mut probe, true).is_ok() {
+                    Status::AlreadyApplied
+                } else {
+                    Status::Conflicts(e)
+                }
             }
         }
     }
 
     fn bad(&self, message: impl std::fmt::Display) -> Error {
-        Error::BadPatch { patch: self.name.clone(), message: message.to_string() }
+        Error::BadPatch {
+            patch: self.name.clone(),
+            message: message.to_string(),
+        }
     }
 
     fn mismatch(&self, file: &str, message: &str) -> Error {
-        Error::FileMismatch { patch: self.name.clone(), file: file.into(), message: message.into() }
+        Error::FileMismatch {
+            patch: self.name.clone(),
+            file: file.into(),
+            message: message.into(),
+        }
     }
 
     /// Applies forwards or in reverse. All files are computed first, then written,
@@ -135,25 +208,44 @@ impl Patch {
             let file = file.map_err(|e| self.bad(e))?;
             seen_any = true;
             let op = file.operation().strip_prefix(1);
-            let text = file.patch().as_text().ok_or_else(|| self.bad("binary patches are not supported"))?;
+            let text = file
+                .patch()
+                .as_text()
+                .ok_or_else(|| self.bad("binary patches are not supported"))?;
             let (from, to) = match &op {
                 FileOperation::Create(p) => (None, Some(p.to_string())),
                 FileOperation::Delete(p) => (Some(p.to_string()), None),
-                FileOperation::Modify { original, modified } => (Some(original.to_string()), Some(modified.to_string())),
-                FileOperation::Rename { from, to } => (Some(from.to_string()), Some(to.to_string())),
-                FileOperation::Copy { .. } => return Err(self.bad("copy operations are not supported")),
+                FileOperation::Modify { original, modified } => {
+                    (Some(original.to_string()), Some(modified.to_string()))
+                }
+                FileOperation::Rename { from, to } => {
+                    (Some(from.to_string()), Some(to.to_string()))
+                }
+                FileOperation::Copy { .. } => {
+                    return Err(self.bad("copy operations are not supported"));
+                }
             };
-            let (from, to, hunks) = if reverse { (to, from, text.reverse()) } else { (from, to, text.clone()) };
+            let (from, to, hunks) = if reverse {
+                (to, from, text.reverse())
+            } else {
+                (from, to, text.clone())
+            };
             let display = to.clone().or_else(|| from.clone()).unwrap_or_default();
             let base = match &from {
                 Some(rel) => {
-                    let found = results.iter().rev().find(|(p, _)| p == rel).map(|(_, b)| b.clone());
+                    let found = results
+                        .iter()
+                        .rev()
+                        .find(|(p, _)| p == rel)
+                        .map(|(_, b)| b.clone());
                     let bytes = match found {
                         Some(b) => b,
                         None => overlay.read(rel)?,
                     };
-                    let bytes = bytes.ok_or_else(|| self.mismatch(rel, "file does not exist in the tree"))?;
-                    String::from_utf8(bytes).map_err(|_| self.mismatch(rel, "file is not UTF-8 text"))?
+                    let bytes = bytes
+                        .ok_or_else(|| self.mismatch(rel, "file does not exist in the tree"))?;
+                    String::from_utf8(bytes)
+                        .map_err(|_| self.mismatch(rel, "file is not UTF-8 text"))?
                 }
                 None => {
                     if overlay.read(&display)?.is_some() {
@@ -164,8 +256,16 @@ impl Patch {
             };
             let patched = diffy::apply(&base, &hunks).map_err(|e| {
                 // diffy reports the failing hunk only through its message ("... hunk #N").
-                let hunk: usize = e.to_string().rsplit('#').next().and_then(|n| n.parse().ok()).unwrap_or(0);
-                let range = hunks.hunks().get(hunk.saturating_sub(1)).map(|h| h.old_range());
+                let hunk: usize = e
+                    .to_string()
+                    .rsplit('#')
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+                let range = hunks
+                    .hunks()
+                    .get(hunk.saturating_sub(1))
+                    .map(|h| h.old_range());
                 Error::HunkFailed {
                     patch: self.name.clone(),
                     file: display.clone(),
@@ -174,10 +274,16 @@ impl Patch {
                     old_len: range.map_or(0, |r| r.len()),
                 }
             })?;
-            if let Some(from) = &from {
-                if to.as_ref() != Some(from) {
-                    results.push((from.clone(), None));
-                }
+            if to.is_none() && !patched.is_empty() {
+                return Err(self.mismatch(
+                    &display,
+                    "file to be deleted has contents the patch does not remove",
+                ));
+            }
+            if let Some(from) = &from
+                && to.as_ref() != Some(from)
+            {
+                results.push((from.clone(), None));
             }
             if let Some(to) = to {
                 results.push((to, Some(patched.into_bytes())));

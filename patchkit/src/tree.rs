@@ -23,10 +23,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// Every regular file below `root`, as sorted relative paths with `/` separators.
@@ -40,7 +42,10 @@ pub fn list_files(root: &Path) -> Result<Vec<String>> {
                 walk(root, &path, out)?;
             } else {
                 let rel = path.strip_prefix(root).unwrap_or(&path);
-                let parts: Vec<_> = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect();
+                let parts: Vec<_> = rel
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect();
                 out.push(parts.join("/"));
             }
         }
@@ -66,7 +71,10 @@ pub fn manifest(root: &Path) -> Result<Manifest> {
 
 /// Renders a manifest in `sha256sum` format.
 pub fn manifest_text(manifest: &Manifest) -> String {
-    manifest.iter().map(|(path, sha)| format!("{sha}  {path}\n")).collect()
+    manifest
+        .iter()
+        .map(|(path, sha)| format!("{sha}  {path}\n"))
+        .collect()
 }
 
 /// Parses a manifest written by [`manifest_text`]; malformed lines are skipped.
@@ -92,7 +100,12 @@ pub fn diff(expected: &Manifest, actual: &Manifest) -> Vec<String> {
             Some(_) => {}
         }
     }
-    out.extend(actual.keys().filter(|p| !expected.contains_key(*p)).map(|p| format!("extra {p}")));
+    out.extend(
+        actual
+            .keys()
+            .filter(|p| !expected.contains_key(*p))
+            .map(|p| format!("extra {p}")),
+    );
     out
 }
 
@@ -102,7 +115,10 @@ pub fn diff(expected: &Manifest, actual: &Manifest) -> Vec<String> {
 /// do not change and an incremental CMake build recompiles only what differs.
 /// Files below `dest` that are not in `files` are removed. Returns how many
 /// files were written.
-pub fn sync<'a>(dest: &Path, files: impl IntoIterator<Item = (String, std::borrow::Cow<'a, [u8]>)>) -> Result<usize> {
+pub fn sync<'a>(
+    dest: &Path,
+    files: impl IntoIterator<Item = (String, std::borrow::Cow<'a, [u8]>)>,
+) -> Result<usize> {
     let mut wanted = std::collections::BTreeSet::new();
     let mut written = 0;
     for (rel, bytes) in files {
@@ -137,7 +153,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let files = |b: &'static [u8]| {
-            vec![("a/x.txt".to_string(), std::borrow::Cow::Borrowed(b)), ("y".to_string(), b"same"[..].into())]
+            vec![
+                ("a/x.txt".to_string(), std::borrow::Cow::Borrowed(b)),
+                ("y".to_string(), b"same"[..].into()),
+            ]
         };
         assert_eq!(sync(d, files(b"one")).unwrap(), 2);
         fs::write(d.join("stray"), b"z").unwrap();

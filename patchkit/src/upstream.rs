@@ -32,7 +32,10 @@ impl Pin {
     /// Reads and parses a pin file.
     pub fn load(path: &Path) -> Result<Self> {
         let text = fs::read_to_string(path).map_err(io_err(path))?;
-        Self::parse(&text).map_err(|message| Error::Pin { path: path.into(), message })
+        Self::parse(&text).map_err(|message| Error::Pin {
+            path: path.into(),
+            message,
+        })
     }
 
     /// Parses `key = value` lines; `#` starts a comment line.
@@ -43,7 +46,9 @@ impl Pin {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let (k, v) = line.split_once('=').ok_or_else(|| format!("line {}: expected `key = value`", n + 1))?;
+            let (k, v) = line
+                .split_once('=')
+                .ok_or_else(|| format!("line {}: expected `key = value`", n + 1))?;
             map.insert(k.trim().to_string(), v.trim().to_string());
         }
         let mut take = |k: &str| map.remove(k).ok_or_else(|| format!("missing key `{k}`"));
@@ -70,7 +75,10 @@ pub struct Vendor {
 impl Vendor {
     /// Reads `dir/UPSTREAM`.
     pub fn open(dir: &Path) -> Result<Self> {
-        Ok(Self { dir: dir.into(), pin: Pin::load(&dir.join("UPSTREAM"))? })
+        Ok(Self {
+            dir: dir.into(),
+            pin: Pin::load(&dir.join("UPSTREAM"))?,
+        })
     }
 
     /// `vendor/llama.cpp`.
@@ -103,22 +111,33 @@ impl Vendor {
         if found_hash == self.pin.tree_sha256 {
             return Ok(found);
         }
-        let saved = fs::read_to_string(self.manifest_path()).ok().map(|t| tree::parse_manifest(&t));
+        let saved = fs::read_to_string(self.manifest_path())
+            .ok()
+            .map(|t| tree::parse_manifest(&t));
         let detail = match saved.filter(|m| tree::tree_hash(m) == self.pin.tree_sha256) {
             Some(expected) => {
                 let d = tree::diff(&expected, &found);
                 let shown: Vec<_> = d.iter().take(10).cloned().collect();
-                let more = if d.len() > 10 { format!(" (and {} more)", d.len() - 10) } else { String::new() };
+                let more = if d.len() > 10 {
+                    format!(" (and {} more)", d.len() - 10)
+                } else {
+                    String::new()
+                };
                 format!("\n  differing files: {}{more}", shown.join(", "))
             }
             None => String::new(),
         };
-        Err(Error::Tampered { dir: self.tree(), expected: self.pin.tree_sha256.clone(), found: found_hash, detail })
+        Err(Error::Tampered {
+            dir: self.tree(),
+            expected: self.pin.tree_sha256.clone(),
+            found: found_hash,
+            detail,
+        })
     }
 
     /// Fetches the package with `cargo vendor` and moves its subtree into place.
     pub fn fetch(&self, cargo: &Path, scratch: &Path) -> Result<()> {
-        let src = fetch_package(cargo, &self.pin, scratch)?;
+        let src = fetch_package(cargo, &self.pin.spec(), scratch)?.tree;
         let manifest = tree::manifest(&src)?;
         let hash = tree::tree_hash(&manifest);
         if hash != self.pin.tree_sha256 {
@@ -131,10 +150,13 @@ impl Vendor {
         }
         // Copy into a private directory and rename, so a concurrent or interrupted
         // build never sees a half-written tree.
-        let staging = self.dir.join(format!(".llama.cpp.tmp-{}", std::process::id()));
+        let staging = self
+            .dir
+            .join(format!(".llama.cpp.tmp-{}", std::process::id()));
         let _ = fs::remove_dir_all(&staging);
         copy_tree(&src, &staging)?;
-        fs::write(self.manifest_path(), tree::manifest_text(&manifest)).map_err(io_err(self.manifest_path()))?;
+        fs::write(self.manifest_path(), tree::manifest_text(&manifest))
+            .map_err(io_err(self.manifest_path()))?;
         if let Err(e) = fs::rename(&staging, self.tree()) {
             let _ = fs::remove_dir_all(&staging);
             if !self.tree().exists() {
@@ -145,17 +167,52 @@ impl Vendor {
     }
 }
 
-/// Runs `cargo vendor` on a throwaway manifest that depends on the pinned
-/// package and returns the path of its subtree. Tries offline first, so a
-/// warm cargo cache needs no network.
-pub fn fetch_package(cargo: &Path, pin: &Pin, scratch: &Path) -> Result<PathBuf> {
+/// A registry package to fetch with [`fetch_package`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackageSpec<'a> {
+    /// Package name (`llama-cpp-sys-2`).
+    pub name: &'a str,
+    /// Exact version.
+    pub version: &'a str,
+    /// Directory inside the package to return (`llama.cpp`).
+    pub subdir: &'a str,
+    /// Expected SHA-256 of the `.crate` archive; `None` accepts whatever the
+    /// registry serves (cargo still checks the archive against its index).
+    pub crate_sha256: Option<&'a str>,
+}
+
+impl Pin {
+    /// The pinned package, with its recorded archive checksum.
+    pub fn spec(&self) -> PackageSpec<'_> {
+        PackageSpec {
+            name: &self.package,
+            version: &self.version,
+            subdir: &self.subdir,
+            crate_sha256: Some(&self.crate_sha256),
+        }
+    }
+}
+
+/// What [`fetch_package`] produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    /// The package's subtree (inside the scratch directory).
+    pub tree: PathBuf,
+    /// The archive checksum cargo recorded in its lock file.
+    pub crate_sha256: String,
+}
+
+/// Runs `cargo vendor` on a throwaway manifest that depends on the package
+/// and returns the path of its subtree. Tries offline first, so a warm cargo
+/// cache needs no network.
+pub fn fetch_package(cargo: &Path, spec: &PackageSpec<'_>, scratch: &Path) -> Result<Fetched> {
     let work = scratch.join("upstream-fetch");
     let _ = fs::remove_dir_all(&work);
     fs::create_dir_all(work.join("src")).map_err(io_err(&work))?;
     let manifest = format!(
         "[package]\nname = \"upstream-fetch\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n\
          [dependencies]\n{} = \"={}\"\n\n# Not part of any enclosing workspace.\n[workspace]\n",
-        pin.package, pin.version
+        spec.name, spec.version
     );
     fs::write(work.join("Cargo.toml"), manifest).map_err(io_err(&work))?;
     fs::write(work.join("src/lib.rs"), "").map_err(io_err(&work))?;
@@ -163,53 +220,77 @@ pub fn fetch_package(cargo: &Path, pin: &Pin, scratch: &Path) -> Result<PathBuf>
     let mut last_err = String::new();
     for offline in [true, false] {
         let mut cmd = Command::new(cargo);
-        cmd.current_dir(&work).args(["vendor", "--versioned-dirs", "--quiet"]);
+        cmd.current_dir(&work)
+            .args(["vendor", "--versioned-dirs", "--quiet"]);
         if offline {
             cmd.arg("--offline");
         }
         cmd.arg(&out);
         // A build script inherits variables meant for the outer build; none of them apply here.
         for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("CARGO_TARGET_") || key == "RUSTFLAGS" || key == "CARGO_ENCODED_RUSTFLAGS" {
+            if key.to_string_lossy().starts_with("CARGO_TARGET_")
+                || key == "RUSTFLAGS"
+                || key == "CARGO_ENCODED_RUSTFLAGS"
+            {
                 cmd.env_remove(key);
             }
         }
         match cmd.output() {
             Ok(o) if o.status.success() => {
-                check_lock(&work.join("Cargo.lock"), pin)?;
-                let dir = out.join(format!("{}-{}", pin.package, pin.version)).join(&pin.subdir);
+                let crate_sha256 = check_lock(&work.join("Cargo.lock"), spec)?;
+                let dir = out
+                    .join(format!("{}-{}", spec.name, spec.version))
+                    .join(spec.subdir);
                 if !dir.is_dir() {
                     return Err(Error::Command {
                         command: "cargo vendor".into(),
                         message: format!("{} is missing after vendoring", dir.display()),
                     });
                 }
-                return Ok(dir);
+                return Ok(Fetched {
+                    tree: dir,
+                    crate_sha256,
+                });
             }
             Ok(o) => {
                 let err = String::from_utf8_lossy(&o.stderr);
                 let tail: Vec<_> = err.lines().rev().take(6).collect();
-                last_err = format!("{}: {}", o.status, tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+                last_err = format!(
+                    "{}: {}",
+                    o.status,
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
             }
             Err(e) => last_err = e.to_string(),
         }
     }
-    Err(Error::Command { command: format!("{} vendor {}@={}", cargo.display(), pin.package, pin.version), message: last_err })
+    Err(Error::Command {
+        command: format!("{} vendor {}@={}", cargo.display(), spec.name, spec.version),
+        message: last_err,
+    })
 }
 
-/// The lock file cargo wrote must record the pinned archive checksum.
-fn check_lock(lock: &Path, pin: &Pin) -> Result<()> {
+/// The archive checksum cargo recorded in `lock` for the package; it must be
+/// the expected one when the spec names one.
+fn check_lock(lock: &Path, spec: &PackageSpec<'_>) -> Result<String> {
     let text = fs::read_to_string(lock).map_err(io_err(lock))?;
-    let header = format!("name = \"{}\"\nversion = \"{}\"\n", pin.package, pin.version);
-    let block = text.split("[[package]]").find(|b| b.trim_start().starts_with(header.trim_end()));
-    let sum = block.and_then(|b| b.lines().find_map(|l| l.strip_prefix("checksum = \""))).map(|s| s.trim_end_matches('"'));
-    match sum {
-        Some(s) if s == pin.crate_sha256 => Ok(()),
-        other => Err(Error::Tampered {
+    let header = format!("name = \"{}\"\nversion = \"{}\"\n", spec.name, spec.version);
+    let block = text
+        .split("[[package]]")
+        .find(|b| b.trim_start().starts_with(header.trim_end()));
+    let sum = block
+        .and_then(|b| b.lines().find_map(|l| l.strip_prefix("checksum = \"")))
+        .map(|s| s.trim_end_matches('"'));
+    match (sum, spec.crate_sha256) {
+        (Some(found), Some(expected)) if found == expected => Ok(found.into()),
+        (Some(found), None) => Ok(found.into()),
+        (found, expected) => Err(Error::Tampered {
             dir: lock.into(),
-            expected: pin.crate_sha256.clone(),
-            found: other.unwrap_or("none").into(),
-            detail: "\n  the registry's archive checksum differs from crate-sha256 in vendor/UPSTREAM".into(),
+            expected: expected.unwrap_or("a checksum").into(),
+            found: found.unwrap_or("none").into(),
+            detail:
+                "\n  the registry's archive checksum differs from crate-sha256 in vendor/UPSTREAM"
+                    .into(),
         }),
     }
 }
@@ -258,5 +339,30 @@ mod tests {
         fs::write(tree_dir.join("src/a.cpp"), "int b;\n").unwrap();
         let err = v.verify().unwrap_err().to_string();
         assert!(err.contains("modified src/a.cpp"), "{err}");
+    }
+
+    #[test]
+    fn lock_checksum_is_checked_only_when_known() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join("Cargo.lock");
+        fs::write(&lock, "[[package]]\nname = \"p\"\nversion = \"1.0.0\"\nsource = \"registry\"\nchecksum = \"abc\"\n").unwrap();
+        let mut spec = PackageSpec {
+            name: "p",
+            version: "1.0.0",
+            subdir: "s",
+            crate_sha256: None,
+        };
+        assert_eq!(check_lock(&lock, &spec).unwrap(), "abc");
+        spec.crate_sha256 = Some("abc");
+        assert_eq!(check_lock(&lock, &spec).unwrap(), "abc");
+        spec.crate_sha256 = Some("def");
+        let err = check_lock(&lock, &spec).unwrap_err().to_string();
+        assert!(err.contains("def") && err.contains("abc"), "{err}");
+        spec.version = "2.0.0";
+        spec.crate_sha256 = None;
+        assert!(
+            check_lock(&lock, &spec).is_err(),
+            "a package missing from the lock file is an error"
+        );
     }
 }
