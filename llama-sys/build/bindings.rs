@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use crate::config::Config;
 
 pub fn generate(cfg: &Config, include_dirs: &[PathBuf]) -> Result<(), String> {
-    let wrapper = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default()).join("wrapper.h");
+    let wrapper =
+        PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default()).join("wrapper.h");
     println!("cargo:rerun-if-changed={}", wrapper.display());
     let mut b = bindgen::Builder::default()
         .header(wrapper.to_string_lossy())
@@ -28,7 +29,9 @@ pub fn generate(cfg: &Config, include_dirs: &[PathBuf]) -> Result<(), String> {
     }
     let out = cfg.out_dir.join("bindings.rs");
     b.generate()
-        .map_err(|e| format!("bindgen failed: {e} (is libclang installed? see the README's prerequisites)"))?
+        .map_err(|e| {
+            format!("bindgen failed: {e} (is libclang installed? see the README's prerequisites)")
+        })?
         .write_to_file(&out)
         .map_err(|e| format!("{}: {e}", out.display()))
 }

@@ -56,7 +56,11 @@ pub fn build(cfg: &Config, tree: &Tree, variant: Variant, dynamic: bool) -> Resu
         .define("GGML_CCACHE", "ON");
     if dynamic {
         // Installed libraries find their siblings next to themselves.
-        let origin = if cfg.target_os == "macos" { "@loader_path" } else { "$ORIGIN" };
+        let origin = if cfg.target_os == "macos" {
+            "@loader_path"
+        } else {
+            "$ORIGIN"
+        };
         c.define("CMAKE_INSTALL_RPATH", origin);
     }
     if let Some(arch) = &cfg.cuda_architectures {
@@ -72,15 +76,28 @@ pub fn build(cfg: &Config, tree: &Tree, variant: Variant, dynamic: bool) -> Resu
     // laid out alike, so one variant's objects serve the other's unchanged files.
     c.env("CCACHE_BASEDIR", &cfg.out_dir);
     c.build();
-    scan(root, vec![tree.dir.join("include"), tree.dir.join("ggml/include")], dynamic)
+    scan(
+        root,
+        vec![tree.dir.join("include"), tree.dir.join("ggml/include")],
+        dynamic,
+    )
 }
 
 impl Built {
     /// A prebuilt llama.cpp install (`LLAMA_PREFIX`) with `lib/` (or `lib64/`) and `include/`.
     pub fn prebuilt(prefix: &Path) -> Result<Built, String> {
-        let lib = ["lib", "lib64"].iter().map(|d| prefix.join(d)).find(|d| d.join("libllama.so").exists()
-            || d.join("libllama.a").exists() || d.join("libllama.dylib").exists() || d.join("llama.lib").exists());
-        let lib = lib.ok_or_else(|| format!("LLAMA_PREFIX={}: no libllama in lib/ or lib64/", prefix.display()))?;
+        let lib = ["lib", "lib64"].iter().map(|d| prefix.join(d)).find(|d| {
+            d.join("libllama.so").exists()
+                || d.join("libllama.a").exists()
+                || d.join("libllama.dylib").exists()
+                || d.join("llama.lib").exists()
+        });
+        let lib = lib.ok_or_else(|| {
+            format!(
+                "LLAMA_PREFIX={}: no libllama in lib/ or lib64/",
+                prefix.display()
+            )
+        })?;
         let dynamic = !lib.join("libllama.a").exists() && !lib.join("llama.lib").exists();
         let mut b = scan(prefix.to_path_buf(), vec![prefix.join("include")], dynamic)?;
         b.lib_dir = lib;
@@ -89,7 +106,11 @@ impl Built {
 }
 
 fn scan(root: PathBuf, include_dirs: Vec<PathBuf>, dynamic: bool) -> Result<Built, String> {
-    let lib_dir = if root.join("lib64").is_dir() && !root.join("lib").is_dir() { root.join("lib64") } else { root.join("lib") };
+    let lib_dir = if root.join("lib64").is_dir() && !root.join("lib").is_dir() {
+        root.join("lib64")
+    } else {
+        root.join("lib")
+    };
     let mut libs: Vec<String> = std::fs::read_dir(&lib_dir)
         .map_err(|e| format!("{}: {e}", lib_dir.display()))?
         .filter_map(|e| e.ok())
@@ -98,11 +119,22 @@ fn scan(root: PathBuf, include_dirs: Vec<PathBuf>, dynamic: bool) -> Result<Buil
             let stem = name.strip_prefix("lib").unwrap_or(&name);
             let stem = stem
                 .strip_suffix(if dynamic { ".so" } else { ".a" })
-                .or_else(|| if dynamic { stem.strip_suffix(".dylib") } else { stem.strip_suffix(".lib") })?;
+                .or_else(|| {
+                    if dynamic {
+                        stem.strip_suffix(".dylib")
+                    } else {
+                        stem.strip_suffix(".lib")
+                    }
+                })?;
             (stem.starts_with("ggml") || stem == "llama").then(|| stem.to_string())
         })
         .collect();
     libs.sort();
     libs.dedup();
-    Ok(Built { lib_dir, include_dirs, libs, dynamic })
+    Ok(Built {
+        lib_dir,
+        include_dirs,
+        libs,
+        dynamic,
+    })
 }

@@ -76,24 +76,35 @@ fn cargo_env(key: &str) -> Result<String, String> {
 }
 
 fn feature(name: &str) -> bool {
-    std::env::var_os(format!("CARGO_FEATURE_{}", name.to_uppercase().replace('-', "_"))).is_some()
+    std::env::var_os(format!(
+        "CARGO_FEATURE_{}",
+        name.to_uppercase().replace('-', "_")
+    ))
+    .is_some()
 }
 
 impl Config {
     pub fn from_env() -> Result<Self, String> {
         let manifest_dir = PathBuf::from(cargo_env("CARGO_MANIFEST_DIR")?);
-        let workspace = manifest_dir.parent().map(PathBuf::from).unwrap_or_else(|| manifest_dir.clone());
+        let workspace = manifest_dir
+            .parent()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| manifest_dir.clone());
         let variant = match env("LLAMA_SYS_PATCHES").as_deref() {
             None | Some("series") | Some("all") => Variant::Patched,
             Some("none") => Variant::Upstream,
             Some(other) => {
-                return Err(format!("LLAMA_SYS_PATCHES={other:?}: expected `none` (upstream) or unset/`series` (patched)"));
+                return Err(format!(
+                    "LLAMA_SYS_PATCHES={other:?}: expected `none` (upstream) or unset/`series` (patched)"
+                ));
             }
         };
         let side_by_side = feature("side-by-side");
         Ok(Self {
             out_dir: PathBuf::from(cargo_env("OUT_DIR")?),
-            vendor_dir: env("LLAMA_SYS_VENDOR_DIR").map(PathBuf::from).unwrap_or_else(|| workspace.join("vendor")),
+            vendor_dir: env("LLAMA_SYS_VENDOR_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| workspace.join("vendor")),
             patches_dir: workspace.join("patches"),
             cargo: PathBuf::from(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())),
             target_os: cargo_env("CARGO_CFG_TARGET_OS")?,

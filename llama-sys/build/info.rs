@@ -9,7 +9,12 @@ use crate::source::Tree;
 fn backends(cfg: &Config) -> Vec<&'static str> {
     let f = cfg.features;
     let mut v = vec!["CPU"];
-    for (on, name) in [(f.cuda, "CUDA"), (f.vulkan, "Vulkan"), (f.metal, "Metal"), (f.rpc, "RPC")] {
+    for (on, name) in [
+        (f.cuda, "CUDA"),
+        (f.vulkan, "Vulkan"),
+        (f.metal, "Metal"),
+        (f.rpc, "RPC"),
+    ] {
         if on {
             v.push(name);
         }
@@ -24,27 +29,88 @@ fn write(cfg: &Config, body: &str) {
     }
 }
 
-fn common(cfg: &Config, s: &mut String, variant: &str, commit: &str, package: &str, version: &str, id: &str) {
-    let _ = writeln!(s, "/// Registry package the upstream source came from.\npub const UPSTREAM_PACKAGE: &str = {package:?};");
-    let _ = writeln!(s, "/// Exact version of that package.\npub const UPSTREAM_VERSION: &str = {version:?};");
-    let _ = writeln!(s, "/// Short identity of the pinned upstream source.\npub const UPSTREAM_ID: &str = {id:?};");
-    let _ = writeln!(s, "/// `patched`, `upstream` or `prebuilt`.\npub const VARIANT: &str = {variant:?};");
-    let _ = writeln!(s, "/// `LLAMA_BUILD_COMMIT` of the linked libraries (also what `ggml_commit()` returns).\npub const BUILD_COMMIT: &str = {commit:?};");
-    let _ = writeln!(s, "/// Backends compiled in.\npub const BACKENDS: &[&str] = &{:?};", backends(cfg));
-    let _ = writeln!(s, "/// Whether the libraries are shared objects.\npub const DYNAMIC: bool = {};", cfg.features.dynamic);
+fn common(
+    cfg: &Config,
+    s: &mut String,
+    variant: &str,
+    commit: &str,
+    package: &str,
+    version: &str,
+    id: &str,
+) {
+    let _ = writeln!(
+        s,
+        "/// Registry package the upstream source came from.\npub const UPSTREAM_PACKAGE: &str = {package:?};"
+    );
+    let _ = writeln!(
+        s,
+        "/// Exact version of that package.\npub const UPSTREAM_VERSION: &str = {version:?};"
+    );
+    let _ = writeln!(
+        s,
+        "/// Short identity of the pinned upstream source.\npub const UPSTREAM_ID: &str = {id:?};"
+    );
+    let _ = writeln!(
+        s,
+        "/// `patched`, `upstream` or `prebuilt`.\npub const VARIANT: &str = {variant:?};"
+    );
+    let _ = writeln!(
+        s,
+        "/// `LLAMA_BUILD_COMMIT` of the linked libraries (also what `ggml_commit()` returns).\npub const BUILD_COMMIT: &str = {commit:?};"
+    );
+    let _ = writeln!(
+        s,
+        "/// Backends compiled in.\npub const BACKENDS: &[&str] = &{:?};",
+        backends(cfg)
+    );
+    let _ = writeln!(
+        s,
+        "/// Whether the libraries are shared objects.\npub const DYNAMIC: bool = {};",
+        cfg.features.dynamic
+    );
 }
 
 pub fn record(cfg: &Config, tree: &Tree, built: &Built) {
     let pin = &tree.vendor.pin;
     let mut s = String::new();
-    common(cfg, &mut s, tree.variant.name(), &tree.build_commit, &pin.package, &pin.version, &pin.upstream_id);
-    let patches: Vec<(String, String)> = tree.series.patches.iter().map(|p| (p.name.clone(), p.sha256[..12].to_string())).collect();
-    let _ = writeln!(s, "/// Patches applied, in order: (file name, first 12 hex digits of its SHA-256).\npub const PATCHES: &[(&str, &str)] = &{patches:?};");
-    let _ = writeln!(s, "/// Short hash of the whole series, if any patch was applied.\npub const SERIES_HASH: Option<&str> = {:?};", tree.series.short_hash());
-    let _ = writeln!(s, "/// Directory holding the linked libraries.\npub const LIB_DIR: &str = {:?};", built.lib_dir.display().to_string());
+    common(
+        cfg,
+        &mut s,
+        tree.variant.name(),
+        &tree.build_commit,
+        &pin.package,
+        &pin.version,
+        &pin.upstream_id,
+    );
+    let patches: Vec<(String, String)> = tree
+        .series
+        .patches
+        .iter()
+        .map(|p| (p.name.clone(), p.sha256[..12].to_string()))
+        .collect();
+    let _ = writeln!(
+        s,
+        "/// Patches applied, in order: (file name, first 12 hex digits of its SHA-256).\npub const PATCHES: &[(&str, &str)] = &{patches:?};"
+    );
+    let _ = writeln!(
+        s,
+        "/// Short hash of the whole series, if any patch was applied.\npub const SERIES_HASH: Option<&str> = {:?};",
+        tree.series.short_hash()
+    );
+    let _ = writeln!(
+        s,
+        "/// Directory holding the linked libraries.\npub const LIB_DIR: &str = {:?};",
+        built.lib_dir.display().to_string()
+    );
     let other = cfg.out_dir.join(tree.variant.other().name()).join("lib");
-    let other = cfg.features.side_by_side.then(|| other.display().to_string());
-    let _ = writeln!(s, "/// With the `side-by-side` feature: the other variant's shared libraries.\npub const OTHER_LIB_DIR: Option<&str> = {other:?};");
+    let other = cfg
+        .features
+        .side_by_side
+        .then(|| other.display().to_string());
+    let _ = writeln!(
+        s,
+        "/// With the `side-by-side` feature: the other variant's shared libraries.\npub const OTHER_LIB_DIR: Option<&str> = {other:?};"
+    );
     write(cfg, &s);
 }
 
@@ -55,10 +121,25 @@ pub fn record_side_by_side(tree: &Tree, built: &Built) {
 
 pub fn record_prebuilt(cfg: &Config, built: &Built) {
     let mut s = String::new();
-    common(cfg, &mut s, "prebuilt", "unknown", "prebuilt", "unknown", "prebuilt");
-    let _ = writeln!(s, "/// Patches applied, in order (unknown for a prebuilt install).\npub const PATCHES: &[(&str, &str)] = &[];");
-    let _ = writeln!(s, "/// Short hash of the whole series (unknown for a prebuilt install).\npub const SERIES_HASH: Option<&str> = None;");
-    let _ = writeln!(s, "/// Directory holding the linked libraries.\npub const LIB_DIR: &str = {:?};", built.lib_dir.display().to_string());
-    let _ = writeln!(s, "/// The other variant's libraries (none for a prebuilt install).\npub const OTHER_LIB_DIR: Option<&str> = None;");
+    common(
+        cfg, &mut s, "prebuilt", "unknown", "prebuilt", "unknown", "prebuilt",
+    );
+    let _ = writeln!(
+        s,
+        "/// Patches applied, in order (unknown for a prebuilt install).\npub const PATCHES: &[(&str, &str)] = &[];"
+    );
+    let _ = writeln!(
+        s,
+        "/// Short hash of the whole series (unknown for a prebuilt install).\npub const SERIES_HASH: Option<&str> = None;"
+    );
+    let _ = writeln!(
+        s,
+        "/// Directory holding the linked libraries.\npub const LIB_DIR: &str = {:?};",
+        built.lib_dir.display().to_string()
+    );
+    let _ = writeln!(
+        s,
+        "/// The other variant's libraries (none for a prebuilt install).\npub const OTHER_LIB_DIR: Option<&str> = None;"
+    );
     write(cfg, &s);
 }

@@ -32,7 +32,10 @@ pub fn emit(cfg: &Config, built: &Built) -> Result<(), String> {
     println!("cargo:lib_dir={}", built.lib_dir.display());
     println!("cargo:dynamic={}", u8::from(built.dynamic));
     if built.dynamic {
-        println!("cargo:rustc-link-arg=-Wl,--enable-new-dtags,-rpath,{}", built.lib_dir.display());
+        println!(
+            "cargo:rustc-link-arg=-Wl,--enable-new-dtags,-rpath,{}",
+            built.lib_dir.display()
+        );
         return Ok(());
     }
     let f = cfg.features;
@@ -52,9 +55,18 @@ pub fn emit(cfg: &Config, built: &Built) -> Result<(), String> {
         println!("cargo:rustc-link-lib=gomp");
     }
     if f.cuda {
-        let cuda = cfg.cuda_path.clone().unwrap_or_else(|| "/usr/local/cuda".into());
-        println!("cargo:rustc-link-search=native={}", cuda.join("lib64").display());
-        println!("cargo:rustc-link-search=native={}", cuda.join("lib64/stubs").display());
+        let cuda = cfg
+            .cuda_path
+            .clone()
+            .unwrap_or_else(|| "/usr/local/cuda".into());
+        println!(
+            "cargo:rustc-link-search=native={}",
+            cuda.join("lib64").display()
+        );
+        println!(
+            "cargo:rustc-link-search=native={}",
+            cuda.join("lib64/stubs").display()
+        );
         for lib in ["cudart", "cublas", "cublasLt", "cuda"] {
             println!("cargo:rustc-link-lib=dylib={lib}");
         }

@@ -22,13 +22,21 @@ pub struct Tree {
 /// Reads `vendor/UPSTREAM`, fetches `vendor/llama.cpp` through `cargo vendor`
 /// when it is missing, and verifies it against the recorded tree hash.
 pub fn locate_and_verify(cfg: &Config) -> Result<Vendor, String> {
-    println!("cargo:rerun-if-changed={}", cfg.vendor_dir.join("UPSTREAM").display());
-    println!("cargo:rerun-if-changed={}", cfg.vendor_dir.join("llama.cpp").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        cfg.vendor_dir.join("UPSTREAM").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        cfg.vendor_dir.join("llama.cpp").display()
+    );
     println!("cargo:rerun-if-changed={}", cfg.patches_dir.display());
     let vendor = Vendor::open(&cfg.vendor_dir).map_err(|e| {
         format!("{e}\n(llama-sys reads the pin from the workspace's vendor/UPSTREAM; set LLAMA_SYS_VENDOR_DIR to use another)")
     })?;
-    vendor.ensure(&cfg.cargo, &cfg.out_dir).map_err(|e| e.to_string())?;
+    vendor
+        .ensure(&cfg.cargo, &cfg.out_dir)
+        .map_err(|e| e.to_string())?;
     Ok(vendor)
 }
 
@@ -48,5 +56,11 @@ pub fn write_variant_tree(cfg: &Config, vendor: &Vendor, variant: Variant) -> Re
         Some(hash) => format!("{id}+p{hash}"),
         None => id.clone(),
     };
-    Ok(Tree { dir, variant, vendor: vendor.clone(), series, build_commit })
+    Ok(Tree {
+        dir,
+        variant,
+        vendor: vendor.clone(),
+        series,
+        build_commit,
+    })
 }

@@ -10,7 +10,9 @@ use llama_sys::build_info;
 
 fn loaded_commit() -> String {
     // SAFETY: ggml_commit returns a pointer to a static NUL-terminated string.
-    unsafe { CStr::from_ptr(llama_sys::ggml_commit()) }.to_string_lossy().into_owned()
+    unsafe { CStr::from_ptr(llama_sys::ggml_commit()) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 #[test]
@@ -19,7 +21,9 @@ fn calls_into_the_library() {
     unsafe {
         llama_sys::llama_backend_init();
         assert!(llama_sys::llama_max_devices() >= 1);
-        let info = CStr::from_ptr(llama_sys::llama_print_system_info()).to_string_lossy().into_owned();
+        let info = CStr::from_ptr(llama_sys::llama_print_system_info())
+            .to_string_lossy()
+            .into_owned();
         assert!(info.contains("CPU"), "system info: {info}");
         assert!(llama_sys::ggml_backend_dev_count() >= 1);
     }
@@ -36,7 +40,10 @@ fn build_info_matches_the_variant() {
         "patched" => {
             assert!(!build_info::PATCHES.is_empty());
             let hash = build_info::SERIES_HASH.expect("patched build has a series hash");
-            assert_eq!(build_info::BUILD_COMMIT, format!("{}+p{hash}", build_info::UPSTREAM_ID));
+            assert_eq!(
+                build_info::BUILD_COMMIT,
+                format!("{}+p{hash}", build_info::UPSTREAM_ID)
+            );
         }
         "upstream" => {
             assert!(build_info::PATCHES.is_empty());
@@ -64,15 +71,31 @@ fn other_variant_loads_in_a_child() {
         return;
     };
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_print_commit", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child_print_commit",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("LLAMA_SYS_TEST_CHILD", "1")
         .env("LD_LIBRARY_PATH", other)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let Some(commit) = stdout.split("loaded-commit=").nth(1).and_then(|s| s.split_whitespace().next()) else {
-        panic!("child printed no commit; stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    let Some(commit) = stdout
+        .split("loaded-commit=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+    else {
+        panic!(
+            "child printed no commit; stdout:\n{stdout}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
-    assert_ne!(commit, build_info::BUILD_COMMIT, "child loaded the same variant");
+    assert_ne!(
+        commit,
+        build_info::BUILD_COMMIT,
+        "child loaded the same variant"
+    );
     assert!(commit.starts_with(build_info::UPSTREAM_ID), "{commit}");
 }
