@@ -1,0 +1,256 @@
+//! Tensor storage types and the file type (the `--type` a user picks).
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::SynthError;
+
+/// Storage type of one tensor in the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(non_camel_case_types)] // ggml's spelling
+pub enum TensorType {
+    /// 32-bit float.
+    F32,
+    /// IEEE half.
+    F16,
+    /// bfloat16.
+    BF16,
+    /// 8-bit blocks of 32 with an f16 scale.
+    Q8_0,
+    /// 4-bit blocks of 32 with an f16 scale.
+    Q4_0,
+    /// 5-bit blocks of 32 (the fallback of `Q4_K` for rows not divisible by 256).
+    Q5_0,
+    /// 4-bit k-quant super-blocks of 256.
+    Q4_K,
+}
+
+impl TensorType {
+    /// The matching `ggml_type`.
+    #[must_use]
+    pub fn ggml(self) -> llama_sys::ggml_type {
+        match self {
+            Self::F32 => llama_sys::GGML_TYPE_F32,
+            Self::F16 => llama_sys::GGML_TYPE_F16,
+            Self::BF16 => llama_sys::GGML_TYPE_BF16,
+            Self::Q8_0 => llama_sys::GGML_TYPE_Q8_0,
+            Self::Q4_0 => llama_sys::GGML_TYPE_Q4_0,
+            Self::Q5_0 => llama_sys::GGML_TYPE_Q5_0,
+            Self::Q4_K => llama_sys::GGML_TYPE_Q4_K,
+        }
+    }
+
+    /// The type with this `ggml_type` value, if it is one of ours.
+    #[must_use]
+    pub fn from_ggml(t: llama_sys::ggml_type) -> Option<Self> {
+        [
+            Self::F32,
+            Self::F16,
+            Self::BF16,
+            Self::Q8_0,
+            Self::Q4_0,
+            Self::Q5_0,
+            Self::Q4_K,
+        ]
+        .into_iter()
+        .find(|x| x.ggml() == t)
+    }
+
+    /// ggml's name for the type (`"q4_0"`, `"f16"`, ...).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+            Self::BF16 => "bf16",
+            Self::Q8_0 => "q8_0",
+            Self::Q4_0 => "q4_0",
+            Self::Q5_0 => "q5_0",
+            Self::Q4_K => "q4_K",
+        }
+    }
+
+    /// Elements per block (1 for float types).
+    #[must_use]
+    pub fn block_size(self) -> u64 {
+        // SAFETY: ggml_blck_size only reads a static table; every value of ours is a valid type.
+        let b = unsafe { llama_sys::ggml_blck_size(self.ggml()) };
+        u64::try_from(b).unwrap_or(1)
+    }
+
+    /// Bytes of one row of `ne0` elements (`ne0` must be a multiple of the block size).
+    #[must_use]
+    pub fn row_bytes(self, ne0: u64) -> u64 {
+        let n = i64::try_from(ne0).unwrap_or(i64::MAX);
+        // SAFETY: ggml_row_size only reads a static table and does arithmetic.
+        let bytes = unsafe { llama_sys::ggml_row_size(self.ggml(), n) };
+        bytes as u64
+    }
+
+    /// Whether this is a block-quantized type (not a float type).
+    #[must_use]
+    pub fn is_quantized(self) -> bool {
+        !matches!(self, Self::F32 | Self::F16 | Self::BF16)
+    }
+}
+
+impl fmt::Display for TensorType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The type requested for the large matrices, like `llama-quantize`'s file type.
+///
+/// Tensors that real conversions keep in F32 (1-D tensors, norms, biases,
+/// `ssm_a`, the MoE router `ffn_gate_inp`, `ssm_conv1d`) stay F32 whatever is
+/// chosen here; see [`crate::spec::storage_type`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(non_camel_case_types)] // ggml's spelling
+pub enum FileType {
+    /// Everything in F32.
+    F32,
+    /// Matrices in F16.
+    F16,
+    /// Matrices in BF16.
+    BF16,
+    /// Matrices in Q8_0.
+    Q8_0,
+    /// Matrices in Q4_0.
+    Q4_0,
+    /// Matrices in Q4_K (rows not divisible by 256 fall back to Q5_0).
+    Q4_K,
+}
+
+impl FileType {
+    /// All file types, in the order the CLI lists them.
+    pub const ALL: [Self; 6] = [
+        Self::F32,
+        Self::F16,
+        Self::BF16,
+        Self::Q8_0,
+        Self::Q4_0,
+        Self::Q4_K,
+    ];
+
+    /// The tensor type used for matrices whose rows fit its block size.
+    #[must_use]
+    pub fn tensor_type(self) -> TensorType {
+        match self {
+            Self::F32 => TensorType::F32,
+            Self::F16 => TensorType::F16,
+            Self::BF16 => TensorType::BF16,
+            Self::Q8_0 => TensorType::Q8_0,
+            Self::Q4_0 => TensorType::Q4_0,
+            Self::Q4_K => TensorType::Q4_K,
+        }
+    }
+
+    /// The `llama_ftype` stored as `general.file_type`.
+    ///
+    /// Q4_K maps to `MOSTLY_Q4_K_S`, the k-quant mix closest to "every matrix Q4_K".
+    #[must_use]
+    pub fn llama_ftype(self) -> u32 {
+        match self {
+            Self::F32 => llama_sys::LLAMA_FTYPE_ALL_F32,
+            Self::F16 => llama_sys::LLAMA_FTYPE_MOSTLY_F16,
+            Self::BF16 => llama_sys::LLAMA_FTYPE_MOSTLY_BF16,
+            Self::Q8_0 => llama_sys::LLAMA_FTYPE_MOSTLY_Q8_0,
+            Self::Q4_0 => llama_sys::LLAMA_FTYPE_MOSTLY_Q4_0,
+            Self::Q4_K => llama_sys::LLAMA_FTYPE_MOSTLY_Q4_K_S,
+        }
+    }
+
+    /// The type a matrix with rows of `ne0` elements gets.
+    ///
+    /// Mirrors `tensor_type_fallback` in llama.cpp's `llama-quant.cpp`: a row
+    /// that is not a multiple of the block size demotes Q4_K to Q5_0, and any
+    /// type whose block still does not fit becomes F16.
+    #[must_use]
+    pub fn resolve(self, ne0: u64) -> TensorType {
+        let wanted = self.tensor_type();
+        if ne0.is_multiple_of(wanted.block_size()) {
+            return wanted;
+        }
+        let fallback = match wanted {
+            TensorType::Q4_K => TensorType::Q5_0,
+            other => other,
+        };
+        if ne0.is_multiple_of(fallback.block_size()) {
+            fallback
+        } else {
+            TensorType::F16
+        }
+    }
+
+    /// The lower-case name accepted by [`FromStr`].
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+            Self::BF16 => "bf16",
+            Self::Q8_0 => "q8_0",
+            Self::Q4_0 => "q4_0",
+            Self::Q4_K => "q4_k",
+        }
+    }
+}
+
+impl fmt::Display for FileType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for FileType {
+    type Err = SynthError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let lower = s.to_ascii_lowercase();
+        Self::ALL
+            .into_iter()
+            .find(|t| t.name() == lower)
+            .ok_or_else(|| SynthError::UnknownName {
+                what: "type",
+                given: s.to_owned(),
+                expected: Self::ALL
+                    .iter()
+                    .map(|t| t.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_names() {
+        for t in FileType::ALL {
+            assert_eq!(t.name().parse::<FileType>().ok(), Some(t));
+        }
+        assert_eq!("Q4_K".parse::<FileType>().ok(), Some(FileType::Q4_K));
+        assert!("q3_k".parse::<FileType>().is_err());
+    }
+
+    #[test]
+    fn fallback_follows_llama_quantize() {
+        assert_eq!(FileType::Q4_K.resolve(2048), TensorType::Q4_K);
+        assert_eq!(FileType::Q4_K.resolve(64), TensorType::Q5_0);
+        assert_eq!(FileType::Q4_K.resolve(48), TensorType::F16);
+        assert_eq!(FileType::Q4_0.resolve(96), TensorType::Q4_0);
+        assert_eq!(FileType::Q8_0.resolve(40), TensorType::F16);
+        assert_eq!(FileType::BF16.resolve(7), TensorType::BF16);
+    }
+
+    #[test]
+    fn row_sizes_match_block_layouts() {
+        assert_eq!(TensorType::Q4_0.row_bytes(64), 2 * 18);
+        assert_eq!(TensorType::Q8_0.row_bytes(32), 34);
+        assert_eq!(TensorType::Q4_K.row_bytes(256), 144);
+        assert_eq!(TensorType::F16.row_bytes(3), 6);
+    }
+}

@@ -1,0 +1,167 @@
+//! Every preset and layout loads in llama.cpp with the expected properties,
+//! and decodes to finite logits and a varied greedy continuation.
+
+mod common;
+
+use common::{Model, distinct};
+use llama_synth::{
+    LinearLayout, ModelSpec, Preset, SynthOptions, Vocab, cached_model, tiny_model_path,
+};
+
+/// Load `opts`' model and check everything llama.cpp reports against the spec.
+fn check(opts: &SynthOptions) -> Model {
+    let spec = ModelSpec::from_options(opts).unwrap();
+    let path = cached_model(opts).unwrap();
+    let model =
+        Model::load(&path).unwrap_or_else(|| panic!("llama.cpp refused {}", path.display()));
+    assert_eq!(
+        model.meta("general.architecture").as_deref(),
+        Some(opts.preset.arch())
+    );
+    assert_eq!(model.n_layer() as u32, spec.n_layer);
+    assert_eq!(model.n_embd() as u64, spec.n_embd);
+    assert_eq!(model.n_vocab() as u32, spec.n_vocab);
+    assert_eq!(model.n_params(), spec.n_params(), "parameter count");
+    assert_eq!(model.size(), spec.data_bytes(), "tensor bytes");
+    // llama.cpp sees the hyperparameters the spec states, not its defaults
+    let arch = opts.preset.arch();
+    let u = |k: &str| {
+        spec.metadata
+            .get_u32(&format!("{arch}.{k}"))
+            .map(|v| v as i32)
+    };
+    let (n_head, n_head_kv, n_ctx, rope) = model.hparams();
+    assert_eq!(Some(n_head), u("attention.head_count"));
+    assert_eq!(Some(n_head_kv), u("attention.head_count_kv"));
+    assert_eq!(Some(n_ctx), u("context_length"));
+    let expected_rope = match arch {
+        "llama" => llama_sys::LLAMA_ROPE_TYPE_NORM,
+        "qwen35moe" => llama_sys::LLAMA_ROPE_TYPE_IMROPE,
+        _ => llama_sys::LLAMA_ROPE_TYPE_NEOX,
+    };
+    assert_eq!(rope, expected_rope);
+    for (key, value) in spec.metadata.entries() {
+        if let llama_synth::MetaValue::U32(v) = value {
+            assert_eq!(model.meta(key), Some(v.to_string()), "{key}");
+        }
+    }
+    let file_len = std::fs::metadata(&path).unwrap().len();
+    assert!(
+        file_len > spec.data_bytes() && file_len < spec.data_bytes() + (4 << 20),
+        "file is {file_len} bytes"
+    );
+    model
+}
+
+/// Greedy decoding of a short prompt gives finite logits and at least two
+/// distinct tokens in 16 steps.
+fn decodes(model: &Model, prompt: &[i32]) {
+    let out = model.greedy(prompt, 16);
+    assert!(out.iter().all(|&t| t >= 0 && t < model.n_vocab()));
+    assert!(distinct(&out) >= 2, "degenerate continuation {out:?}");
+}
+
+fn check_and_decode(opts: &SynthOptions) {
+    let model = check(opts);
+    let prompt = match opts.vocab {
+        Vocab::Bpe => model.tokenize("The weather is good, so we walk to the river.", true, false),
+        Vocab::None { size } => (0..8).map(|i| (i * 97 % size) as i32).collect(),
+    };
+    decodes(&model, &prompt);
+}
+
+#[test]
+fn qwen3next_tiny() {
+    check_and_decode(&SynthOptions::new(Preset::Qwen3NextTiny));
+}
+
+#[test]
+fn qwen3next_tiny_legacy_layout_fused_experts() {
+    let mut o = SynthOptions::new(Preset::Qwen3NextTiny);
+    o.layout = LinearLayout::Legacy;
+    o.fused_experts = true;
+    check_and_decode(&o);
+}
+
+#[test]
+fn qwen3next_tiny_fused_experts() {
+    let mut o = SynthOptions::new(Preset::Qwen3NextTiny);
+    o.fused_experts = true;
+    check_and_decode(&o);
+}
+
+#[test]
+fn qwen3next_tiny_more_layers() {
+    let mut o = SynthOptions::new(Preset::Qwen3NextTiny);
+    o.layers = Some(8);
+    let model = check(&o);
+    assert_eq!(model.n_layer(), 8);
+}
+
+#[test]
+fn qwen35moe_tiny() {
+    check_and_decode(&SynthOptions::new(Preset::Qwen35MoeTiny));
+}
+
+#[test]
+fn qwen35moe_tiny_fused_experts() {
+    let mut o = SynthOptions::new(Preset::Qwen35MoeTiny);
+    o.fused_experts = true;
+    check_and_decode(&o);
+}
+
+#[test]
+fn qwen3moe_tiny() {
+    check_and_decode(&SynthOptions::new(Preset::Qwen3MoeTiny));
+}
+
+#[test]
+fn llama_tiny() {
+    check_and_decode(&SynthOptions::new(Preset::LlamaTiny));
+}
+
+#[test]
+fn no_vocab_sets_the_vocabulary_size() {
+    let mut o = SynthOptions::new(Preset::Qwen3NextTiny);
+    o.vocab = Vocab::None { size: 3000 };
+    let model = check(&o);
+    assert_eq!(model.n_vocab(), 3000);
+    assert_eq!(
+        model.meta("tokenizer.ggml.model").as_deref(),
+        Some("no_vocab")
+    );
+    decodes(&model, &[5, 900, 2999, 17]);
+}
+
+#[test]
+fn tiny_model_path_is_cached() {
+    let a = tiny_model_path(Preset::LlamaTiny);
+    let modified = std::fs::metadata(&a).unwrap().modified().unwrap();
+    let b = tiny_model_path(Preset::LlamaTiny);
+    assert_eq!(a, b);
+    assert_eq!(std::fs::metadata(&b).unwrap().modified().unwrap(), modified);
+}
+
+#[test]
+fn tiny_models_are_small() {
+    for p in Preset::TINY {
+        let len = std::fs::metadata(tiny_model_path(p)).unwrap().len();
+        assert!(len < 16 << 20, "{p}: {len} bytes");
+    }
+}
+
+#[test]
+fn invalid_combinations_are_errors() {
+    let mut o = SynthOptions::new(Preset::Qwen3MoeTiny);
+    o.fused_experts = true;
+    assert!(ModelSpec::from_options(&o).is_err());
+    let mut o = SynthOptions::new(Preset::Qwen35MoeTiny);
+    o.layout = LinearLayout::Legacy;
+    assert!(ModelSpec::from_options(&o).is_err());
+    let mut o = SynthOptions::new(Preset::LlamaTiny);
+    o.layers = Some(0);
+    assert!(ModelSpec::from_options(&o).is_err());
+    let mut o = SynthOptions::new(Preset::LlamaTiny);
+    o.vocab = Vocab::None { size: 0 };
+    assert!(ModelSpec::from_options(&o).is_err());
+}

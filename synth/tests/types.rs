@@ -1,0 +1,61 @@
+//! Every tensor type loads and decodes; tensors keep the types real
+//! conversions give them, with llama-quantize's block-size fallback.
+
+mod common;
+
+use common::{Model, distinct};
+use llama_synth::{
+    FileType, ModelSpec, Preset, SynthOptions, TensorType, cached_model, read_layout,
+};
+
+fn type_of(layout: &llama_synth::GgufLayout, name: &str) -> Option<TensorType> {
+    layout
+        .tensors
+        .iter()
+        .find(|t| t.0 == name)
+        .and_then(|t| TensorType::from_ggml(t.1))
+}
+
+#[test]
+fn every_file_type_loads_and_decodes() {
+    for ftype in FileType::ALL {
+        let mut o = SynthOptions::new(Preset::Qwen3NextTiny);
+        o.ftype = ftype;
+        let spec = ModelSpec::from_options(&o).unwrap();
+        let path = cached_model(&o).unwrap();
+        let layout = read_layout(&path).unwrap();
+        for t in &spec.tensors {
+            assert_eq!(type_of(&layout, &t.name), Some(t.ty), "{ftype}: {}", t.name);
+        }
+        let model = Model::load(&path).unwrap_or_else(|| panic!("{ftype} does not load"));
+        assert_eq!(model.size(), spec.data_bytes());
+        let out = model.greedy(
+            &model.tokenize("Numbers are split one digit at a time", false, false),
+            8,
+        );
+        assert!(distinct(&out) >= 2, "{ftype}: {out:?}");
+    }
+}
+
+#[test]
+fn small_tensors_stay_f32_and_odd_rows_fall_back() {
+    let mut o = SynthOptions::new(Preset::Qwen3NextTiny);
+    o.ftype = FileType::Q4_K;
+    let layout = read_layout(&cached_model(&o).unwrap()).unwrap();
+    let t = |n: &str| type_of(&layout, n);
+    assert_eq!(t("blk.0.attn_norm.weight"), Some(TensorType::F32));
+    assert_eq!(t("blk.0.ssm_a"), Some(TensorType::F32));
+    assert_eq!(t("blk.0.ssm_dt.bias"), Some(TensorType::F32));
+    assert_eq!(t("blk.0.ssm_conv1d.weight"), Some(TensorType::F32));
+    assert_eq!(t("blk.0.ssm_norm.weight"), Some(TensorType::F32));
+    assert_eq!(t("blk.0.ffn_gate_inp.weight"), Some(TensorType::F32));
+    assert_eq!(t("blk.0.ffn_gate_inp_shexp.weight"), Some(TensorType::F32));
+    assert_eq!(t("blk.3.attn_q_norm.weight"), Some(TensorType::F32));
+    // rows of 256: Q4_K; rows of 64 (expert FFN): Q5_0, as llama-quantize falls back
+    assert_eq!(t("blk.0.attn_qkv.weight"), Some(TensorType::Q4_K));
+    assert_eq!(t("output.weight"), Some(TensorType::Q4_K));
+    assert_eq!(t("blk.0.ffn_down_exps.weight"), Some(TensorType::Q5_0));
+    assert_eq!(t("blk.0.ffn_down_shexp.weight"), Some(TensorType::Q5_0));
+    assert_eq!(layout.arch.as_deref(), Some("qwen3next"));
+    assert_eq!(layout.data_offset % layout.alignment, 0);
+}
