@@ -15,6 +15,8 @@ mod config;
 mod info;
 #[path = "build/link.rs"]
 mod link;
+#[path = "build/shim.rs"]
+mod shim;
 #[path = "build/source.rs"]
 mod source;
 
@@ -46,6 +48,7 @@ fn run() -> Result<(), String> {
             built
         }
     };
+    shim::compile(&built.include_dirs);
     link::emit(&cfg, &built)?;
     bindings::generate(&cfg, &built.include_dirs)?;
     if cfg.prefix.is_some() {

@@ -8,3 +8,4 @@
 #ifdef LLAMA_SYS_RPC
 #include "ggml-rpc.h"
 #endif
+#include "shim/shim.h"

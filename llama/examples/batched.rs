@@ -7,12 +7,21 @@ use llama::{Batch, Context, ContextParams, Model, ModelParams, SamplerChain, Utf
 
 fn main() -> llama::Result<()> {
     llama::backend::set_logging(false);
-    let model = Model::load(common::model_path(llama_synth::Preset::LlamaTiny), ModelParams::default())?;
+    let model = Model::load(
+        common::model_path(llama_synth::Preset::LlamaTiny),
+        ModelParams::default(),
+    )?;
     let vocab = model.vocab();
     let prompts = ["The sky is", "My favourite food is", "In the year 2100"];
     let n_seq = prompts.len();
-    let mut ctx = Context::new(&model, ContextParams::default().n_ctx(1024).n_seq_max(n_seq as u32))?;
-    let seqs: Vec<_> = prompts.iter().map(|p| vocab.tokenize(p, true, false)).collect::<llama::Result<_>>()?;
+    let mut ctx = Context::new(
+        &model,
+        ContextParams::default().n_ctx(1024).n_seq_max(n_seq as u32),
+    )?;
+    let seqs: Vec<_> = prompts
+        .iter()
+        .map(|p| vocab.tokenize(p, true, false))
+        .collect::<llama::Result<_>>()?;
     let mut batch = Batch::new(seqs.iter().map(Vec::len).sum::<usize>().max(n_seq), 1)?;
     let mut last = vec![0i32; n_seq];
     let mut pos: Vec<i32> = seqs.iter().map(|s| s.len() as i32).collect();
@@ -23,7 +32,14 @@ fn main() -> llama::Result<()> {
         last[s] = batch.len() as i32 - 1;
     }
     ctx.decode(&mut batch)?;
-    let mut samplers: Vec<_> = (0..n_seq).map(|s| SamplerChain::builder(vocab).top_k(20).dist(s as u32).build()).collect::<llama::Result<_>>()?;
+    let mut samplers: Vec<_> = (0..n_seq)
+        .map(|s| {
+            SamplerChain::builder(vocab)
+                .top_k(20)
+                .dist(s as u32)
+                .build()
+        })
+        .collect::<llama::Result<_>>()?;
     let mut out = vec![String::new(); n_seq];
     let mut decoders = vec![Utf8Decoder::default(); n_seq];
     for _ in 0..16 {

@@ -9,10 +9,17 @@ use llama::{Context, ContextParams, Model, ModelParams, SamplerChain};
 
 fn main() -> llama::Result<()> {
     llama::backend::set_logging(false);
-    let model = Model::load(common::model_path(llama_synth::Preset::Qwen3NextTiny), ModelParams::default())?;
+    let model = Model::load(
+        common::model_path(llama_synth::Preset::Qwen3NextTiny),
+        ModelParams::default(),
+    )?;
     let template = model.chat_template(None).unwrap_or_else(|| "chatml".into());
     let ctx = Context::new(&model, ContextParams::default().n_ctx(1024))?;
-    let sampler = SamplerChain::builder(model.vocab()).top_k(40).temp(0.8).dist(1).build()?;
+    let sampler = SamplerChain::builder(model.vocab())
+        .top_k(40)
+        .temp(0.8)
+        .dist(1)
+        .build()?;
     let mut chat = ChatSession::new(ctx, sampler, template);
     chat.system("You are terse.");
     for question in ["Hello, who are you?", "And what can you do?"] {

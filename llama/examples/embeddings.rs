@@ -8,11 +8,24 @@ use llama::{Batch, Context, ContextParams, Model, ModelParams, Pooling};
 
 fn main() -> llama::Result<()> {
     llama::backend::set_logging(false);
-    let model = Model::load(common::model_path(llama_synth::Preset::LlamaTiny), ModelParams::default())?;
-    let texts = ["the cat sat on the mat", "a cat was sitting on a mat", "quarterly revenue grew"];
+    let model = Model::load(
+        common::model_path(llama_synth::Preset::LlamaTiny),
+        ModelParams::default(),
+    )?;
+    let texts = [
+        "the cat sat on the mat",
+        "a cat was sitting on a mat",
+        "quarterly revenue grew",
+    ];
     let mut embs = Vec::new();
     for t in texts {
-        let mut ctx = Context::new(&model, ContextParams::default().n_ctx(256).embeddings(true).pooling(Pooling::Mean))?;
+        let mut ctx = Context::new(
+            &model,
+            ContextParams::default()
+                .n_ctx(256)
+                .embeddings(true)
+                .pooling(Pooling::Mean),
+        )?;
         let toks = model.vocab().tokenize(t, true, false)?;
         ctx.decode(&mut Batch::from_tokens(&toks, 0, 0)?)?;
         let e = ctx.seq_embeddings(0)?.to_vec();

@@ -15,11 +15,29 @@ age    ::= [1-9] [0-9]?
 
 fn main() -> llama::Result<()> {
     llama::backend::set_logging(false);
-    let model = Model::load(common::model_path(llama_synth::Preset::LlamaTiny), ModelParams::default())?;
+    let model = Model::load(
+        common::model_path(llama_synth::Preset::LlamaTiny),
+        ModelParams::default(),
+    )?;
     let mut ctx = Context::new(&model, ContextParams::default().n_ctx(512))?;
-    let mut sampler = SamplerChain::builder(model.vocab()).grammar(GRAMMAR, "root").top_k(20).dist(3).build()?;
-    let prompt = model.vocab().tokenize("Describe a person as JSON:", true, false)?;
-    let mut generator = Generator::new(&mut ctx, &mut sampler, &prompt, 0, StopAt { max_tokens: 48, stop_strings: vec!["}".into()] })?;
+    let mut sampler = SamplerChain::builder(model.vocab())
+        .grammar(GRAMMAR, "root")
+        .top_k(20)
+        .dist(3)
+        .build()?;
+    let prompt = model
+        .vocab()
+        .tokenize("Describe a person as JSON:", true, false)?;
+    let mut generator = Generator::new(
+        &mut ctx,
+        &mut sampler,
+        &prompt,
+        0,
+        StopAt {
+            max_tokens: 48,
+            stop_strings: vec!["}".into()],
+        },
+    )?;
     let mut text = String::new();
     while let Some(piece) = generator.next_piece() {
         match piece {

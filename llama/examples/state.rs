@@ -8,16 +8,27 @@ use llama::{Batch, Context, ContextParams, Model, ModelParams};
 
 fn main() -> llama::Result<()> {
     llama::backend::set_logging(false);
-    let model = Model::load(common::model_path(llama_synth::Preset::Qwen3NextTiny), ModelParams::default())?;
+    let model = Model::load(
+        common::model_path(llama_synth::Preset::Qwen3NextTiny),
+        ModelParams::default(),
+    )?;
     let vocab = model.vocab();
-    let prompt = vocab.tokenize("A long shared system prompt that we do not want to decode twice.", true, false)?;
+    let prompt = vocab.tokenize(
+        "A long shared system prompt that we do not want to decode twice.",
+        true,
+        false,
+    )?;
     let file = std::env::temp_dir().join("llama-rs-example-state.bin");
 
     let mut ctx = Context::new(&model, ContextParams::default().n_ctx(256))?;
     ctx.decode(&mut Batch::from_tokens(&prompt, 0, 0)?)?;
     let before = ctx.logits(-1)?.to_vec();
     ctx.save_state_file(&file, &prompt)?;
-    println!("saved {} tokens of state to {}", prompt.len(), file.display());
+    println!(
+        "saved {} tokens of state to {}",
+        prompt.len(),
+        file.display()
+    );
 
     let mut resumed = Context::new(&model, ContextParams::default().n_ctx(256))?;
     let tokens = resumed.load_state_file(&file, 4096)?;
@@ -26,11 +37,17 @@ fn main() -> llama::Result<()> {
     let next = vocab.token(llama_argmax(&before))?;
     b.add(next, tokens.len() as i32, &[0], true)?;
     resumed.decode(&mut b)?;
-    println!("resumed after {} tokens; next token {:?}", tokens.len(), vocab.piece(next, false)?);
+    println!(
+        "resumed after {} tokens; next token {:?}",
+        tokens.len(),
+        vocab.piece(next, false)?
+    );
     let _ = std::fs::remove_file(&file);
     Ok(())
 }
 
 fn llama_argmax(v: &[f32]) -> i32 {
-    v.iter().enumerate().fold(0, |best, (i, &x)| if x > v[best] { i } else { best }) as i32
+    v.iter()
+        .enumerate()
+        .fold(0, |best, (i, &x)| if x > v[best] { i } else { best }) as i32
 }

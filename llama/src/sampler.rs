@@ -292,9 +292,10 @@ impl<'v> SamplerBuilder<'v> {
                 let mut pat_ptrs: Vec<*const std::ffi::c_char> =
                     pats.iter().map(|c| c.as_ptr()).collect();
                 let ids: Vec<i32> = tokens.iter().map(|t| t.id()).collect();
-                // SAFETY: all pointers valid for the call; llama.cpp catches regex and parse errors.
-                backend::capture_log(|| unsafe {
-                    sys::llama_sampler_init_grammar_lazy_patterns(
+                let mut e = ErrBuf::new();
+                // SAFETY: all pointers valid for the call; the shim turns C++ exceptions (bad regex) into NULL.
+                let (p, log) = backend::capture_log(|| unsafe {
+                    sys::llama_sys_sampler_init_grammar_lazy_patterns(
                         vocab,
                         g.as_ptr(),
                         r.as_ptr(),
@@ -302,8 +303,11 @@ impl<'v> SamplerBuilder<'v> {
                         pat_ptrs.len(),
                         ids.as_ptr(),
                         ids.len(),
+                        e.ptr(),
+                        e.len(),
                     )
-                })
+                });
+                (p, join(log, e.text()))
             }
         };
         self.push(p, false, "grammar", log)
@@ -358,8 +362,22 @@ impl SamplerChain {
                 "chain was built for another vocabulary".into(),
             ));
         }
-        // SAFETY: `idx` is a checked output of the last decode; chain and context valid.
-        let id = unsafe { sys::llama_sampler_sample(self.ptr.as_ptr(), ctx_ptr(ctx), idx) };
+        let (mut id, mut e) = (0, ErrBuf::new());
+        // SAFETY: `idx` is a checked output of the last decode; chain and context valid; the
+        // shim catches the exception a grammar throws when no token can continue it.
+        let rc = unsafe {
+            sys::llama_sys_sampler_sample(
+                self.ptr.as_ptr(),
+                ctx_ptr(ctx),
+                idx,
+                &mut id,
+                e.ptr(),
+                e.len(),
+            )
+        };
+        if rc != 0 {
+            return Err(Error::Sampler(e.text()));
+        }
         ctx.model().vocab().token(id).map_err(|_| {
             Error::Sampler(format!(
                 "sampled invalid token {id} (grammar rejected every token?)"
@@ -375,8 +393,14 @@ impl SamplerChain {
                 n_vocab: self.n_vocab,
             });
         }
-        // SAFETY: valid chain, token in range.
-        unsafe { sys::llama_sampler_accept(self.ptr.as_ptr(), token.id()) };
+        let mut e = ErrBuf::new();
+        // SAFETY: valid chain, token in range; the shim catches a grammar's rejection.
+        let rc = unsafe {
+            sys::llama_sys_sampler_accept(self.ptr.as_ptr(), token.id(), e.ptr(), e.len())
+        };
+        if rc != 0 {
+            return Err(Error::Sampler(e.text()));
+        }
         Ok(())
     }
 
@@ -389,4 +413,34 @@ impl SamplerChain {
 
 fn ctx_ptr(ctx: &mut Context<'_>) -> *mut sys::llama_context {
     ctx.raw_ptr()
+}
+
+/// A buffer the C++ shim writes an exception message into.
+struct ErrBuf([u8; 256]);
+
+impl ErrBuf {
+    fn new() -> Self {
+        Self([0; 256])
+    }
+
+    fn ptr(&mut self) -> *mut std::ffi::c_char {
+        self.0.as_mut_ptr().cast()
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn text(&self) -> String {
+        let end = self.0.iter().position(|&b| b == 0).unwrap_or(self.0.len());
+        String::from_utf8_lossy(&self.0[..end]).into_owned()
+    }
+}
+
+fn join(log: String, exception: String) -> String {
+    match (log.is_empty(), exception.is_empty()) {
+        (_, true) => log,
+        (true, false) => exception,
+        (false, false) => format!("{log}\n{exception}"),
+    }
 }

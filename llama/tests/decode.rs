@@ -6,7 +6,10 @@ mod common;
 use llama::{Batch, Context, ContextParams, Model, SamplerChain, Token};
 
 fn prompt(model: &Model) -> Vec<Token> {
-    model.vocab().tokenize("The quick brown fox jumps over the lazy dog", true, false).unwrap()
+    model
+        .vocab()
+        .tokenize("The quick brown fox jumps over the lazy dog", true, false)
+        .unwrap()
 }
 
 /// Greedy tokens and the logits of every step through the safe API.
@@ -15,7 +18,10 @@ fn safe_greedy(model: &Model, n: usize) -> (Vec<i32>, Vec<Vec<f32>>) {
     let p = prompt(model);
     let mut b = Batch::from_tokens(&p, 0, 0).unwrap();
     ctx.decode(&mut b).unwrap();
-    let mut sampler = SamplerChain::builder(model.vocab()).greedy().build().unwrap();
+    let mut sampler = SamplerChain::builder(model.vocab())
+        .greedy()
+        .build()
+        .unwrap();
     let (mut toks, mut logits) = (Vec::new(), Vec::new());
     for i in 0..n {
         logits.push(ctx.logits(-1).unwrap().to_vec());
@@ -29,13 +35,18 @@ fn safe_greedy(model: &Model, n: usize) -> (Vec<i32>, Vec<Vec<f32>>) {
 }
 
 /// The same loop written directly against llama-sys.
-fn raw_greedy(model_path: &std::path::Path, prompt_ids: &[i32], n: usize) -> (Vec<i32>, Vec<Vec<f32>>) {
+fn raw_greedy(
+    model_path: &std::path::Path,
+    prompt_ids: &[i32],
+    n: usize,
+) -> (Vec<i32>, Vec<Vec<f32>>) {
     use llama_sys as sys;
     let path = std::ffi::CString::new(model_path.to_string_lossy().as_bytes()).unwrap();
     // SAFETY: a plain C-API loop with valid arguments: the model and context are
     // freed at the end; batches from llama_batch_get_one borrow `ids`/`tok`.
     unsafe {
-        let model = sys::llama_model_load_from_file(path.as_ptr(), sys::llama_model_default_params());
+        let model =
+            sys::llama_model_load_from_file(path.as_ptr(), sys::llama_model_default_params());
         assert!(!model.is_null());
         let mut cp = sys::llama_context_default_params();
         cp.n_ctx = 256;
@@ -45,14 +56,23 @@ fn raw_greedy(model_path: &std::path::Path, prompt_ids: &[i32], n: usize) -> (Ve
         let vocab = sys::llama_model_get_vocab(model);
         let n_vocab = sys::llama_vocab_n_tokens(vocab) as usize;
         let mut ids = prompt_ids.to_vec();
-        assert_eq!(sys::llama_decode(ctx, sys::llama_batch_get_one(ids.as_mut_ptr(), ids.len() as i32)), 0);
+        assert_eq!(
+            sys::llama_decode(
+                ctx,
+                sys::llama_batch_get_one(ids.as_mut_ptr(), ids.len() as i32)
+            ),
+            0
+        );
         let (mut toks, mut logits) = (Vec::new(), Vec::new());
         for _ in 0..n {
             let l = std::slice::from_raw_parts(sys::llama_get_logits_ith(ctx, -1), n_vocab);
             logits.push(l.to_vec());
             let mut tok = (0..n_vocab).fold(0usize, |b, i| if l[i] > l[b] { i } else { b }) as i32;
             toks.push(tok);
-            assert_eq!(sys::llama_decode(ctx, sys::llama_batch_get_one(&mut tok, 1)), 0);
+            assert_eq!(
+                sys::llama_decode(ctx, sys::llama_batch_get_one(&mut tok, 1)),
+                0
+            );
         }
         sys::llama_free(ctx);
         sys::llama_model_free(model);
@@ -62,7 +82,10 @@ fn raw_greedy(model_path: &std::path::Path, prompt_ids: &[i32], n: usize) -> (Ve
 
 #[test]
 fn safe_layer_matches_the_raw_c_api_bit_for_bit() {
-    for (model, path) in [(common::dense(), common::dense_path()), (common::qwen3next(), common::qwen3next_path())] {
+    for (model, path) in [
+        (common::dense(), common::dense_path()),
+        (common::qwen3next(), common::qwen3next_path()),
+    ] {
         let ids: Vec<i32> = prompt(&model).iter().map(|t| t.id()).collect();
         let (st, sl) = safe_greedy(&model, 8);
         let (rt, rl) = raw_greedy(&path, &ids, 8);
@@ -86,11 +109,15 @@ fn several_sequences_in_one_batch_match_decoding_each_alone() {
     let model = common::dense();
     let vocab = model.vocab();
     let texts = ["hello world", "a different prompt here", "third"];
-    let seqs: Vec<Vec<Token>> = texts.iter().map(|t| vocab.tokenize(t, true, false).unwrap()).collect();
+    let seqs: Vec<Vec<Token>> = texts
+        .iter()
+        .map(|t| vocab.tokenize(t, true, false).unwrap())
+        .collect();
     let mut alone = Vec::new();
     for s in &seqs {
         let mut ctx = Context::new(&model, ContextParams::default().n_ctx(128)).unwrap();
-        ctx.decode(&mut Batch::from_tokens(s, 0, 0).unwrap()).unwrap();
+        ctx.decode(&mut Batch::from_tokens(s, 0, 0).unwrap())
+            .unwrap();
         alone.push(ctx.logits(-1).unwrap().to_vec());
     }
     let total: usize = seqs.iter().map(Vec::len).sum();
@@ -117,7 +144,8 @@ fn state_round_trip_keeps_logits_for_dense_and_hybrid_models() {
         let p = prompt(&model);
         let next = vocab.token(5).unwrap();
         let mut ctx = Context::new(&model, ContextParams::default().n_ctx(128)).unwrap();
-        ctx.decode(&mut Batch::from_tokens(&p, 0, 0).unwrap()).unwrap();
+        ctx.decode(&mut Batch::from_tokens(&p, 0, 0).unwrap())
+            .unwrap();
         let whole = ctx.state().unwrap();
         let seq = ctx.seq_state(0).unwrap();
         let dir = tempfile::tempdir().unwrap();
@@ -148,17 +176,46 @@ fn seeded_sampling_is_deterministic_and_grammar_constrains() {
     let model = common::dense();
     let run = |seed: u32| {
         let mut ctx = Context::new(&model, ContextParams::default().n_ctx(128)).unwrap();
-        let mut s = SamplerChain::builder(model.vocab()).top_k(50).temp(1.0).dist(seed).build().unwrap();
-        let gen = llama::generate::Generator::new(&mut ctx, &mut s, &prompt(&model), 0, llama::generate::StopAt { max_tokens: 12, stop_strings: vec![] }).unwrap();
-        gen.collect_text().unwrap()
+        let mut s = SamplerChain::builder(model.vocab())
+            .top_k(50)
+            .temp(1.0)
+            .dist(seed)
+            .build()
+            .unwrap();
+        let generator = llama::generate::Generator::new(
+            &mut ctx,
+            &mut s,
+            &prompt(&model),
+            0,
+            llama::generate::StopAt {
+                max_tokens: 12,
+                stop_strings: vec![],
+            },
+        )
+        .unwrap();
+        generator.collect_text().unwrap()
     };
     assert_eq!(run(7), run(7));
     let mut ctx = Context::new(&model, ContextParams::default().n_ctx(128)).unwrap();
-    let mut s = SamplerChain::builder(model.vocab()).grammar("root ::= \"yes\" | \"no\"", "root").greedy().build().unwrap();
+    let mut s = SamplerChain::builder(model.vocab())
+        .grammar("root ::= \"yes\" | \"no\"", "root")
+        .greedy()
+        .build()
+        .unwrap();
     let p = prompt(&model);
-    let mut gen = llama::generate::Generator::new(&mut ctx, &mut s, &p, 0, llama::generate::StopAt { max_tokens: 8, stop_strings: vec![] }).unwrap();
+    let mut generator = llama::generate::Generator::new(
+        &mut ctx,
+        &mut s,
+        &p,
+        0,
+        llama::generate::StopAt {
+            max_tokens: 8,
+            stop_strings: vec![],
+        },
+    )
+    .unwrap();
     let mut text = String::new();
-    while let Some(piece) = gen.next_piece() {
+    while let Some(piece) = generator.next_piece() {
         match piece {
             Ok(p) => text.push_str(&p),
             Err(_) => break, // the grammar is complete: nothing else may follow
@@ -173,7 +230,9 @@ fn seeded_sampling_is_deterministic_and_grammar_constrains() {
 #[test]
 fn chat_template_of_the_model_formats() {
     let model = common::dense();
-    let tmpl = model.chat_template(None).expect("synthetic models carry a chat template");
+    let tmpl = model
+        .chat_template(None)
+        .expect("synthetic models carry a chat template");
     let msgs = [llama::chat::ChatMessage::new("user", "hi")];
     let text = llama::chat::apply_template(&tmpl, &msgs, true).unwrap();
     assert!(text.contains("hi") && text.contains("assistant"), "{text}");
@@ -184,7 +243,9 @@ fn threads_share_one_model() {
     let model = common::qwen3next();
     let (reference, _) = safe_greedy(&model, 6);
     std::thread::scope(|s| {
-        let hs: Vec<_> = (0..3).map(|_| s.spawn(|| safe_greedy(&model, 6).0)).collect();
+        let hs: Vec<_> = (0..3)
+            .map(|_| s.spawn(|| safe_greedy(&model, 6).0))
+            .collect();
         for h in hs {
             assert_eq!(h.join().unwrap(), reference);
         }

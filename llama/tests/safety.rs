@@ -33,7 +33,10 @@ fn bad_tokens_are_errors_not_aborts() {
         let mut ctx = Context::new(&model, ContextParams::default().n_ctx(64)).unwrap();
         let mut b = Batch::new(1, 1).unwrap();
         b.add(foreign, 0, &[0], true).unwrap();
-        assert!(matches!(ctx.decode(&mut b), Err(Error::InvalidToken { .. })));
+        assert!(matches!(
+            ctx.decode(&mut b),
+            Err(Error::InvalidToken { .. })
+        ));
     }
 }
 
@@ -42,17 +45,37 @@ fn decode_checks_batch_size_and_sequences() {
     let model = common::dense();
     let vocab = model.vocab();
     let t = vocab.token(1).unwrap();
-    let mut ctx = Context::new(&model, ContextParams::default().n_ctx(128).n_batch(8).n_ubatch(8).n_seq_max(2)).unwrap();
+    let mut ctx = Context::new(
+        &model,
+        ContextParams::default()
+            .n_ctx(128)
+            .n_batch(8)
+            .n_ubatch(8)
+            .n_seq_max(2),
+    )
+    .unwrap();
     // More tokens than n_batch aborts in C (the llama-cpp-2 bug): here it is an error.
     let mut big = Batch::new(16, 1).unwrap();
     for i in 0..16 {
         big.add(t, i, &[0], false).unwrap();
     }
-    assert!(matches!(ctx.decode(&mut big), Err(Error::OutOfRange { what: "batch size", .. })));
+    assert!(matches!(
+        ctx.decode(&mut big),
+        Err(Error::OutOfRange {
+            what: "batch size",
+            ..
+        })
+    ));
     // Sequence id beyond n_seq_max.
     let mut b = Batch::new(1, 4).unwrap();
     b.add(t, 0, &[3], true).unwrap();
-    assert!(matches!(ctx.decode(&mut b), Err(Error::OutOfRange { what: "sequence id", .. })));
+    assert!(matches!(
+        ctx.decode(&mut b),
+        Err(Error::OutOfRange {
+            what: "sequence id",
+            ..
+        })
+    ));
     // Empty batch.
     let mut empty = Batch::new(1, 1).unwrap();
     assert!(matches!(ctx.decode(&mut empty), Err(Error::EmptyBatch)));
@@ -84,13 +107,35 @@ fn memory_operations_check_their_arguments() {
 fn samplers_and_grammars_fail_cleanly() {
     let model = common::dense();
     let vocab = model.vocab();
-    assert!(matches!(SamplerChain::builder(vocab).top_k(5).build(), Err(Error::Sampler(_))));
-    let bad = SamplerChain::builder(vocab).grammar("root ::= ( unclosed", "root").greedy().build();
+    assert!(matches!(
+        SamplerChain::builder(vocab).top_k(5).build(),
+        Err(Error::Sampler(_))
+    ));
+    let bad = SamplerChain::builder(vocab)
+        .grammar("root ::= ( unclosed", "root")
+        .greedy()
+        .build();
     assert!(matches!(bad, Err(Error::Sampler(_))), "{bad:?}");
-    let bad_regex = SamplerChain::builder(vocab).grammar_lazy("root ::= \"a\"", "root", &["(["], &[]).greedy().build();
+    let bad_regex = SamplerChain::builder(vocab)
+        .grammar_lazy("root ::= \"a\"", "root", &["(["], &[])
+        .greedy()
+        .build();
     assert!(bad_regex.is_err());
-    assert!(SamplerChain::builder(vocab).penalties(64, 0.0, 0.0, 0.0).greedy().build().is_err());
-    assert!(SamplerChain::builder(vocab).top_k(40).temp(0.7).dist(1).build().is_ok());
+    assert!(
+        SamplerChain::builder(vocab)
+            .penalties(64, 0.0, 0.0, 0.0)
+            .greedy()
+            .build()
+            .is_err()
+    );
+    assert!(
+        SamplerChain::builder(vocab)
+            .top_k(40)
+            .temp(0.7)
+            .dist(1)
+            .build()
+            .is_ok()
+    );
 }
 
 #[test]
@@ -101,6 +146,9 @@ fn model_load_errors_are_errors() {
     let junk = dir.path().join("junk.gguf");
     std::fs::write(&junk, b"GGUF\x03\0\0\0garbage").unwrap();
     assert!(llama::Model::load(&junk, llama::ModelParams::default()).is_err());
-    let cancelled = llama::Model::load(common::dense_path(), llama::ModelParams::default().progress(|_| false));
+    let cancelled = llama::Model::load(
+        common::dense_path(),
+        llama::ModelParams::default().progress(|_| false),
+    );
     assert!(cancelled.is_err());
 }

@@ -11,15 +11,22 @@ pub fn model_path(fallback: llama_synth::Preset) -> PathBuf {
     {
         return PathBuf::from(p);
     }
-    eprintln!("no -m MODEL given: using a tiny synthetic {fallback} model (random weights, so the text is noise)");
-    llama_synth::tiny_model_path(fallback).unwrap_or_else(|e| {
-        eprintln!("cannot write the synthetic model: {e}");
-        std::process::exit(1)
-    })
+    eprintln!(
+        "no -m MODEL given: using a tiny synthetic {fallback} model (random weights, so the text is noise)"
+    );
+    match llama_synth::cached_model(&llama_synth::SynthOptions::new(fallback)) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("cannot write the synthetic model: {e}");
+            std::process::exit(1)
+        }
+    }
 }
 
 /// The value after `flag`, if given.
 pub fn arg(flag: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1).cloned())
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1).cloned())
 }

@@ -8,7 +8,7 @@ use llama_synth::Preset;
 
 fn path(preset: Preset) -> PathBuf {
     llama::backend::set_logging(false);
-    llama_synth::tiny_model_path(preset).expect("synthetic model")
+    llama_synth::tiny_model_path(preset)
 }
 
 /// A dense llama (GQA) with the BPE vocabulary and a ChatML template.

@@ -1,0 +1,63 @@
+// See shim.h: exceptions must not cross into Rust (unwinding a foreign
+// exception through a Rust frame aborts the process or is undefined behaviour).
+#include "shim.h"
+
+#include <cstring>
+#include <exception>
+
+namespace {
+
+void set_err(char * err, size_t err_len, const char * msg) {
+    if (err == nullptr || err_len == 0) {
+        return;
+    }
+    std::strncpy(err, msg, err_len - 1);
+    err[err_len - 1] = '\0';
+}
+
+template <typename F, typename R>
+R guarded(char * err, size_t err_len, R on_error, F && f) {
+    try {
+        return f();
+    } catch (const std::exception & e) {
+        set_err(err, err_len, e.what());
+    } catch (...) {
+        set_err(err, err_len, "unknown C++ exception");
+    }
+    return on_error;
+}
+
+} // namespace
+
+extern "C" struct llama_sampler * llama_sys_sampler_init_grammar(
+        const struct llama_vocab * vocab, const char * grammar_str, const char * grammar_root,
+        char * err, size_t err_len) {
+    return guarded(err, err_len, (struct llama_sampler *) nullptr,
+            [&] { return llama_sampler_init_grammar(vocab, grammar_str, grammar_root); });
+}
+
+extern "C" struct llama_sampler * llama_sys_sampler_init_grammar_lazy_patterns(
+        const struct llama_vocab * vocab, const char * grammar_str, const char * grammar_root,
+        const char ** trigger_patterns, size_t num_trigger_patterns,
+        const llama_token * trigger_tokens, size_t num_trigger_tokens,
+        char * err, size_t err_len) {
+    return guarded(err, err_len, (struct llama_sampler *) nullptr, [&] {
+        return llama_sampler_init_grammar_lazy_patterns(vocab, grammar_str, grammar_root,
+                trigger_patterns, num_trigger_patterns, trigger_tokens, num_trigger_tokens);
+    });
+}
+
+extern "C" int32_t llama_sys_sampler_sample(struct llama_sampler * smpl, struct llama_context * ctx, int32_t idx,
+        llama_token * out, char * err, size_t err_len) {
+    return guarded(err, err_len, (int32_t) -1, [&] {
+        *out = llama_sampler_sample(smpl, ctx, idx);
+        return (int32_t) 0;
+    });
+}
+
+extern "C" int32_t llama_sys_sampler_accept(struct llama_sampler * smpl, llama_token token, char * err, size_t err_len) {
+    return guarded(err, err_len, (int32_t) -1, [&] {
+        llama_sampler_accept(smpl, token);
+        return (int32_t) 0;
+    });
+}
