@@ -50,14 +50,22 @@ impl WriteReport {
 
 impl fmt::Display for WriteReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (size, unit) = if self.bytes >= 1 << 30 {
+            (self.bytes as f64 / f64::from(1u32 << 30), "GiB")
+        } else {
+            (self.bytes as f64 / f64::from(1u32 << 20), "MiB")
+        };
+        let (params, punit) = if self.n_params >= 1_000_000_000 {
+            (self.n_params as f64 / 1e9, "B")
+        } else {
+            (self.n_params as f64 / 1e6, "M")
+        };
         write!(
             f,
-            "wrote {}: {} bytes ({:.2} GiB), {} tensors, {:.3} B params in {:.2} s ({:.1} MB/s)",
+            "wrote {}: {} bytes ({size:.2} {unit}), {} tensors, {params:.2} {punit} params in {:.2} s ({:.1} MB/s)",
             self.path.display(),
             self.bytes,
-            self.bytes as f64 / f64::from(1u32 << 30),
             self.tensors,
-            self.n_params as f64 / 1e9,
             self.seconds,
             self.mb_per_s()
         )
