@@ -86,7 +86,7 @@ impl Gguf {
         })
     }
 
-    fn raw(&self) -> *mut sys::gguf_context {
+    pub fn raw(&self) -> *mut sys::gguf_context {
         self.ptr.as_ptr()
     }
 

@@ -27,13 +27,16 @@
 //! ```
 //!
 //! For tests, [`tiny_model_path`] writes a preset once into a cache directory
-//! and returns its path.
+//! and returns its path. [`load_in_memory`] builds the same model in memory
+//! with `llama_model_init_from_user`, without writing a file.
 
 mod cache;
 pub mod cli;
 mod error;
+mod generate;
 mod gguf;
 mod init;
+mod memory;
 mod meta;
 mod quant;
 pub mod rng;
@@ -46,6 +49,7 @@ pub use cache::{cache_dir, cached_model, tiny_model_path};
 pub use error::{Result, SynthError};
 pub use gguf::{GgufLayout, read_layout};
 pub use init::Init;
+pub use memory::{InMemoryModel, load_in_memory};
 pub use meta::{MetaValue, Metadata};
 pub use spec::{
     DEFAULT_SEED, LinearLayout, ModelSpec, Preset, SynthOptions, TensorSpec, storage_type,

@@ -5,8 +5,8 @@
 //! with `gguf_init_from_file` (metadata only), and each tensor's data is
 //! generated chunk by chunk and appended at the offset gguf reports for it
 //! (`gguf_get_data_offset` + `gguf_get_tensor_offset`), zero-padded to the
-//! alignment exactly as `gguf_write_to_file` would pad it. Memory use is a few
-//! chunks (4 MiB of f32 each) per worker thread, whatever the model size.
+//! alignment exactly as `gguf_write_to_file` would pad it. Memory use is one
+//! chunk per worker thread (see [`crate::generate`]), whatever the model size.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -17,16 +17,9 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::error::{Result, SynthError};
+use crate::generate::Generator;
 use crate::gguf::Gguf;
-use crate::quant::{AlignedBytes, encode};
-use crate::rng::{SplitMix64, chunk_seed, tensor_seed};
-use crate::spec::{ModelSpec, TensorSpec};
-
-/// Elements generated per chunk (whole rows; at least one row). Fixed, so the
-/// values do not depend on the number of threads.
-const CHUNK_ELEMS: usize = 1 << 20;
-/// Most worker threads used.
-const MAX_WORKERS: usize = 8;
+use crate::spec::ModelSpec;
 
 /// What [`write_gguf`] did.
 #[derive(Clone, Debug, PartialEq)]
@@ -57,14 +50,22 @@ impl WriteReport {
 
 impl fmt::Display for WriteReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (size, unit) = if self.bytes >= 1 << 30 {
+            (self.bytes as f64 / f64::from(1u32 << 30), "GiB")
+        } else {
+            (self.bytes as f64 / f64::from(1u32 << 20), "MiB")
+        };
+        let (params, punit) = if self.n_params >= 1_000_000_000 {
+            (self.n_params as f64 / 1e9, "B")
+        } else {
+            (self.n_params as f64 / 1e6, "M")
+        };
         write!(
             f,
-            "wrote {}: {} bytes ({:.2} GiB), {} tensors, {:.3} B params in {:.2} s ({:.1} MB/s)",
+            "wrote {}: {} bytes ({size:.2} {unit}), {} tensors, {params:.2} {punit} params in {:.2} s ({:.1} MB/s)",
             self.path.display(),
             self.bytes,
-            self.bytes as f64 / f64::from(1u32 << 30),
             self.tensors,
-            self.n_params as f64 / 1e9,
             self.seconds,
             self.mb_per_s()
         )
@@ -126,10 +127,7 @@ pub fn write_gguf(spec: &ModelSpec, path: &Path, progress: bool) -> Result<Write
         .map(|t| t.n_bytes().next_multiple_of(alignment))
         .sum();
     let bar = progress_bar(progress, total);
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(MAX_WORKERS);
-    let mut generator = Generator::new(workers);
+    let mut generator = Generator::new();
 
     let mut pos = data_offset;
     for (i, t) in spec.tensors.iter().enumerate() {
@@ -149,7 +147,11 @@ pub fn write_gguf(spec: &ModelSpec, path: &Path, progress: bool) -> Result<Write
         bar.inc(pad);
         pos += pad;
         bar.set_message(t.name.clone());
-        pos += generator.write_tensor(t, spec.seed, &mut out, path, &bar)?;
+        pos += generator.tensor(t, spec.seed, |bytes| {
+            out.write_all(bytes).map_err(|e| SynthError::io(path, e))?;
+            bar.inc(bytes.len() as u64);
+            Ok(())
+        })?;
     }
     pos += write_zeros(&mut out, pos.next_multiple_of(alignment) - pos, path)?;
     let file = out
@@ -194,98 +196,4 @@ fn write_zeros(out: &mut impl Write, n: u64, path: &Path) -> Result<u64> {
         left -= k as u64;
     }
     Ok(n)
-}
-
-/// Per-worker buffers, reused across chunks and tensors.
-struct Generator {
-    slots: Vec<(Vec<f32>, AlignedBytes)>,
-}
-
-impl Generator {
-    fn new(workers: usize) -> Self {
-        Self {
-            slots: (0..workers.max(1))
-                .map(|_| (Vec::new(), AlignedBytes::default()))
-                .collect(),
-        }
-    }
-
-    /// Generate and write one tensor; returns the bytes written.
-    fn write_tensor(
-        &mut self,
-        t: &TensorSpec,
-        seed: u64,
-        out: &mut impl Write,
-        path: &Path,
-        bar: &ProgressBar,
-    ) -> Result<u64> {
-        let row = t.row_len() as usize;
-        let rows = t.n_rows() as usize;
-        let rows_per_chunk = (CHUNK_ELEMS / row).max(1);
-        let n_chunks = rows.div_ceil(rows_per_chunk);
-        let tseed = tensor_seed(seed, &t.name);
-        let job = Job {
-            t,
-            tseed,
-            row,
-            rows,
-            rows_per_chunk,
-        };
-        let mut written = 0u64;
-        let mut next = 0;
-        while next < n_chunks {
-            let batch = (n_chunks - next).min(self.slots.len());
-            let slots = &mut self.slots[..batch];
-            if batch == 1 {
-                let (f, b) = &mut slots[0];
-                job.chunk(next, f, b)?;
-            } else {
-                std::thread::scope(|s| {
-                    let handles: Vec<_> = slots
-                        .iter_mut()
-                        .enumerate()
-                        .map(|(k, (f, b))| {
-                            let job = &job;
-                            s.spawn(move || job.chunk(next + k, f, b))
-                        })
-                        .collect();
-                    handles.into_iter().try_for_each(|h| {
-                        h.join().map_err(|_| {
-                            SynthError::Ggml(format!("{}: a worker thread panicked", t.name))
-                        })?
-                    })
-                })?;
-            }
-            for (_, b) in slots.iter() {
-                let bytes = b.as_bytes();
-                out.write_all(bytes).map_err(|e| SynthError::io(path, e))?;
-                written += bytes.len() as u64;
-                bar.inc(bytes.len() as u64);
-            }
-            next += batch;
-        }
-        Ok(written)
-    }
-}
-
-/// One tensor being generated.
-struct Job<'a> {
-    t: &'a TensorSpec,
-    tseed: u64,
-    row: usize,
-    rows: usize,
-    rows_per_chunk: usize,
-}
-
-impl Job<'_> {
-    /// Values of chunk `idx`, encoded into `out`.
-    fn chunk(&self, idx: usize, values: &mut Vec<f32>, out: &mut AlignedBytes) -> Result<()> {
-        let first = idx * self.rows_per_chunk;
-        let n = self.rows_per_chunk.min(self.rows - first) * self.row;
-        values.clear();
-        values.resize(n, 0.0);
-        let mut rng = SplitMix64::new(chunk_seed(self.tseed, idx as u64));
-        self.t.init.fill(&mut rng, values);
-        encode(&self.t.name, self.t.ty, values, self.row, out)
-    }
 }

@@ -56,6 +56,13 @@ impl Model {
         NonNull::new(ptr).map(|ptr| Self { ptr })
     }
 
+    /// Take ownership of a model built elsewhere.
+    pub fn from_raw(ptr: *mut sys::llama_model) -> Self {
+        Self {
+            ptr: NonNull::new(ptr).expect("non-null model"),
+        }
+    }
+
     fn raw(&self) -> *const sys::llama_model {
         self.ptr.as_ptr()
     }
