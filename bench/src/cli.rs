@@ -43,9 +43,7 @@ pub(crate) fn default_threads() -> i32 {
 fn model_or_default(m: Option<String>) -> Result<String> {
     match m {
         Some(m) => Ok(m),
-        None => Ok(models::default_model(4, "q4_0")?
-            .to_string_lossy()
-            .into_owned()),
+        None => Ok(models::default_model()?.to_string_lossy().into_owned()),
     }
 }
 
@@ -133,19 +131,20 @@ pub fn membw(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-pub fn synth(args: &[String]) -> Result<()> {
-    let _ = args;
-    Err("synth: not wired yet".into())
+/// `llama-bench synth`: write a synthetic model (see `llama_synth::cli::SynthArgs`).
+#[derive(Debug, Parser)]
+#[command(name = "llama-bench synth")]
+struct SynthCmd {
+    #[command(flatten)]
+    args: llama_synth::cli::SynthArgs,
 }
 
-pub fn synth_model(
-    path: &std::path::Path,
-    preset: &str,
-    layers: Option<u32>,
-    ftype: &str,
-) -> Result<()> {
-    let _ = (path, preset, layers, ftype);
-    Err("synthetic models: not wired yet".into())
+pub fn synth(args: &[String]) -> Result<()> {
+    let a =
+        SynthCmd::try_parse_from(std::iter::once("synth".to_string()).chain(args.iter().cloned()))
+            .map_err(err)?;
+    llama_synth::cli::run(&a.args).map_err(err)?;
+    Ok(())
 }
 
 pub fn run(args: &[String]) -> Result<()> {

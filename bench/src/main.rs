@@ -16,16 +16,6 @@ pub(crate) fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
-/// Writes a synthetic model (used for the default benchmark model).
-pub(crate) fn synth_model(
-    path: &std::path::Path,
-    preset: &str,
-    layers: Option<u32>,
-    ftype: &str,
-) -> Result<()> {
-    cli::synth_model(path, preset, layers, ftype)
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {

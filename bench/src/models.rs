@@ -1,32 +1,35 @@
 //! The default benchmark model: synthetic Qwen3-Next-80B-A3B at full width,
-//! depth shrunk to 4 layers, Q4_0, generated once and cached.
+//! depth shrunk (4 layers by default), Q4_0, generated once and cached by
+//! `llama-synth` (in `$LLAMA_SYNTH_CACHE`, default a temp-dir cache).
 
 use std::path::PathBuf;
 
+use llama_synth::{FileType, Preset, SynthOptions, Vocab};
+
 use crate::{Result, err};
 
-/// Where generated models are cached: `$LLAMA_BENCH_CACHE`, else
-/// `$XDG_CACHE_HOME/llama-rs`, else `~/.cache/llama-rs`.
-pub fn cache_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("LLAMA_BENCH_CACHE") {
-        return PathBuf::from(d);
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("llama-rs")
+/// Options of the default model with `layers` layers of type `ftype`.
+pub fn default_options(layers: u32, ftype: FileType) -> SynthOptions {
+    let mut o = SynthOptions::new(Preset::Qwen3Next80bA3b);
+    o.layers = Some(layers);
+    o.ftype = ftype;
+    // Benchmarks need the real vocabulary size, not a tokenizer.
+    o.vocab = Vocab::None { size: 151_936 };
+    o
 }
 
-/// The path of the default model, generating it first when it is not cached.
-pub fn default_model(layers: u32, ftype: &str) -> Result<PathBuf> {
-    let dir = cache_dir();
-    std::fs::create_dir_all(&dir).map_err(err)?;
-    let path = dir.join(format!("qwen3next-80b-a3b-l{layers}-{ftype}-seed0.gguf"));
-    if path.is_file() {
-        return Ok(path);
-    }
-    eprintln!("generating the default model {} (once)...", path.display());
-    crate::synth_model(&path, "qwen3next-80b-a3b", Some(layers), ftype)?;
-    Ok(path)
+/// The path of a cached synthetic model, generating it first when needed.
+pub fn cached(opts: &SynthOptions) -> Result<PathBuf> {
+    eprintln!(
+        "model: synthetic {} ({} layers, {}), cached after the first run",
+        opts.preset,
+        opts.layers.unwrap_or(0),
+        opts.ftype
+    );
+    llama_synth::cached_model(opts).map_err(err)
+}
+
+/// The default model's path.
+pub fn default_model() -> Result<PathBuf> {
+    cached(&default_options(4, FileType::Q4_0))
 }

@@ -18,8 +18,9 @@ static LOGS_ON: AtomicBool = AtomicBool::new(true);
 thread_local! {
     /// The partial line being assembled on this thread (ggml logs in pieces).
     static LINE: RefCell<(i32, String)> = const { RefCell::new((0, String::new())) };
-    /// While `Some((min_level, buf))`, lines at `min_level` or above logged on this thread are also kept here.
-    static CAPTURE: RefCell<Option<(i32, String)>> = const { RefCell::new(None) };
+    /// Active captures, innermost last: lines at `min_level` or above logged on this
+    /// thread are appended to every one of them (nested captures all see the line).
+    static CAPTURE: RefCell<Vec<(i32, String)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Initialises the llama.cpp backend once for the process. Safe to call often.
@@ -56,10 +57,10 @@ pub fn capture_info_log<R>(f: impl FnOnce() -> R) -> (R, String) {
 
 fn capture<R>(min_level: i32, f: impl FnOnce() -> R) -> (R, String) {
     init();
-    let previous = CAPTURE.with(|c| c.borrow_mut().replace((min_level, String::new())));
+    CAPTURE.with(|c| c.borrow_mut().push((min_level, String::new())));
     let r = f();
     let log = CAPTURE
-        .with(|c| std::mem::replace(&mut *c.borrow_mut(), previous))
+        .with(|c| c.borrow_mut().pop())
         .map(|(_, s)| s)
         .unwrap_or_default();
     (r, log.trim_end().to_string())
@@ -97,9 +98,7 @@ fn emit(level: i32, msg: &str) {
         return;
     }
     CAPTURE.with(|c| {
-        if let Some((min, buf)) = c.borrow_mut().as_mut()
-            && level >= *min
-        {
+        for (_, buf) in c.borrow_mut().iter_mut().filter(|(min, _)| level >= *min) {
             buf.push_str(msg);
             buf.push('\n');
         }
