@@ -4,9 +4,9 @@
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_LLAMA_DYNAMIC");
     println!("cargo:rerun-if-env-changed=DEP_LLAMA_LIB_DIR");
-    if std::env::var("DEP_LLAMA_DYNAMIC").as_deref() == Ok("1") {
-        if let Ok(dir) = std::env::var("DEP_LLAMA_LIB_DIR") {
-            println!("cargo:rustc-link-arg=-Wl,--enable-new-dtags,-rpath,{dir}");
-        }
+    if std::env::var("DEP_LLAMA_DYNAMIC").as_deref() == Ok("1")
+        && let Ok(dir) = std::env::var("DEP_LLAMA_LIB_DIR")
+    {
+        println!("cargo:rustc-link-arg=-Wl,--enable-new-dtags,-rpath,{dir}");
     }
 }
