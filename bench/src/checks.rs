@@ -13,13 +13,6 @@ use crate::{Result, err};
 /// Ops that only move data: the copies the patch series tries to remove.
 pub const COPY_OPS: &[&str] = &["CPY", "CONT", "DUP", "REPEAT", "CONCAT"];
 
-/// The token sequence both builds are fed, from a fixed seed.
-pub fn forced_tokens(model: &Model, n: usize) -> Vec<i32> {
-    let n_vocab = model.vocab().n_tokens();
-    let mut rng = TokenRng::new(1234);
-    (0..n).map(|_| rng.next(n_vocab)).collect()
-}
-
 /// Feeds `tokens` one at a time (decode graphs) and returns the logits after each.
 pub fn teacher_forced(model: &Model, tokens: &[i32], n_threads: i32) -> Result<Vec<Vec<f32>>> {
     let params = ContextParams::default()

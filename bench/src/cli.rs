@@ -1,9 +1,8 @@
 //! Subcommand entry points.
 
 use clap::Parser;
-use serde_json::json;
 
-use crate::compare::{self, CompareRow};
+use crate::compare;
 use crate::models;
 use crate::roofline;
 use crate::worker::Request;
@@ -60,9 +59,9 @@ pub struct GraphRow {
 }
 
 pub fn graph(args: &[String]) -> Result<()> {
-    let a =
-        GraphArgs::try_parse_from(std::iter::once("graph".to_string()).chain(args.iter().cloned()))
-            .map_err(err)?;
+    // Upstream spells the ubatch flag `-ub`; clap wants long flags with `--`.
+    let argv = args.iter().map(|a| if a == "-ub" { "--ub".to_string() } else { a.clone() });
+    let a = GraphArgs::try_parse_from(std::iter::once("graph".to_string()).chain(argv)).map_err(err)?;
     let model = model_or_default(a.model)?;
     let (mut workers, _) = compare::start_workers(&model, 0, true)?;
     let mut rows = Vec::new();
@@ -147,13 +146,3 @@ pub fn synth(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-pub fn run(args: &[String]) -> Result<()> {
-    let _ = args;
-    Err("run: not wired yet".into())
-}
-
-pub fn compare(args: &[String]) -> Result<()> {
-    let _ = (args, json!(null));
-    let _: Option<CompareRow> = None;
-    Err("compare: not wired yet".into())
-}

@@ -35,88 +35,13 @@ pub struct Samples {
     pub ns: Vec<u64>,
 }
 
-impl Samples {
-    /// Tokens per second of each repetition.
-    pub fn ts(&self, n_tokens: u32) -> Vec<f64> {
-        self.ns
-            .iter()
-            .map(|&ns| f64::from(n_tokens) * 1e9 / ns.max(1) as f64)
-            .collect()
-    }
-}
-
-/// Mean and sample standard deviation.
-pub fn mean_sd(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    if v.is_empty() {
-        return (0.0, 0.0);
-    }
-    let mean = v.iter().sum::<f64>() / n;
-    let var = if v.len() > 1 {
-        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (mean, var.sqrt())
-}
-
-/// One row of the comparison.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CompareRow {
-    /// Model file.
-    pub model_filename: String,
-    /// Model description (`qwen3next ?B Q4_0`).
-    pub model_type: String,
-    /// Prompt tokens.
-    pub n_prompt: u32,
-    /// Generated tokens.
-    pub n_gen: u32,
-    /// Depth.
-    pub n_depth: u32,
-    /// Threads.
-    pub n_threads: i32,
-    /// Upstream mean tokens/s.
-    pub upstream_ts: f64,
-    /// Upstream standard deviation.
-    pub upstream_stddev_ts: f64,
-    /// Patched mean tokens/s.
-    pub patched_ts: f64,
-    /// Patched standard deviation.
-    pub patched_stddev_ts: f64,
-    /// `patched_ts / upstream_ts`.
-    pub speedup: f64,
-    /// Teacher-forced logits: largest absolute difference over all steps.
-    pub logits_max_abs_diff: Option<f64>,
-    /// Teacher-forced logits: largest per-step NMSE.
-    pub logits_nmse: Option<f64>,
-    /// Whether both builds' greedy continuations are identical.
-    pub greedy_match: Option<bool>,
-    /// Memory-bandwidth figures for generation tests.
-    pub roofline: Option<Value>,
-}
-
-impl CompareRow {
-    /// Upstream llama-bench's test name: `pp512`, `tg128`, `pp512+tg128`, with ` @ dN`.
-    pub fn test_name(&self) -> String {
-        let mut s = match (self.n_prompt, self.n_gen) {
-            (p, 0) => format!("pp{p}"),
-            (0, g) => format!("tg{g}"),
-            (p, g) => format!("pp{p}+tg{g}"),
-        };
-        if self.n_depth > 0 {
-            s.push_str(&format!(" @ d{}", self.n_depth));
-        }
-        s
-    }
-
-    /// Whether the patched build is slower than upstream by more than the noise:
-    /// beyond twice the combined standard error, and by at least `min_rel`.
-    pub fn regressed(&self, reps: usize, min_rel: f64) -> bool {
-        let n = reps.max(1) as f64;
-        let noise =
-            2.0 * ((self.upstream_stddev_ts.powi(2) + self.patched_stddev_ts.powi(2)) / n).sqrt();
-        self.upstream_ts - self.patched_ts > noise.max(min_rel * self.upstream_ts)
-    }
+/// Whether the patched build is slower than upstream by more than the noise:
+/// beyond twice the combined standard error, and by at least `min_rel`.
+pub fn regressed(row: &llama_bench::live::CompareRow, reps: usize, min_rel: f64) -> bool {
+    let n = reps.max(1) as f64;
+    let (su, sp) = (row.upstream_stddev_ts.unwrap_or(0.0), row.patched_stddev_ts.unwrap_or(0.0));
+    let noise = 2.0 * ((su.powi(2) + sp.powi(2)) / n).sqrt();
+    row.upstream_ts - row.patched_ts > noise.max(min_rel * row.upstream_ts)
 }
 
 /// Logits and greedy comparison between the two workers.
@@ -197,6 +122,8 @@ pub fn measure(
     for r in 0..reps {
         let order = if r % 2 == 0 { [0, 1] } else { [1, 0] };
         for i in order {
+            // Let the other process's ggml threads stop spinning before timing this one.
+            std::thread::sleep(std::time::Duration::from_millis(200));
             let v = workers[i].call(&Request::Rep)?;
             out[i]
                 .ns
@@ -238,66 +165,31 @@ pub fn start_workers(
     Ok((ws, info))
 }
 
-/// Renders rows as upstream-style markdown: `Model | Test | t/s upstream | t/s patched | Speedup`.
-pub fn markdown(rows: &[CompareRow]) -> String {
-    let mut s =
-        String::from("| Model | Test | t/s upstream | t/s patched | Speedup | logits NMSE |\n");
-    s.push_str("| --- | --- | ---: | ---: | ---: | ---: |\n");
-    for r in rows {
-        let nmse = r.logits_nmse.map_or("-".into(), |v| format!("{v:.2e}"));
-        s.push_str(&format!(
-            "| {} | {} | {:.2} ± {:.2} | {:.2} ± {:.2} | {:.3} | {} |\n",
-            r.model_type,
-            r.test_name(),
-            r.upstream_ts,
-            r.upstream_stddev_ts,
-            r.patched_ts,
-            r.patched_stddev_ts,
-            r.speedup,
-            nmse
-        ));
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn row(u: f64, us: f64, p: f64, ps: f64) -> CompareRow {
-        CompareRow {
+    fn row(u: f64, us: f64, p: f64, ps: f64) -> llama_bench::live::CompareRow {
+        llama_bench::live::CompareRow {
             model_filename: "m".into(),
             model_type: "t".into(),
             n_prompt: 512,
             n_gen: 0,
             n_depth: 0,
-            n_threads: 2,
             upstream_ts: u,
-            upstream_stddev_ts: us,
+            upstream_stddev_ts: Some(us),
             patched_ts: p,
-            patched_stddev_ts: ps,
+            patched_stddev_ts: Some(ps),
             speedup: p / u,
             logits_max_abs_diff: None,
             logits_nmse: None,
-            greedy_match: None,
-            roofline: None,
         }
     }
 
     #[test]
     fn regression_needs_more_than_noise() {
-        assert!(!row(100.0, 5.0, 97.0, 5.0).regressed(5, 0.02));
-        assert!(row(100.0, 0.5, 90.0, 0.5).regressed(5, 0.02));
-        assert!(!row(100.0, 0.1, 99.0, 0.1).regressed(5, 0.02));
-    }
-
-    #[test]
-    fn test_names_follow_upstream() {
-        let mut r = row(1.0, 0.0, 1.0, 0.0);
-        assert_eq!(r.test_name(), "pp512");
-        r.n_gen = 128;
-        r.n_depth = 512;
-        assert_eq!(r.test_name(), "pp512+tg128 @ d512");
-        assert_eq!(mean_sd(&[1.0, 3.0]), (2.0, 2f64.sqrt()));
+        assert!(!regressed(&row(100.0, 5.0, 97.0, 5.0), 5, 0.02));
+        assert!(regressed(&row(100.0, 0.5, 90.0, 0.5), 5, 0.02));
+        assert!(!regressed(&row(100.0, 0.1, 99.0, 0.1), 5, 0.02));
     }
 }

@@ -1,6 +1,7 @@
 //! `llama-bench`: upstream llama-bench's flags and output, plus
 //! `compare` (patched vs upstream, side by side), `graph`, `membw`, `synth`.
 
+mod bench_run;
 mod checks;
 mod cli;
 mod compare;
@@ -20,11 +21,11 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("worker") => worker::serve(),
-        Some("compare") => cli::compare(&args[1..]),
+        Some("compare") => bench_run::compare(&args[1..]),
         Some("graph") => cli::graph(&args[1..]),
         Some("membw") => cli::membw(&args[1..]),
         Some("synth") => cli::synth(&args[1..]),
-        _ => cli::run(&args),
+        _ => bench_run::run(&args),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");
