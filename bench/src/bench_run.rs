@@ -19,7 +19,14 @@ use crate::{Result, err};
 fn parse_params(args: &[String]) -> Result<BenchParams> {
     match BenchParams::parse_args(args.iter().cloned()) {
         Ok(p) => Ok(p),
-        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => e.exit(),
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            ) =>
+        {
+            e.exit()
+        }
         Err(e) => Err(e.to_string()),
     }
 }
@@ -53,11 +60,19 @@ fn system_info() -> SystemInfo {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let backends: Vec<&str> = llama_sys::build_info::BACKENDS.iter().copied().filter(|b| *b != "CPU").collect();
+    let backends: Vec<&str> = llama_sys::build_info::BACKENDS
+        .iter()
+        .copied()
+        .filter(|b| *b != "CPU")
+        .collect();
     SystemInfo {
         cpu_info: pick(true),
         gpu_info: pick(false),
-        backends: if backends.is_empty() { "CPU".into() } else { backends.join(",") },
+        backends: if backends.is_empty() {
+            "CPU".into()
+        } else {
+            backends.join(",")
+        },
     }
 }
 
@@ -74,13 +89,22 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut p = parse_params(args)?;
     if p.list_devices {
         for d in llama::backend::devices() {
-            println!("{}: {} ({} MiB, {} MiB free)", d.name, d.description, d.memory_total >> 20, d.memory_free >> 20);
+            println!(
+                "{}: {} ({} MiB, {} MiB free)",
+                d.name,
+                d.description,
+                d.memory_total >> 20,
+                d.memory_free >> 20
+            );
         }
         return Ok(());
     }
     llama::backend::set_logging(p.verbose);
     resolve_models(&mut p)?;
-    let build = BuildInfo { commit: crate::worker::loaded_commit(), number: 0 };
+    let build = BuildInfo {
+        commit: crate::worker::loaded_commit(),
+        number: 0,
+    };
     let sys = system_info();
     let mut out_printer = output::create_printer(p.output, &p, &sys.backends, &build);
     let mut err_printer = output::create_printer(p.output_err, &p, &sys.backends, &build);
@@ -96,21 +120,39 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut loaded: Option<(TestInstance, llama::Model)> = None;
     for (i, inst) in instances.iter().enumerate() {
         if p.progress {
-            eprintln!("llama-bench: test {}/{}: {}", i + 1, instances.len(), inst.test_name());
+            eprintln!(
+                "llama-bench: test {}/{}: {}",
+                i + 1,
+                instances.len(),
+                inst.test_name()
+            );
         }
-        if !loaded.as_ref().is_some_and(|(prev, _)| prev.same_model_params(inst)) {
+        if !loaded
+            .as_ref()
+            .is_some_and(|(prev, _)| prev.same_model_params(inst))
+        {
             drop(loaded.take()); // free the previous model before loading the next
-            let params = llama::ModelParams::default().n_gpu_layers(inst.n_gpu_layers).mmap(inst.use_mmap());
+            let params = llama::ModelParams::default()
+                .n_gpu_layers(inst.n_gpu_layers)
+                .mmap(inst.use_mmap());
             let m = llama::Model::load(&inst.model, params).map_err(err)?;
             loaded = Some((inst.clone(), m));
         }
-        let Some((_, model)) = loaded.as_ref() else { continue };
+        let Some((_, model)) = loaded.as_ref() else {
+            continue;
+        };
         let mut prepared = Prepared::new(model, &spec(inst), p.no_warmup)?;
         if p.delay > 0 {
             std::thread::sleep(std::time::Duration::from_secs(u64::from(p.delay)));
         }
-        let samples = (0..p.repetitions.max(1)).map(|_| prepared.repetition()).collect::<Result<Vec<u64>>>()?;
-        let info = ModelInfo { model_type: model.description(), model_size: model.size(), model_n_params: model.n_params() };
+        let samples = (0..p.repetitions.max(1))
+            .map(|_| prepared.repetition())
+            .collect::<Result<Vec<u64>>>()?;
+        let info = ModelInfo {
+            model_type: model.description(),
+            model_size: model.size(),
+            model_n_params: model.n_params(),
+        };
         let mut r = TestResult::new(inst, &build, &sys, &info);
         r.set_samples(samples);
         if let Some(pr) = out_printer.as_mut() {
@@ -138,11 +180,20 @@ struct CompareOpts {
 }
 
 fn take_compare_opts(args: &[String]) -> Result<(CompareOpts, Vec<String>)> {
-    let mut o = CompareOpts { check: false, steps: 32, max_nmse: 1e-6, min_rel: 0.02 };
+    let mut o = CompareOpts {
+        check: false,
+        steps: 32,
+        max_nmse: 1e-6,
+        min_rel: 0.02,
+    };
     let mut rest = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut value = |name: &str| it.next().cloned().ok_or_else(|| format!("{name} needs a value"));
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
         match a.as_str() {
             "--check" => o.check = true,
             "--steps" => o.steps = value("--steps")?.parse().map_err(err)?,
@@ -156,8 +207,13 @@ fn take_compare_opts(args: &[String]) -> Result<(CompareOpts, Vec<String>)> {
 
 /// `llama-bench compare [flags]` or `llama-bench compare A.jsonl B.jsonl`.
 pub fn compare(args: &[String]) -> Result<()> {
-    if args.len() == 2 && args.iter().all(|a| !a.starts_with('-') && std::path::Path::new(a).is_file()) {
-        let c = llama_bench::saved_compare::compare_files(args[0].as_ref(), args[1].as_ref()).map_err(err)?;
+    if args.len() == 2
+        && args
+            .iter()
+            .all(|a| !a.starts_with('-') && std::path::Path::new(a).is_file())
+    {
+        let c = llama_bench::saved_compare::compare_files(args[0].as_ref(), args[1].as_ref())
+            .map_err(err)?;
         println!("{}", c.to_markdown());
         return Ok(());
     }
@@ -165,7 +221,8 @@ pub fn compare(args: &[String]) -> Result<()> {
     let mut p = parse_params(&rest)?;
     resolve_models(&mut p)?;
     let instances = p.instances();
-    let membw = roofline::measure_read_bandwidth(p.n_threads.first().copied().unwrap_or(2).max(1) as usize);
+    let membw =
+        roofline::measure_read_bandwidth(p.n_threads.first().copied().unwrap_or(2).max(1) as usize);
     let mut rows: Vec<CompareRow> = Vec::new();
     let mut failures: Vec<String> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
@@ -173,9 +230,13 @@ pub fn compare(args: &[String]) -> Result<()> {
     let mut i = 0;
     while i < instances.len() {
         let first = &instances[i];
-        let group: Vec<&TestInstance> = instances[i..].iter().take_while(|t| t.same_model_params(first)).collect();
+        let group: Vec<&TestInstance> = instances[i..]
+            .iter()
+            .take_while(|t| t.same_model_params(first))
+            .collect();
         i += group.len();
-        let (mut workers, info) = cmp::start_workers(&first.model, first.n_gpu_layers, first.use_mmap())?;
+        let (mut workers, info) =
+            cmp::start_workers(&first.model, first.n_gpu_layers, first.use_mmap())?;
         let model_type = info["desc"].as_str().unwrap_or("").to_string();
         let n_vocab = info["n_vocab"].as_u64().unwrap_or(0) as usize;
         if header.is_empty() {
@@ -194,7 +255,9 @@ pub fn compare(args: &[String]) -> Result<()> {
         let n_threads = first.n_threads;
         let tokens: Vec<i32> = {
             let mut rng = crate::runner::TokenRng::new(1234);
-            (0..opts.steps.max(8)).map(|_| rng.next(n_vocab.max(1) as i32)).collect()
+            (0..opts.steps.max(8))
+                .map(|_| rng.next(n_vocab.max(1) as i32))
+                .collect()
         };
         let c = cmp::correctness(&mut workers, n_vocab, opts.steps, n_threads, &tokens)?;
         let greedy_match = c.greedy[0] == c.greedy[1];
@@ -206,19 +269,31 @@ pub fn compare(args: &[String]) -> Result<()> {
             if greedy_match { "identical" } else { "differ" }
         ));
         if opts.check && c.max_nmse > opts.max_nmse {
-            failures.push(format!("{model_type}: logits NMSE {:.3e} > {:.1e}", c.max_nmse, opts.max_nmse));
+            failures.push(format!(
+                "{model_type}: logits NMSE {:.3e} > {:.1e}",
+                c.max_nmse, opts.max_nmse
+            ));
         }
         if opts.check {
             let decode: Vec<crate::checks::GraphCounts> = workers
                 .iter_mut()
-                .map(|w| w.call(&Request::Graph { n_tokens: 1, n_threads }).and_then(|v| serde_json::from_value(v).map_err(err)))
+                .map(|w| {
+                    w.call(&Request::Graph {
+                        n_tokens: 1,
+                        n_threads,
+                    })
+                    .and_then(|v| serde_json::from_value(v).map_err(err))
+                })
                 .collect::<Result<_>>()?;
             notes.push(format!(
                 "{model_type}: decode graph nodes {} -> {}, copy bytes {} -> {}",
                 decode[0].n_nodes, decode[1].n_nodes, decode[0].copy_bytes, decode[1].copy_bytes
             ));
-            if decode[1].n_nodes > decode[0].n_nodes || decode[1].copy_bytes > decode[0].copy_bytes {
-                failures.push(format!("{model_type}: patched decode graph is larger than upstream's"));
+            if decode[1].n_nodes > decode[0].n_nodes || decode[1].copy_bytes > decode[0].copy_bytes
+            {
+                failures.push(format!(
+                    "{model_type}: patched decode graph is larger than upstream's"
+                ));
             }
         }
         let weights = roofline::weight_bytes(&first.model).ok();
@@ -229,11 +304,20 @@ pub fn compare(args: &[String]) -> Result<()> {
                     eprint!("\r{}: {msg}          ", inst.test_name());
                 }
             };
-            let [up, pa] = cmp::measure(&mut workers, &s, p.repetitions.max(1) as usize, p.no_warmup, &progress)?;
+            let [up, pa] = cmp::measure(
+                &mut workers,
+                &s,
+                p.repetitions.max(1) as usize,
+                p.no_warmup,
+                &progress,
+            )?;
             if p.progress {
                 eprintln!();
             }
-            let build = |w: &str| BuildInfo { commit: info["build_commits"][w].as_str().unwrap_or("").into(), number: 0 };
+            let build = |w: &str| BuildInfo {
+                commit: info["build_commits"][w].as_str().unwrap_or("").into(),
+                number: 0,
+            };
             let minfo = ModelInfo {
                 model_type: model_type.clone(),
                 model_size: info["size"].as_u64().unwrap_or(0),
@@ -263,13 +347,20 @@ pub fn compare(args: &[String]) -> Result<()> {
             }
             let regressed = cmp::regressed(&row, p.repetitions.max(1) as usize, opts.min_rel);
             if opts.check && regressed {
-                failures.push(format!("{model_type} {}: patched {:.2} t/s < upstream {:.2} t/s beyond noise", row.test_name(), row.patched_ts, row.upstream_ts));
+                failures.push(format!(
+                    "{model_type} {}: patched {:.2} t/s < upstream {:.2} t/s beyond noise",
+                    row.test_name(),
+                    row.patched_ts,
+                    row.upstream_ts
+                ));
             }
             rows.push(row);
         }
     }
     match p.output {
-        OutputFormat::Json | OutputFormat::Jsonl => println!("{}", serde_json::to_string_pretty(&rows).map_err(err)?),
+        OutputFormat::Json | OutputFormat::Jsonl => {
+            println!("{}", serde_json::to_string_pretty(&rows).map_err(err)?)
+        }
         _ => {
             println!("{header}\n");
             print!("{}", compare_rows_markdown(&rows));
@@ -281,7 +372,10 @@ pub fn compare(args: &[String]) -> Result<()> {
     }
     let _ = std::io::stdout().flush();
     if !failures.is_empty() {
-        return Err(format!("compare --check failed:\n  {}", failures.join("\n  ")));
+        return Err(format!(
+            "compare --check failed:\n  {}",
+            failures.join("\n  ")
+        ));
     }
     if opts.check {
         eprintln!("compare --check: passed");

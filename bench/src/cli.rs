@@ -60,8 +60,15 @@ pub struct GraphRow {
 
 pub fn graph(args: &[String]) -> Result<()> {
     // Upstream spells the ubatch flag `-ub`; clap wants long flags with `--`.
-    let argv = args.iter().map(|a| if a == "-ub" { "--ub".to_string() } else { a.clone() });
-    let a = GraphArgs::try_parse_from(std::iter::once("graph".to_string()).chain(argv)).map_err(err)?;
+    let argv = args.iter().map(|a| {
+        if a == "-ub" {
+            "--ub".to_string()
+        } else {
+            a.clone()
+        }
+    });
+    let a =
+        GraphArgs::try_parse_from(std::iter::once("graph".to_string()).chain(argv)).map_err(err)?;
     let model = model_or_default(a.model)?;
     let (mut workers, _) = compare::start_workers(&model, 0, true)?;
     let mut rows = Vec::new();
@@ -145,4 +152,3 @@ pub fn synth(args: &[String]) -> Result<()> {
     llama_synth::cli::run(&a.args).map_err(err)?;
     Ok(())
 }
-

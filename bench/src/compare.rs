@@ -39,7 +39,10 @@ pub struct Samples {
 /// beyond twice the combined standard error, and by at least `min_rel`.
 pub fn regressed(row: &llama_bench::live::CompareRow, reps: usize, min_rel: f64) -> bool {
     let n = reps.max(1) as f64;
-    let (su, sp) = (row.upstream_stddev_ts.unwrap_or(0.0), row.patched_stddev_ts.unwrap_or(0.0));
+    let (su, sp) = (
+        row.upstream_stddev_ts.unwrap_or(0.0),
+        row.patched_stddev_ts.unwrap_or(0.0),
+    );
     let noise = 2.0 * ((su.powi(2) + sp.powi(2)) / n).sqrt();
     row.upstream_ts - row.patched_ts > noise.max(min_rel * row.upstream_ts)
 }

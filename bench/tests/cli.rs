@@ -6,28 +6,51 @@ use std::process::Command;
 use llama_synth::Preset;
 
 fn bench(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_llama-bench")).args(args).output().expect("run llama-bench");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(env!("CARGO_BIN_EXE_llama-bench"))
+        .args(args)
+        .output()
+        .expect("run llama-bench");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn tiny() -> String {
-    llama_synth::tiny_model_path(Preset::Qwen3NextTiny).to_string_lossy().into_owned()
+    llama_synth::tiny_model_path(Preset::Qwen3NextTiny)
+        .to_string_lossy()
+        .into_owned()
 }
 
 #[test]
 fn compare_check_passes_and_reports_identical_logits() {
     let m = tiny();
-    let (ok, out, err) = bench(&["compare", "-m", &m, "-p", "32", "-n", "8", "-r", "2", "-t", "2", "--check", "-o", "json"]);
+    let (ok, out, err) = bench(&[
+        "compare", "-m", &m, "-p", "32", "-n", "8", "-r", "2", "-t", "2", "--check", "-o", "json",
+    ]);
     assert!(ok, "stdout:\n{out}\nstderr:\n{err}");
     let rows: Vec<serde_json::Value> = serde_json::from_str(&out).expect("json rows");
     assert_eq!(rows.len(), 2);
     for r in &rows {
-        for key in ["model_filename", "n_prompt", "n_gen", "n_depth", "upstream_ts", "patched_ts", "speedup", "logits_max_abs_diff", "logits_nmse"] {
+        for key in [
+            "model_filename",
+            "n_prompt",
+            "n_gen",
+            "n_depth",
+            "upstream_ts",
+            "patched_ts",
+            "speedup",
+            "logits_max_abs_diff",
+            "logits_nmse",
+        ] {
             assert!(r.get(key).is_some(), "missing {key} in {r}");
         }
         // Patch 0001 changes no arithmetic: the builds agree exactly.
         assert_eq!(r["logits_nmse"].as_f64(), Some(0.0));
-        assert!(r["upstream_ts"].as_f64().unwrap() > 0.0 && r["patched_ts"].as_f64().unwrap() > 0.0);
+        assert!(
+            r["upstream_ts"].as_f64().unwrap() > 0.0 && r["patched_ts"].as_f64().unwrap() > 0.0
+        );
     }
 }
 
@@ -42,10 +65,16 @@ fn graph_counts_are_stable_and_the_patched_decode_graph_is_smaller() {
     let (a, b) = (run(), run());
     assert_eq!(a, b, "graph statistics must be deterministic");
     let get = |build: &str, phase: &str, key: &str| {
-        a.iter().find(|r| r["build"] == build && r["phase"] == phase).and_then(|r| r[key].as_u64()).expect("row")
+        a.iter()
+            .find(|r| r["build"] == build && r["phase"] == phase)
+            .and_then(|r| r[key].as_u64())
+            .expect("row")
     };
     // One CONT per linear-attention layer (3 in the tiny model) is gone.
-    assert_eq!(get("upstream", "decode", "n_nodes") - get("patched", "decode", "n_nodes"), 3);
+    assert_eq!(
+        get("upstream", "decode", "n_nodes") - get("patched", "decode", "n_nodes"),
+        3
+    );
     assert!(get("patched", "decode", "copy_bytes") < get("upstream", "decode", "copy_bytes"));
     assert!(get("patched", "prompt", "compute_buffer_bytes") > 0);
 }
@@ -56,9 +85,16 @@ fn plain_run_writes_each_format_and_saved_files_compare() {
     let dir = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
     for fmt in ["jsonl", "csv"] {
-        let (ok, out, err) = bench(&["-m", &m, "-p", "16", "-n", "4", "-r", "2", "-t", "2", "-o", fmt]);
+        let (ok, out, err) = bench(&[
+            "-m", &m, "-p", "16", "-n", "4", "-r", "2", "-t", "2", "-o", fmt,
+        ]);
         assert!(ok, "{err}");
-        let results = llama_bench::output::parse(llama_bench::params::OutputFormat::from_path(std::path::Path::new(&format!("x.{fmt}"))).unwrap(), &out).expect("parses back");
+        let results = llama_bench::output::parse(
+            llama_bench::params::OutputFormat::from_path(std::path::Path::new(&format!("x.{fmt}")))
+                .unwrap(),
+            &out,
+        )
+        .expect("parses back");
         assert_eq!(results.len(), 2);
         assert!(results.iter().all(|r| r.avg_ts > 0.0 && r.n_threads == 2));
         if fmt == "jsonl" {
@@ -68,7 +104,11 @@ fn plain_run_writes_each_format_and_saved_files_compare() {
         std::fs::write(&f, out).unwrap();
         files.push(f);
     }
-    let (ok, out, err) = bench(&["compare", files[0].to_str().unwrap(), files[1].to_str().unwrap()]);
+    let (ok, out, err) = bench(&[
+        "compare",
+        files[0].to_str().unwrap(),
+        files[1].to_str().unwrap(),
+    ]);
     assert!(ok, "{err}");
     assert!(out.contains("pp16") && out.contains("tg4"), "{out}");
 }
