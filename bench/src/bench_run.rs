@@ -241,10 +241,11 @@ pub fn compare(args: &[String]) -> Result<()> {
         let n_vocab = info["n_vocab"].as_u64().unwrap_or(0) as usize;
         if header.is_empty() {
             header = format!(
-                "upstream build: {} | patched build: {} | CPU: {} | backends: {} | threads: {:?} | read bandwidth: {:.1} GB/s",
+                "upstream build: {} | patched build: {} | CPU: {} ({} cores) | backends: {} | threads: {:?} | read bandwidth: {:.1} GB/s",
                 info["build_commits"]["upstream"].as_str().unwrap_or("?"),
                 info["build_commits"]["patched"].as_str().unwrap_or("?"),
                 system_info().cpu_info,
+                std::thread::available_parallelism().map_or(0, |n| n.get()),
                 llama_sys::build_info::BACKENDS.join(","),
                 p.n_threads,
                 membw / 1e9
@@ -299,21 +300,23 @@ pub fn compare(args: &[String]) -> Result<()> {
         let weights = roofline::weight_bytes(&first.model).ok();
         for inst in group {
             let s = spec(inst);
+            // A bar on stderr: one step per timed repetition of either build.
+            let reps = p.repetitions.max(1) as usize;
+            let bar = indicatif::ProgressBar::new(2 * reps as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{prefix:>14} [{bar:30}] {pos}/{len} {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar.set_prefix(inst.test_name());
             let progress = |msg: &str| {
-                if p.progress {
-                    eprint!("\r{}: {msg}          ", inst.test_name());
-                }
+                bar.set_message(msg.to_string());
+                bar.inc(1);
             };
-            let [up, pa] = cmp::measure(
-                &mut workers,
-                &s,
-                p.repetitions.max(1) as usize,
-                p.no_warmup,
-                &progress,
-            )?;
-            if p.progress {
-                eprintln!();
-            }
+            let [up, pa] = cmp::measure(&mut workers, &s, reps, p.no_warmup, &progress)?;
+            bar.finish_and_clear();
             let build = |w: &str| BuildInfo {
                 commit: info["build_commits"][w].as_str().unwrap_or("").into(),
                 number: 0,
