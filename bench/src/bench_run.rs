@@ -184,7 +184,7 @@ fn take_compare_opts(args: &[String]) -> Result<(CompareOpts, Vec<String>)> {
         check: false,
         steps: 32,
         max_nmse: 1e-6,
-        min_rel: 0.02,
+        min_rel: 0.03,
     };
     let mut rest = Vec::new();
     let mut it = args.iter();
