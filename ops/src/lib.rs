@@ -1,0 +1,63 @@
+//! Op-level tests and timings of ggml kernels, in the spirit of upstream's
+//! `test-backend-ops` (which the vendored tree does not carry).
+//!
+//! Each op is built as a one-node ggml graph with the ggml / ggml-backend C API (through
+//! `llama-sys`), computed on the CPU backend, and compared with a reference computed in
+//! Rust by normalised mean squared error ([`nmse`]). Weights can be placed in the CPU's
+//! `CPU_REPACK` buffer type ([`BufferType::cpu_repack`]) so that the repacked kernels run,
+//! as they do when llama.cpp loads a model.
+//!
+//! ```no_run
+//! use llama_ops::mul_mat_id::{Inputs, MulMatId, Routing, Shape, Src1Layout, reference};
+//! use llama_ops::{BufferType, nmse, MATMUL_NMSE_THRESHOLD};
+//!
+//! let ty = llama_sys::GGML_TYPE_Q4_0;
+//! let shape = Shape { k: 256, m: 32, n_expert: 8, n_used: 2, n_tokens: 16 };
+//! let layout = Src1Layout::Broadcast;
+//! let inputs = Inputs::random(ty, shape, layout, Routing::Uniform, None, 1)?;
+//! let op = MulMatId::new(ty, shape, layout, &inputs, BufferType::cpu_repack().unwrap(), 2)?;
+//! assert!(op.weight_repacked());
+//! op.compute()?;
+//! let err = nmse(&op.output(), &reference(ty, shape, layout, &inputs)?);
+//! assert!(err < MATMUL_NMSE_THRESHOLD);
+//! # Ok::<(), llama_ops::Error>(())
+//! ```
+
+pub mod ggml;
+pub mod mul_mat_id;
+pub mod rng;
+
+pub use ggml::{BufferType, GgmlType, REPACK_BUFFER_NAME, type_name};
+
+/// Upstream's tolerance for matrix multiplications in `test-backend-ops` (`max_nmse_err`
+/// of `test_mul_mat` and `test_mul_mat_id`): quantizing the activations to 8 bits is the
+/// expected error, a wrong row or column is far above it.
+pub const MATMUL_NMSE_THRESHOLD: f64 = 5e-4;
+
+/// What can go wrong building or running an op.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A ggml call returned null or failed.
+    #[error("ggml: {0}")]
+    Ggml(&'static str),
+    /// Inputs that do not fit the op's shape.
+    #[error("shape: {0}")]
+    Shape(String),
+    /// Something this build of ggml cannot do.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+}
+
+/// Normalised mean squared error of `out` against `reference`, as upstream's
+/// `test-backend-ops` computes it: `Σ (out - ref)² / Σ ref²`. NaN anywhere gives infinity.
+pub fn nmse(out: &[f32], reference: &[f32]) -> f64 {
+    assert_eq!(out.len(), reference.len(), "nmse of different lengths");
+    let (mut err, mut norm) = (0f64, 0f64);
+    for (&o, &r) in out.iter().zip(reference) {
+        let d = f64::from(o) - f64::from(r);
+        err += d * d;
+        norm += f64::from(r) * f64::from(r);
+    }
+    let v = err / norm;
+    if v.is_nan() { f64::INFINITY } else { v }
+}

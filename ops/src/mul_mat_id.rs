@@ -1,0 +1,485 @@
+//! `MUL_MAT_ID`, the MoE expert matmul, as a single-op graph on the CPU backend.
+//!
+//! `dst[t][s] = W[ids[t][s]] · src1[t][s % ne11]` for every token `t` and slot `s`, with
+//! `W` the `[n_expert][m][k]` expert weights (quantized), `src1` F32 and `ids` I32.
+
+use std::ffi::c_void;
+use std::ptr::NonNull;
+
+use llama_sys as sys;
+
+use crate::Error;
+use crate::ggml::{self, Buffer, BufferType, Context, CpuBackend, GgmlType};
+use crate::rng::Rng;
+
+/// The sizes of one `MUL_MAT_ID`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    /// Length of a row of weights and of src1 (`ne00 = ne10`, e.g. `n_embd`).
+    pub k: usize,
+    /// Rows of each expert's matrix (`ne01`, e.g. the expert FFN width).
+    pub m: usize,
+    /// Number of experts (`ne02`).
+    pub n_expert: usize,
+    /// Experts used per token (`ids->ne[0]`, top-k).
+    pub n_used: usize,
+    /// Tokens (`ne12`, `ids->ne[1]`).
+    pub n_tokens: usize,
+}
+
+/// How src1 is laid out in memory. The values are the same logical `[n_tokens][ne11][k]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Src1Layout {
+    /// `[k, 1, n_tokens]`, contiguous: one row per token, shared by all its slots
+    /// (the gate and up projections of a MoE FFN).
+    Broadcast,
+    /// `[k, n_used, n_tokens]`, contiguous: one row per slot (the down projection).
+    PerSlot,
+    /// One row per slot, read through a permuted view of a contiguous `[k, n_tokens, n_used]`
+    /// tensor: rows of one token are `n_tokens` rows apart.
+    Permuted,
+    /// One row per token, read through a view whose rows are padded (row stride larger than
+    /// `k` floats); the padding holds NaN, so a kernel that reads it fails the comparison.
+    Padded,
+}
+
+/// Extra floats per row in [`Src1Layout::Padded`].
+const PAD: usize = 32;
+
+impl Src1Layout {
+    /// src1's `ne[1]`: 1 when broadcast over the slots, `n_used` otherwise.
+    pub fn ne11(self, n_used: usize) -> usize {
+        match self {
+            Self::Broadcast | Self::Padded => 1,
+            Self::PerSlot | Self::Permuted => n_used,
+        }
+    }
+}
+
+/// How [`Inputs::random`] routes tokens to experts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Routing {
+    /// `n_used` distinct experts per token, uniformly: about `n_tokens * n_used / n_expert`
+    /// rows per expert (what a trained router gives on average).
+    Uniform,
+    /// `n_used` distinct experts per token, expert `e` chosen with weight `1 / (e + 1)`: a few
+    /// experts get many rows, most get a handful or none.
+    Skewed,
+    /// Like `Skewed`, but each slot after the first repeats the token's first expert with
+    /// probability 1/2 (and is otherwise drawn as in `Skewed`, repeats allowed): with enough
+    /// slots per token, an expert gets more rows than there are tokens.
+    Duplicated,
+}
+
+/// The data of one `MUL_MAT_ID`.
+#[derive(Clone, Debug)]
+pub struct Inputs {
+    /// Quantized weights, `n_expert * m` rows of `k` values.
+    pub weights: Vec<u8>,
+    /// src1 values, logical `[n_tokens][ne11][k]`.
+    pub src1: Vec<f32>,
+    /// Expert ids, `[n_tokens][n_used]`.
+    pub ids: Vec<i32>,
+}
+
+impl Inputs {
+    /// Random weights (uniform in [-1, 1), quantized to `wtype`), src1 and ids.
+    ///
+    /// With `distinct_experts = Some(n)`, only `n` experts' weights are drawn and quantized and
+    /// the rest repeat them: the same memory traffic for timings, without quantizing billions
+    /// of weights.
+    pub fn random(
+        wtype: GgmlType,
+        shape: Shape,
+        layout: Src1Layout,
+        routing: Routing,
+        distinct_experts: Option<usize>,
+        seed: u64,
+    ) -> Result<Self, Error> {
+        let mut rng = Rng::new(seed);
+        let per_expert = shape.m * shape.k;
+        let distinct = distinct_experts
+            .unwrap_or(shape.n_expert)
+            .clamp(1, shape.n_expert);
+        let w: Vec<f32> = (0..distinct * per_expert).map(|_| rng.uniform()).collect();
+        let wq = ggml::quantize(wtype, &w, shape.k)?;
+        let expert_bytes = wq.len() / distinct;
+        let mut weights = Vec::with_capacity(expert_bytes * shape.n_expert);
+        for e in 0..shape.n_expert {
+            let d = e % distinct;
+            weights.extend_from_slice(&wq[d * expert_bytes..(d + 1) * expert_bytes]);
+        }
+        let ne11 = layout.ne11(shape.n_used);
+        let src1 = (0..shape.n_tokens * ne11 * shape.k)
+            .map(|_| rng.uniform())
+            .collect();
+        let ids = route(&mut rng, shape, routing);
+        Ok(Self { weights, src1, ids })
+    }
+
+    /// Rows each expert gets: `counts[e]` is the number of (token, slot) pairs naming `e`.
+    pub fn rows_per_expert(&self, n_expert: usize) -> Vec<usize> {
+        let mut counts = vec![0; n_expert];
+        for &e in &self.ids {
+            counts[e as usize] += 1;
+        }
+        counts
+    }
+}
+
+fn route(rng: &mut Rng, shape: Shape, routing: Routing) -> Vec<i32> {
+    let Shape {
+        n_expert,
+        n_used,
+        n_tokens,
+        ..
+    } = shape;
+    assert!(n_used <= n_expert, "top-{n_used} of {n_expert} experts");
+    // cumulative weights of the skewed distribution
+    let cdf: Vec<f64> = (0..n_expert)
+        .scan(0.0, |acc, e| {
+            *acc += 1.0 / (e as f64 + 1.0);
+            Some(*acc)
+        })
+        .collect();
+    let mut ids = Vec::with_capacity(n_tokens * n_used);
+    for _ in 0..n_tokens {
+        let token = ids.len();
+        for s in 0..n_used {
+            let chosen = &ids[token..];
+            if routing == Routing::Duplicated && s > 0 {
+                let e = if rng.below(2) == 0 {
+                    chosen[0]
+                } else {
+                    skewed(rng, &cdf)
+                };
+                ids.push(e);
+                continue;
+            }
+            let e = loop {
+                let e = match routing {
+                    Routing::Uniform => rng.below(n_expert) as i32,
+                    Routing::Skewed | Routing::Duplicated => skewed(rng, &cdf),
+                };
+                if !chosen.contains(&e) {
+                    break e;
+                }
+            };
+            ids.push(e);
+        }
+    }
+    ids
+}
+
+/// An expert drawn with the weights whose cumulative sums are `cdf`.
+fn skewed(rng: &mut Rng, cdf: &[f64]) -> i32 {
+    let x = rng.unit() * cdf[cdf.len() - 1];
+    cdf.partition_point(|&c| c <= x).min(cdf.len() - 1) as i32
+}
+
+/// A built `MUL_MAT_ID` graph with its data uploaded, ready to compute (repeatedly).
+pub struct MulMatId {
+    backend: CpuBackend,
+    // Tensors live in the contexts and point into the buffers: all four are kept for as long
+    // as the raw pointers below are used, and dropped together.
+    _io_buffer: Buffer,
+    _weight_buffer: Buffer,
+    _ctx: Context,
+    _weight_ctx: Context,
+    weights: NonNull<sys::ggml_tensor>,
+    out: NonNull<sys::ggml_tensor>,
+    graph: NonNull<sys::ggml_cgraph>,
+    shape: Shape,
+}
+
+/// Returns `p` as non-null, or the error naming the ggml call that failed.
+fn non_null<T>(p: *mut T, what: &'static str) -> Result<NonNull<T>, Error> {
+    NonNull::new(p).ok_or(Error::Ggml(what))
+}
+
+impl MulMatId {
+    /// Builds the graph: the weights in a buffer of type `weight_buffer` (the CPU's
+    /// `CPU_REPACK` type to test the repacked kernels), src1, ids and dst in a plain CPU
+    /// buffer, computed with `threads` threads.
+    pub fn new(
+        wtype: GgmlType,
+        shape: Shape,
+        layout: Src1Layout,
+        inputs: &Inputs,
+        weight_buffer: BufferType,
+        threads: usize,
+    ) -> Result<Self, Error> {
+        let Shape {
+            k,
+            m,
+            n_expert,
+            n_used,
+            n_tokens,
+        } = shape;
+        let ne11 = layout.ne11(n_used);
+        let sizes_ok = inputs.weights.len() == n_expert * m * ggml::row_size(wtype, k)
+            && inputs.src1.len() == n_tokens * ne11 * k
+            && inputs.ids.len() == n_tokens * n_used
+            && inputs
+                .ids
+                .iter()
+                .all(|&e| (0..n_expert as i32).contains(&e));
+        if !sizes_ok {
+            return Err(Error::Shape(format!(
+                "inputs do not match {shape:?} with {layout:?}"
+            )));
+        }
+        let weight_ctx = Context::new(1)?;
+        let ctx = Context::new(8)?;
+        let (k64, m64, nx64, nu64, nt64, ne11_64) = (
+            k as i64,
+            m as i64,
+            n_expert as i64,
+            n_used as i64,
+            n_tokens as i64,
+            ne11 as i64,
+        );
+        // SAFETY: both contexts are live no_alloc contexts with room for these tensors and
+        // the graph; the shapes satisfy ggml_mul_mat_id's asserts (k matches, ids->ne[1] ==
+        // n_tokens, n_used % ne11 == 0), the views stay inside their base tensors, and every
+        // returned pointer is checked before use.
+        let (weights, src1_base, ids, out, graph) = unsafe {
+            let c = ctx.as_ptr();
+            let w = non_null(
+                sys::ggml_new_tensor_3d(weight_ctx.as_ptr(), wtype, k64, m64, nx64),
+                "ggml_new_tensor_3d",
+            )?;
+            ggml::set_name(w.as_ptr(), "experts");
+            let (base, src1) = match layout {
+                Src1Layout::Broadcast | Src1Layout::PerSlot => {
+                    let b = sys::ggml_new_tensor_3d(c, sys::GGML_TYPE_F32, k64, ne11_64, nt64);
+                    (b, b)
+                }
+                Src1Layout::Permuted => {
+                    let b = sys::ggml_new_tensor_3d(c, sys::GGML_TYPE_F32, k64, nt64, ne11_64);
+                    let v = if b.is_null() {
+                        b
+                    } else {
+                        sys::ggml_permute(c, b, 0, 2, 1, 3)
+                    };
+                    (b, v)
+                }
+                Src1Layout::Padded => {
+                    let b = sys::ggml_new_tensor_3d(
+                        c,
+                        sys::GGML_TYPE_F32,
+                        k64 + PAD as i64,
+                        ne11_64,
+                        nt64,
+                    );
+                    let v = if b.is_null() {
+                        b
+                    } else {
+                        sys::ggml_view_3d(c, b, k64, ne11_64, nt64, (*b).nb[1], (*b).nb[2], 0)
+                    };
+                    (b, v)
+                }
+            };
+            let base = non_null(base, "ggml_new_tensor_3d")?;
+            let src1 = non_null(src1, "src1 view")?;
+            ggml::set_name(base.as_ptr(), "src1");
+            let ids = non_null(
+                sys::ggml_new_tensor_2d(c, sys::GGML_TYPE_I32, nu64, nt64),
+                "ggml_new_tensor_2d",
+            )?;
+            ggml::set_name(ids.as_ptr(), "ids");
+            let out = non_null(
+                sys::ggml_mul_mat_id(c, w.as_ptr(), src1.as_ptr(), ids.as_ptr()),
+                "ggml_mul_mat_id",
+            )?;
+            ggml::set_name(out.as_ptr(), "out");
+            let graph = non_null(sys::ggml_new_graph(c), "ggml_new_graph")?;
+            sys::ggml_build_forward_expand(graph.as_ptr(), out.as_ptr());
+            (w, base, ids, out, graph)
+        };
+        let weight_buf = Buffer::alloc_ctx_tensors(&weight_ctx, weight_buffer)?;
+        let io_buf = Buffer::alloc_ctx_tensors(&ctx, BufferType::cpu())?;
+
+        let src1_mem = src1_memory_order(layout, shape, &inputs.src1);
+        // SAFETY: every tensor is allocated now; each upload is exactly the tensor's size
+        // (checked above for the weights and ids, by construction for src1), starting at
+        // offset 0, as the repack buffer requires.
+        unsafe {
+            upload(weights, &inputs.weights)?;
+            upload(src1_base, &src1_mem)?;
+            upload(ids, &inputs.ids)?;
+        }
+        Ok(Self {
+            backend: CpuBackend::new(threads)?,
+            _io_buffer: io_buf,
+            _weight_buffer: weight_buf,
+            _ctx: ctx,
+            _weight_ctx: weight_ctx,
+            weights,
+            out,
+            graph,
+            shape,
+        })
+    }
+
+    /// The name of the buffer type the weights were allocated in.
+    pub fn weight_buffer_name(&self) -> String {
+        // SAFETY: the weight tensor is allocated, so its buffer pointer is valid.
+        let buft = unsafe { sys::ggml_backend_buffer_get_type((*self.weights.as_ptr()).buffer) };
+        // SAFETY: buffer type names are static NUL-terminated strings.
+        unsafe { std::ffi::CStr::from_ptr(sys::ggml_backend_buft_name(buft)) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// Whether the weights were repacked: they sit in the `CPU_REPACK` buffer and the buffer
+    /// chose a repacked layout for them (it records that in the tensor's `extra`; without
+    /// one, the CPU backend would run its generic kernels instead).
+    pub fn weight_repacked(&self) -> bool {
+        // SAFETY: reading a field of the live weight tensor.
+        let extra = unsafe { (*self.weights.as_ptr()).extra };
+        self.weight_buffer_name() == ggml::REPACK_BUFFER_NAME && !extra.is_null()
+    }
+
+    /// Computes the graph once.
+    pub fn compute(&self) -> Result<(), Error> {
+        // SAFETY: the graph and all its tensors are allocated and initialised in `new`.
+        unsafe { self.backend.compute(self.graph.as_ptr()) }
+    }
+
+    /// dst, `[n_tokens][n_used][m]`.
+    pub fn output(&self) -> Vec<f32> {
+        let s = self.shape;
+        let mut out = vec![0f32; s.n_tokens * s.n_used * s.m];
+        // SAFETY: dst is a contiguous F32 tensor of exactly that many values in a host buffer.
+        unsafe {
+            debug_assert_eq!(
+                sys::ggml_nbytes(self.out.as_ptr()),
+                out.len() * size_of::<f32>()
+            );
+            sys::ggml_backend_tensor_get(
+                self.out.as_ptr(),
+                out.as_mut_ptr().cast::<c_void>(),
+                0,
+                out.len() * size_of::<f32>(),
+            );
+        }
+        out
+    }
+}
+
+/// Uploads `data` as the whole of tensor `t`.
+///
+/// # Safety
+/// `t` must be an allocated tensor.
+unsafe fn upload<T: Copy>(t: NonNull<sys::ggml_tensor>, data: &[T]) -> Result<(), Error> {
+    let bytes = std::mem::size_of_val(data);
+    // SAFETY: the caller guarantees t is allocated; the size check keeps the copy inside it.
+    unsafe {
+        if sys::ggml_nbytes(t.as_ptr()) != bytes {
+            return Err(Error::Shape(format!(
+                "{bytes} bytes for a tensor of {}",
+                sys::ggml_nbytes(t.as_ptr())
+            )));
+        }
+        sys::ggml_backend_tensor_set(t.as_ptr(), data.as_ptr().cast::<c_void>(), 0, bytes);
+    }
+    Ok(())
+}
+
+/// src1's logical `[n_tokens][ne11][k]` values in the memory order of `layout`'s base tensor.
+fn src1_memory_order(layout: Src1Layout, shape: Shape, src1: &[f32]) -> Vec<f32> {
+    let (k, nt) = (shape.k, shape.n_tokens);
+    let ne11 = layout.ne11(shape.n_used);
+    match layout {
+        Src1Layout::Broadcast | Src1Layout::PerSlot => src1.to_vec(),
+        Src1Layout::Permuted => {
+            // base [k, n_tokens, ne11]: row (s, t) at (s * n_tokens + t) * k
+            let mut mem = vec![0f32; src1.len()];
+            for t in 0..nt {
+                for s in 0..ne11 {
+                    let from = (t * ne11 + s) * k;
+                    let to = (s * nt + t) * k;
+                    mem[to..to + k].copy_from_slice(&src1[from..from + k]);
+                }
+            }
+            mem
+        }
+        Src1Layout::Padded => src1
+            .chunks(k)
+            .flat_map(|row| row.iter().copied().chain([f32::NAN; PAD]))
+            .collect(),
+    }
+}
+
+/// dst computed in Rust: the weights dequantized with the type's `to_float`, dot products
+/// accumulated in f64.
+pub fn reference(
+    wtype: GgmlType,
+    shape: Shape,
+    layout: Src1Layout,
+    inputs: &Inputs,
+) -> Result<Vec<f32>, Error> {
+    let Shape {
+        k,
+        m,
+        n_used,
+        n_tokens,
+        ..
+    } = shape;
+    let ne11 = layout.ne11(n_used);
+    let w = ggml::dequantize(wtype, &inputs.weights, k)?;
+    let mut out = vec![0f32; n_tokens * n_used * m];
+    for t in 0..n_tokens {
+        for s in 0..n_used {
+            let e = inputs.ids[t * n_used + s] as usize;
+            let x = &inputs.src1[(t * ne11 + s % ne11) * k..][..k];
+            let dst = &mut out[(t * n_used + s) * m..][..m];
+            for (r, d) in dst.iter_mut().enumerate() {
+                let row = &w[(e * m + r) * k..][..k];
+                let dot: f64 = row
+                    .iter()
+                    .zip(x)
+                    .map(|(&a, &b)| f64::from(a) * f64::from(b))
+                    .sum();
+                *d = dot as f32;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The ggml types the CPU's repack buffer repacks in this build on this machine (for
+/// `MUL_MAT_ID` weights of `k` columns and `m` rows; `m` a multiple of 16 suits every layout).
+pub fn repacked_types(k: usize, m: usize) -> Result<Vec<GgmlType>, Error> {
+    let Some(repack) = BufferType::cpu_repack() else {
+        return Ok(Vec::new());
+    };
+    let mut found = Vec::new();
+    for ty in CANDIDATE_TYPES {
+        let ctx = Context::new(1)?;
+        // SAFETY: a live no_alloc context with room for one tensor; the pointer is checked.
+        let t = unsafe { sys::ggml_new_tensor_3d(ctx.as_ptr(), ty, k as i64, m as i64, 2) };
+        let t = non_null(t, "ggml_new_tensor_3d")?;
+        let _buf = Buffer::alloc_ctx_tensors(&ctx, repack)?;
+        // SAFETY: the tensor is live (its context is) and allocated; `extra` is set by the
+        // repack buffer's init_tensor to the chosen layout, or null when it has none.
+        if unsafe { !(*t.as_ptr()).extra.is_null() } {
+            found.push(ty);
+        }
+    }
+    Ok(found)
+}
+
+/// Every type the pinned repack code has a layout for on some architecture.
+const CANDIDATE_TYPES: [GgmlType; 9] = [
+    sys::GGML_TYPE_Q1_0,
+    sys::GGML_TYPE_Q4_0,
+    sys::GGML_TYPE_Q2_K,
+    sys::GGML_TYPE_Q4_K,
+    sys::GGML_TYPE_Q5_K,
+    sys::GGML_TYPE_Q6_K,
+    sys::GGML_TYPE_Q8_0,
+    sys::GGML_TYPE_IQ4_NL,
+    sys::GGML_TYPE_MXFP4,
+];
