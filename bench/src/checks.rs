@@ -104,6 +104,9 @@ pub struct GraphCounts {
     pub ops: BTreeMap<String, u64>,
     /// Compute buffer size reported by llama.cpp (all backends), in bytes.
     pub compute_buffer_bytes: u64,
+    /// Every computing node in graph order: `OP name [ne0,ne1,ne2,ne3]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<String>,
 }
 
 /// Statistics of one decode step (`n_tokens = 1`) or one prompt ubatch (`n_tokens = n_ubatch`).
@@ -126,6 +129,9 @@ pub fn graph_counts(model: &Model, n_tokens: u32, n_threads: i32) -> Result<Grap
             }
             c.n_nodes += 1;
             *c.ops.entry(node.op.clone()).or_default() += 1;
+            let [a, b, d, e] = node.ne;
+            c.nodes
+                .push(format!("{} {} [{a},{b},{d},{e}]", node.op, node.name));
             if COPY_OPS.contains(&node.op.as_str()) {
                 c.copy_nodes += 1;
                 c.copy_bytes += node.bytes as u64;

@@ -24,6 +24,9 @@ struct GraphArgs {
     /// Output format: md or json.
     #[arg(short = 'o', long = "output", default_value = "md")]
     output: String,
+    /// Also list every computing node (op, name, shape) of each graph.
+    #[arg(long = "nodes")]
+    nodes: bool,
 }
 
 /// `llama-bench membw`: the machine's read bandwidth.
@@ -78,10 +81,14 @@ pub fn graph(args: &[String]) -> Result<()> {
                 n_tokens: n,
                 n_threads: a.threads,
             })?;
+            let mut counts: crate::checks::GraphCounts = serde_json::from_value(v).map_err(err)?;
+            if !a.nodes {
+                counts.nodes.clear();
+            }
             rows.push(GraphRow {
                 build: w.build.clone(),
                 phase: phase.into(),
-                counts: serde_json::from_value(v).map_err(err)?,
+                counts,
             });
         }
     }
@@ -120,6 +127,17 @@ pub fn graph(args: &[String]) -> Result<()> {
             .map(|r| r.counts.ops.get(op).copied().unwrap_or(0).to_string())
             .collect();
         println!("| {op} | {} |", cells.join(" | "));
+    }
+    for r in rows.iter().filter(|r| !r.counts.nodes.is_empty()) {
+        println!(
+            "\n{} {} ({} nodes):",
+            r.build,
+            r.phase,
+            r.counts.nodes.len()
+        );
+        for (i, n) in r.counts.nodes.iter().enumerate() {
+            println!("{i:4} {n}");
+        }
     }
     Ok(())
 }
