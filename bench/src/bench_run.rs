@@ -177,6 +177,10 @@ struct CompareOpts {
     steps: usize,
     max_nmse: f64,
     min_rel: f64,
+    /// `--min-speedup TEST=RATIO`: the patched build must reach this speedup on that test.
+    min_speedup: Vec<(String, f64)>,
+    /// `--max-nodes-ratio R`: patched decode nodes must be at most R x upstream's.
+    max_nodes_ratio: Option<f64>,
 }
 
 fn take_compare_opts(args: &[String]) -> Result<(CompareOpts, Vec<String>)> {
@@ -185,6 +189,8 @@ fn take_compare_opts(args: &[String]) -> Result<(CompareOpts, Vec<String>)> {
         steps: 32,
         max_nmse: 1e-6,
         min_rel: 0.03,
+        min_speedup: Vec::new(),
+        max_nodes_ratio: None,
     };
     let mut rest = Vec::new();
     let mut it = args.iter();
@@ -199,6 +205,17 @@ fn take_compare_opts(args: &[String]) -> Result<(CompareOpts, Vec<String>)> {
             "--steps" => o.steps = value("--steps")?.parse().map_err(err)?,
             "--max-nmse" => o.max_nmse = value("--max-nmse")?.parse().map_err(err)?,
             "--min-rel" => o.min_rel = value("--min-rel")?.parse().map_err(err)?,
+            "--min-speedup" => {
+                let v = value("--min-speedup")?;
+                let (test, ratio) = v
+                    .split_once('=')
+                    .ok_or_else(|| format!("--min-speedup wants TEST=RATIO, got {v}"))?;
+                o.min_speedup
+                    .push((test.to_string(), ratio.parse().map_err(err)?));
+            }
+            "--max-nodes-ratio" => {
+                o.max_nodes_ratio = Some(value("--max-nodes-ratio")?.parse().map_err(err)?)
+            }
             _ => rest.push(a.clone()),
         }
     }
@@ -296,6 +313,14 @@ pub fn compare(args: &[String]) -> Result<()> {
                     "{model_type}: patched decode graph is larger than upstream's"
                 ));
             }
+            if let Some(r) = opts.max_nodes_ratio
+                && decode[1].n_nodes as f64 > r * decode[0].n_nodes as f64
+            {
+                failures.push(format!(
+                    "{model_type}: patched decode nodes {} > {r} x upstream's {}",
+                    decode[1].n_nodes, decode[0].n_nodes
+                ));
+            }
         }
         let weights = roofline::weight_bytes(&first.model).ok();
         for inst in group {
@@ -357,7 +382,22 @@ pub fn compare(args: &[String]) -> Result<()> {
                     row.upstream_ts
                 ));
             }
+            for (test, min) in &opts.min_speedup {
+                let speedup = row.patched_ts / row.upstream_ts;
+                if opts.check && *test == row.test_name() && speedup < *min {
+                    failures.push(format!(
+                        "{model_type} {test}: speedup {speedup:.3} < required {min}"
+                    ));
+                }
+            }
             rows.push(row);
+        }
+    }
+    if opts.check {
+        for (test, _) in &opts.min_speedup {
+            if !rows.iter().any(|r| r.test_name() == *test) {
+                failures.push(format!("--min-speedup {test}: no such test was run"));
+            }
         }
     }
     match p.output {

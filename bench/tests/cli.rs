@@ -55,6 +55,35 @@ fn compare_check_passes_and_reports_identical_logits() {
 }
 
 #[test]
+fn compare_check_enforces_required_gains() {
+    // Guards a build cannot meet must fail, each with its reason, so that CI can require a gain
+    // and not merely the absence of a slowdown.
+    let m = tiny();
+    let (ok, out, err) = bench(&[
+        "compare",
+        "-m",
+        &m,
+        "-p",
+        "16",
+        "-n",
+        "0",
+        "-r",
+        "1",
+        "--check",
+        "--min-speedup",
+        "pp16=1000",
+        "--min-speedup",
+        "tg999=1",
+        "--max-nodes-ratio",
+        "0.5",
+    ]);
+    assert!(!ok, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(err.contains("pp16: speedup"), "{err}");
+    assert!(err.contains("tg999: no such test"), "{err}");
+    assert!(err.contains("> 0.5 x upstream's"), "{err}");
+}
+
+#[test]
 fn graph_counts_are_stable_and_the_patched_decode_graph_is_smaller() {
     let m = tiny();
     let run = || {
