@@ -99,6 +99,9 @@ impl ModelSpec {
             Preset::Qwen3NextTiny => qwen3next::build(&qwen3next::Qwen3NextParams::tiny(), opts),
             Preset::Qwen35MoeTiny => qwen35moe::build(&qwen35moe::Qwen35MoeParams::tiny(), opts),
             Preset::Qwen3MoeTiny => qwen3moe::build(&qwen3moe::Qwen3MoeParams::tiny(), opts),
+            Preset::Qwen3Moe30bA3b => {
+                qwen3moe::build(&qwen3moe::Qwen3MoeParams::qwen3moe_30b_a3b(), opts)
+            }
             Preset::LlamaTiny => llama::build(&llama::LlamaParams::tiny(), opts),
         }
     }

@@ -15,6 +15,8 @@ pub enum Preset {
     Qwen3NextTiny,
     /// A few-MB qwen35moe (Qwen3.5 MoE: separate beta/alpha, interleaved M-RoPE).
     Qwen35MoeTiny,
+    /// Qwen3-30B-A3B at its true width (48 layers unless overridden): 128 experts, top-8.
+    Qwen3Moe30bA3b,
     /// A few-MB qwen3moe (full attention only, routed experts).
     Qwen3MoeTiny,
     /// A few-MB dense llama with grouped-query attention.
@@ -23,10 +25,11 @@ pub enum Preset {
 
 impl Preset {
     /// Every preset.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Qwen3Next80bA3b,
         Self::Qwen3NextTiny,
         Self::Qwen35MoeTiny,
+        Self::Qwen3Moe30bA3b,
         Self::Qwen3MoeTiny,
         Self::LlamaTiny,
     ];
@@ -46,6 +49,7 @@ impl Preset {
             Self::Qwen3Next80bA3b => "qwen3next-80b-a3b",
             Self::Qwen3NextTiny => "qwen3next-tiny",
             Self::Qwen35MoeTiny => "qwen35moe-tiny",
+            Self::Qwen3Moe30bA3b => "qwen3moe-30b-a3b",
             Self::Qwen3MoeTiny => "qwen3moe-tiny",
             Self::LlamaTiny => "llama-tiny",
         }
@@ -59,6 +63,7 @@ impl Preset {
             Self::Qwen3Next80bA3b => super::qwen3next::Qwen3NextParams::qwen3next_80b_a3b().n_vocab,
             Self::Qwen3NextTiny => super::qwen3next::Qwen3NextParams::tiny().n_vocab,
             Self::Qwen35MoeTiny => super::qwen35moe::Qwen35MoeParams::tiny().base.n_vocab,
+            Self::Qwen3Moe30bA3b => super::qwen3moe::Qwen3MoeParams::qwen3moe_30b_a3b().n_vocab,
             Self::Qwen3MoeTiny => super::qwen3moe::Qwen3MoeParams::tiny().n_vocab,
             Self::LlamaTiny => super::llama::LlamaParams::tiny().n_vocab,
         }
@@ -70,7 +75,7 @@ impl Preset {
         match self {
             Self::Qwen3Next80bA3b | Self::Qwen3NextTiny => "qwen3next",
             Self::Qwen35MoeTiny => "qwen35moe",
-            Self::Qwen3MoeTiny => "qwen3moe",
+            Self::Qwen3Moe30bA3b | Self::Qwen3MoeTiny => "qwen3moe",
             Self::LlamaTiny => "llama",
         }
     }

@@ -42,6 +42,27 @@ pub struct Qwen3MoeParams {
 }
 
 impl Qwen3MoeParams {
+    /// Qwen3-30B-A3B's shapes (its `config.json`): 48 layers, hidden 2048, 32 query and 4
+    /// key/value heads of 128, 128 experts of FFN 768, top-8, vocabulary 151936.
+    #[must_use]
+    pub fn qwen3moe_30b_a3b() -> Self {
+        Self {
+            n_embd: 2048,
+            n_layer: 48,
+            n_head: 32,
+            n_head_kv: 4,
+            head_dim: 128,
+            n_ff: 6144,
+            n_expert: 128,
+            n_expert_used: 8,
+            ff_exp: 768,
+            rope_base: 1_000_000.0,
+            n_ctx: 40960,
+            rms_eps: 1e-6,
+            n_vocab: 151_936,
+        }
+    }
+
     /// A few-MB model shaped like Qwen3-30B-A3B (head 2× wider than n_embd / n_head).
     #[must_use]
     pub fn tiny() -> Self {
