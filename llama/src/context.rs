@@ -76,6 +76,9 @@ pub struct Context<'m> {
     n_batch: u32,
     n_ubatch: u32,
     n_seq_max: u32,
+    /// The `n_outputs_max` the caller set (0 = n_batch); llama.cpp asserts that no
+    /// decode reserves more output rows than this.
+    n_outputs_max: u32,
     embeddings: bool,
     /// Batch indices with outputs from the last decode, in order.
     outputs: Vec<i32>,
@@ -165,6 +168,7 @@ impl<'m> Context<'m> {
             n_batch,
             n_ubatch,
             n_seq_max,
+            n_outputs_max: raw.n_outputs_max,
             embeddings: raw.embeddings,
             outputs: Vec::new(),
             loras: Vec::new(),
@@ -232,6 +236,7 @@ impl<'m> Context<'m> {
                 expected: format!("0..{}", self.n_seq_max),
             });
         }
+        self.check_outputs(batch)?;
         let vocab = self.model.vocab();
         let n_vocab = vocab.n_tokens();
         if let Some(&id) = batch
@@ -240,6 +245,31 @@ impl<'m> Context<'m> {
             .find(|&&id| id < 0 || id >= n_vocab)
         {
             return Err(Error::InvalidToken { id, n_vocab });
+        }
+        Ok(())
+    }
+
+    /// With an explicit `n_outputs_max`, llama.cpp reserves `max(outputs, n_seq_max)`
+    /// output rows per decode (every token in an embeddings context or an encode) and
+    /// aborts when that exceeds `n_outputs_max`.
+    fn check_outputs(&self, batch: &Batch) -> Result<()> {
+        // SAFETY: valid model.
+        let encoder = unsafe { sys::llama_model_has_encoder(self.model.as_ptr()) };
+        if self.n_outputs_max == 0 || encoder {
+            return Ok(()); // llama.cpp uses n_batch, which check_batch enforces
+        }
+        let outputs = if self.embeddings {
+            batch.len()
+        } else {
+            batch.output_indices().len()
+        };
+        let need = outputs.max(self.n_seq_max as usize) as i64;
+        if need > i64::from(self.n_outputs_max) {
+            return Err(Error::OutOfRange {
+                what: "outputs in the batch",
+                value: need,
+                expected: format!("<= n_outputs_max = {}", self.n_outputs_max),
+            });
         }
         Ok(())
     }

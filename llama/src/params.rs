@@ -193,8 +193,8 @@ impl std::fmt::Debug for ContextParams {
 }
 
 macro_rules! setter {
-    ($(#[$doc:meta] $name:ident: $field:ident: $ty:ty),* $(,)?) => {
-        $(#[$doc] pub fn $name(mut self, v: $ty) -> Self { self.raw.$field = v as _; self })*
+    ($($(#[$doc:meta])* $name:ident: $field:ident: $ty:ty),* $(,)?) => {
+        $($(#[$doc])* pub fn $name(mut self, v: $ty) -> Self { self.raw.$field = v as _; self })*
     };
 }
 
@@ -208,6 +208,12 @@ impl ContextParams {
         n_ubatch: n_ubatch: u32,
         /// Number of distinct sequences (states for recurrent models), at most 256.
         n_seq_max: n_seq_max: u32,
+        /// Most output rows (logits/embeddings) one decode may produce, and what the
+        /// compute buffers are sized for (0 = n_batch): a small value saves the
+        /// output projection's memory when few tokens ask for logits. At least
+        /// `n_seq_max`; `decode` rejects a batch with more outputs (every token in
+        /// an embeddings context).
+        n_outputs_max: n_outputs_max: u32,
         /// Threads for single-token generation.
         n_threads_gen: n_threads: i32,
         /// Threads for batch (prompt) processing.
@@ -312,6 +318,15 @@ impl ContextParams {
         };
         if r.n_seq_max == 0 || r.n_seq_max > 256 {
             return range("n_seq_max", i64::from(r.n_seq_max), "1..=256");
+        }
+        // llama.cpp reserves n_seq_max output rows when it creates the context and
+        // asserts they fit in n_outputs_max.
+        if r.n_outputs_max != 0 && r.n_outputs_max < r.n_seq_max {
+            return range(
+                "n_outputs_max",
+                i64::from(r.n_outputs_max),
+                "0 (= n_batch) or >= n_seq_max",
+            );
         }
         if r.n_batch == 0 && r.n_ubatch == 0 {
             return range("n_batch", 0, ">= 1");

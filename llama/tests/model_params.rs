@@ -198,44 +198,6 @@ fn load_modes_load_the_same_model() {
 }
 
 #[test]
-fn context_params_are_range_checked() {
-    let model = common::dense();
-    let base = || ContextParams::default().n_ctx(64);
-    for bad in [
-        base().n_threads(0),
-        base().n_threads_batch(-1),
-        base().rope_freq_base(f32::NAN),
-        base().rope_freq_scale(-1.0),
-        base().yarn_ext_factor(f32::INFINITY),
-        base().yarn_beta_fast(f32::NAN),
-        base().yarn_attn_factor(f32::NEG_INFINITY),
-        base().n_seq_max(0),
-        base().n_seq_max(257),
-    ] {
-        assert!(
-            matches!(Context::new(&model, bad), Err(Error::OutOfRange { .. })),
-            "accepted"
-        );
-    }
-    // YaRN to twice the training context: loads and decodes.
-    let mut ctx = Context::new(
-        &model,
-        ContextParams::default()
-            .n_ctx(8192)
-            .rope_scaling(llama::RopeScaling::Yarn)
-            .rope_freq_scale(0.5)
-            .yarn_orig_ctx(4096)
-            .attention_type(llama::AttentionType::Causal),
-    )
-    .unwrap();
-    assert!(
-        common::prompt_logits(&mut ctx)
-            .iter()
-            .all(|v| v.is_finite())
-    );
-}
-
-#[test]
 fn counts_llama_cpp_asserts_on_are_load_errors() {
     // Overrides: llama.cpp GGML_ASSERTs these ranges after reading them.
     for (key, v) in [("llama.block_count", 0), ("llama.block_count", 513)] {
