@@ -5,7 +5,7 @@
 //! [`ModelParams::raw_for_load`] points the C struct at them just before the
 //! load, so they cannot dangle or lack their terminators.
 
-use std::ffi::c_char;
+use std::ffi::{CString, c_char};
 
 use llama_sys as sys;
 
@@ -98,6 +98,10 @@ pub struct ModelParams {
     tensor_split: Option<Vec<f32>>,
     /// Overrides without the terminating empty-key entry.
     kv_overrides: Vec<sys::llama_model_kv_override>,
+    /// Tensor-name patterns and the buffer type their tensors go to (NULL = host CPU).
+    buft_overrides: Vec<(CString, sys::ggml_backend_buffer_type_t)>,
+    /// The C array built from `buft_overrides` at load time, NULL-pattern terminated.
+    buft_override_array: Vec<sys::llama_model_tensor_buft_override>,
 }
 
 impl Default for ModelParams {
@@ -111,6 +115,8 @@ impl Default for ModelParams {
             devices: None,
             tensor_split: None,
             kv_overrides: Vec::new(),
+            buft_overrides: Vec::new(),
+            buft_override_array: Vec::new(),
         }
     }
 }
@@ -127,6 +133,7 @@ impl std::fmt::Debug for ModelParams {
             .field("devices", &self.devices.as_ref().map(Vec::len))
             .field("tensor_split", &self.tensor_split)
             .field("kv_overrides", &self.kv_overrides.len())
+            .field("tensor_overrides", &self.buft_overrides.len())
             .finish_non_exhaustive()
     }
 }
@@ -302,6 +309,47 @@ impl ModelParams {
         Ok(self)
     }
 
+    /// Puts the tensors whose names match `pattern` (an ECMAScript regular
+    /// expression searched in the name, e.g. `ffn_(up|down|gate)_exps` for MoE
+    /// experts) into `device`'s memory by name (`CUDA0`, ...), or into host memory
+    /// with `None` (llama.cpp's `--override-tensor PATTERN=CPU`, `--cpu-moe`). The
+    /// first matching override wins. An invalid expression makes the load fail.
+    ///
+    /// ```
+    /// let p = llama::ModelParams::default().tensor_buffer_override("_exps", None)?;
+    /// assert!(llama::ModelParams::default().tensor_buffer_override("x", Some("NoSuchGPU")).is_err());
+    /// # let _ = p;
+    /// # Ok::<(), llama::Error>(())
+    /// ```
+    pub fn tensor_buffer_override(mut self, pattern: &str, device: Option<&str>) -> Result<Self> {
+        backend::init();
+        // SAFETY: a constant getter.
+        let max = unsafe { sys::llama_max_tensor_buft_overrides() };
+        if self.buft_overrides.len() >= max {
+            return Err(Error::OutOfRange {
+                what: "tensor buffer overrides",
+                value: self.buft_overrides.len() as i64 + 1,
+                expected: format!("<= llama_max_tensor_buft_overrides() = {max}"),
+            });
+        }
+        let pattern = crate::error::c_string(pattern)?;
+        let buft = match device {
+            None => std::ptr::null_mut(),
+            Some(name) => {
+                let c = crate::error::c_string(name)?;
+                // SAFETY: the registry is initialised; `c` is NUL-terminated; NULL when unknown.
+                let dev = unsafe { sys::ggml_backend_dev_by_name(c.as_ptr()) };
+                if dev.is_null() {
+                    return Err(Error::Device(format!("no device named {name:?}")));
+                }
+                // SAFETY: a valid device; its default buffer type lives as long as the process.
+                unsafe { sys::ggml_backend_dev_buffer_type(dev) }
+            }
+        };
+        self.buft_overrides.push((pattern, buft));
+        Ok(self)
+    }
+
     /// How the weights are read.
     pub fn load_mode(mut self, mode: LoadMode) -> Self {
         self.raw.load_mode = match mode {
@@ -388,7 +436,8 @@ impl ModelParams {
     }
 
     /// The C struct with its array pointers aimed at the arrays `self` owns (the
-    /// device list NULL-terminated, the overrides ended by an empty key). Valid
+    /// device list NULL-terminated, the overrides ended by an empty key, the tensor
+    /// overrides by a NULL pattern; the patterns are owned `CString`s). Valid
     /// while `self` is neither moved out of nor changed.
     pub(crate) fn raw_for_load(&mut self) -> sys::llama_model_params {
         let mut raw = self.raw;
@@ -407,6 +456,23 @@ impl ModelParams {
                 self.kv_overrides.push(unsafe { std::mem::zeroed() });
             }
             raw.kv_overrides = self.kv_overrides.as_ptr();
+        }
+        if !self.buft_overrides.is_empty() {
+            // SAFETY: a constant getter returning ggml's static host buffer type.
+            let cpu = unsafe { sys::ggml_backend_cpu_buffer_type() };
+            self.buft_override_array = self
+                .buft_overrides
+                .iter()
+                .map(|(p, b)| sys::llama_model_tensor_buft_override {
+                    pattern: p.as_ptr(),
+                    buft: if b.is_null() { cpu } else { *b },
+                })
+                .chain(std::iter::once(sys::llama_model_tensor_buft_override {
+                    pattern: std::ptr::null(),
+                    buft: std::ptr::null_mut(),
+                }))
+                .collect();
+            raw.tensor_buft_overrides = self.buft_override_array.as_ptr();
         }
         raw
     }

@@ -262,3 +262,46 @@ fn counts_llama_cpp_asserts_on_are_load_errors() {
         Err(Error::ModelLoad { .. })
     ));
 }
+
+#[test]
+fn tensor_buffer_overrides_keep_results_and_reject_bad_input() {
+    let moe_path = llama_synth::tiny_model_path(llama_synth::Preset::Qwen3MoeTiny);
+    let base = Model::load(&moe_path, ModelParams::default()).unwrap();
+    let params = || ContextParams::default().n_ctx(64).n_threads(2);
+    let mut c0 = Context::new(&base, params()).unwrap();
+    let l0 = common::prompt_logits(&mut c0);
+    let cpu_name = llama::backend::devices()
+        .into_iter()
+        .find(|d| d.kind == llama::backend::DeviceKind::Cpu)
+        .unwrap()
+        .name;
+    // Experts to host memory, attention to the CPU device by name: same numbers.
+    let m = Model::load(
+        &moe_path,
+        ModelParams::default()
+            .tensor_buffer_override("ffn_(up|down|gate)_exps", None)
+            .unwrap()
+            .tensor_buffer_override(r"blk\.\d+\.attn_", Some(&cpu_name))
+            .unwrap(),
+    )
+    .unwrap();
+    let mut c1 = Context::new(&m, params()).unwrap();
+    assert!(common::nmse(&common::prompt_logits(&mut c1), &l0) < 1e-6);
+
+    // An invalid regular expression is a load error (std::regex throws inside the load).
+    let bad = Model::load(
+        &moe_path,
+        ModelParams::default()
+            .tensor_buffer_override("ffn_(up", None)
+            .unwrap(),
+    );
+    assert!(matches!(bad, Err(Error::ModelLoad { .. })), "{bad:?}");
+    assert!(matches!(
+        ModelParams::default().tensor_buffer_override("a\0b", None),
+        Err(Error::Nul(_))
+    ));
+    assert!(matches!(
+        ModelParams::default().tensor_buffer_override("x", Some("NoSuchGPU")),
+        Err(Error::Device(_))
+    ));
+}
