@@ -10,6 +10,7 @@ use llama_sys as sys;
 use crate::backend::{self, cstr_lossy};
 use crate::batch::Batch;
 use crate::error::{Error, Result, check_decode};
+use crate::lora::LoraAdapter;
 use crate::model::Model;
 use crate::params::{ContextParams, GraphNode, GraphObserver};
 
@@ -75,9 +76,14 @@ pub struct Context<'m> {
     n_batch: u32,
     n_ubatch: u32,
     n_seq_max: u32,
+    /// The `n_outputs_max` the caller set (0 = n_batch); llama.cpp asserts that no
+    /// decode reserves more output rows than this.
+    n_outputs_max: u32,
     embeddings: bool,
     /// Batch indices with outputs from the last decode, in order.
     outputs: Vec<i32>,
+    /// The LoRA adapters llama.cpp points at; dropped after `llama_free` (Drop runs first).
+    pub(crate) loras: Vec<LoraAdapter<'m>>,
 }
 
 // SAFETY: a llama_context may be used from any one thread at a time; the
@@ -121,25 +127,12 @@ impl<'m> Context<'m> {
     /// Creates a context for `model`.
     pub fn new(model: &'m Model, params: ContextParams) -> Result<Context<'m>> {
         backend::init();
+        params.validate()?;
         let ContextParams {
             mut raw,
             abort,
             observer,
         } = params;
-        if raw.n_seq_max == 0 || raw.n_seq_max > 256 {
-            return Err(Error::OutOfRange {
-                what: "n_seq_max",
-                value: i64::from(raw.n_seq_max),
-                expected: "1..=256".into(),
-            });
-        }
-        if raw.n_batch == 0 && raw.n_ubatch == 0 {
-            return Err(Error::OutOfRange {
-                what: "n_batch",
-                value: 0,
-                expected: ">= 1".into(),
-            });
-        }
         let mut callbacks = Box::new(Callbacks { abort, observer });
         let data: *mut c_void = (&mut *callbacks as *mut Callbacks).cast();
         if callbacks.abort.is_some() {
@@ -150,9 +143,12 @@ impl<'m> Context<'m> {
             raw.cb_eval = Some(eval_trampoline);
             raw.cb_eval_user_data = data;
         }
+        // Building the graph reads the model's adapter set (see `Model::adapters_lock`).
+        let guard = model.adapters_lock.read();
         // SAFETY: the model is valid for 'm; params are plain data; callback data is boxed.
         let (ptr, log) =
             backend::capture_log(|| unsafe { sys::llama_init_from_model(model.as_ptr(), raw) });
+        drop(guard);
         let ptr = NonNull::new(ptr).ok_or(Error::Null {
             what: "llama_init_from_model",
             log,
@@ -172,8 +168,10 @@ impl<'m> Context<'m> {
             n_batch,
             n_ubatch,
             n_seq_max,
+            n_outputs_max: raw.n_outputs_max,
             embeddings: raw.embeddings,
             outputs: Vec::new(),
+            loras: Vec::new(),
         })
     }
 
@@ -238,6 +236,7 @@ impl<'m> Context<'m> {
                 expected: format!("0..{}", self.n_seq_max),
             });
         }
+        self.check_outputs(batch)?;
         let vocab = self.model.vocab();
         let n_vocab = vocab.n_tokens();
         if let Some(&id) = batch
@@ -250,14 +249,43 @@ impl<'m> Context<'m> {
         Ok(())
     }
 
+    /// With an explicit `n_outputs_max`, llama.cpp reserves `max(outputs, n_seq_max)`
+    /// output rows per decode (every token in an embeddings context or an encode) and
+    /// aborts when that exceeds `n_outputs_max`.
+    fn check_outputs(&self, batch: &Batch) -> Result<()> {
+        // SAFETY: valid model.
+        let encoder = unsafe { sys::llama_model_has_encoder(self.model.as_ptr()) };
+        if self.n_outputs_max == 0 || encoder {
+            return Ok(()); // llama.cpp uses n_batch, which check_batch enforces
+        }
+        let outputs = if self.embeddings {
+            batch.len()
+        } else {
+            batch.output_indices().len()
+        };
+        let need = outputs.max(self.n_seq_max as usize) as i64;
+        if need > i64::from(self.n_outputs_max) {
+            return Err(Error::OutOfRange {
+                what: "outputs in the batch",
+                value: need,
+                expected: format!("<= n_outputs_max = {}", self.n_outputs_max),
+            });
+        }
+        Ok(())
+    }
+
     /// Runs the model on `batch` (after checking every precondition that would
     /// otherwise abort the process or corrupt memory).
     pub fn decode(&mut self, batch: &mut Batch) -> Result<()> {
         self.check_batch(batch)?;
         self.outputs.clear();
         let raw = batch.as_raw();
+        // A graph rebuild reads the model's adapter set (see `Model::adapters_lock`).
+        let guard = self.model.adapters_lock.read();
         // SAFETY: valid context; the batch view is valid while `batch` is borrowed.
-        check_decode(unsafe { sys::llama_decode(self.as_ptr(), raw) })?;
+        let rc = unsafe { sys::llama_decode(self.as_ptr(), raw) };
+        drop(guard);
+        check_decode(rc)?;
         self.outputs = batch.output_indices();
         Ok(())
     }
@@ -267,8 +295,12 @@ impl<'m> Context<'m> {
         self.check_batch(batch)?;
         self.outputs.clear();
         let raw = batch.as_raw();
+        // A graph rebuild reads the model's adapter set (see `Model::adapters_lock`).
+        let guard = self.model.adapters_lock.read();
         // SAFETY: valid context; the batch view is valid while `batch` is borrowed.
-        check_decode(unsafe { sys::llama_encode(self.as_ptr(), raw) })?;
+        let rc = unsafe { sys::llama_encode(self.as_ptr(), raw) };
+        drop(guard);
+        check_decode(rc)?;
         self.outputs = batch.output_indices();
         Ok(())
     }

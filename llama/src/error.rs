@@ -79,6 +79,12 @@ pub enum Error {
     /// Applying a chat template failed.
     #[error("chat template: {0}")]
     ChatTemplate(String),
+    /// A device name that is unknown or listed twice.
+    #[error("device: {0}")]
+    Device(String),
+    /// A LoRA adapter or control vector was rejected.
+    #[error("adapter: {0}")]
+    Adapter(String),
     /// A filesystem error.
     #[error(transparent)]
     Io(#[from] std::io::Error),

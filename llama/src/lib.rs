@@ -24,10 +24,14 @@ pub mod backend;
 mod batch;
 pub mod chat;
 mod context;
+mod control_vector;
 mod error;
 pub mod generate;
+mod lora;
 mod memory;
 mod model;
+mod model_check;
+mod model_params;
 mod params;
 mod sampler;
 mod vocab;
@@ -35,8 +39,14 @@ mod vocab;
 pub use batch::Batch;
 pub use context::{Context, Perf};
 pub use error::{Error, Result};
+pub use lora::LoraAdapter;
 pub use model::{Model, ModelParams};
-pub use params::{CacheType, ContextParams, FlashAttn, GraphNode, Pooling};
+pub use model_params::{
+    KV_OVERRIDE_MAX_LEN, KvOverride, LazyMode, LoadMode, SplitMode, max_devices,
+};
+pub use params::{
+    AttentionType, CacheType, ContextParams, FlashAttn, GraphNode, Pooling, RopeScaling,
+};
 pub use sampler::{SamplerBuilder, SamplerChain};
 pub use vocab::{Token, Utf8Decoder, Vocab};
 

@@ -220,10 +220,109 @@ impl Context<'_> {
             )
         };
         if !ok {
+            // llama.cpp may have written part of a truncated or foreign file's state.
+            self.clear_memory(true);
             return Err(Error::State("load from file"));
         }
         ids.truncate(n.min(max_tokens));
         let vocab = self.model().vocab();
         ids.into_iter().map(|id| vocab.token(id)).collect()
+    }
+
+    /// Saves the state of sequence `seq` and the tokens that produced it to a file;
+    /// returns the bytes written. Load it with [`load_seq_state_file`](Self::load_seq_state_file)
+    /// into any sequence of a context of the same model and shape.
+    ///
+    /// ```no_run
+    /// # use llama::{Batch, Context, ContextParams, Model, ModelParams};
+    /// # fn main() -> llama::Result<()> {
+    /// # let model = Model::load("model.gguf", ModelParams::default())?;
+    /// let mut ctx = Context::new(&model, ContextParams::default().n_seq_max(2))?;
+    /// let prompt = model.vocab().tokenize("Hello", true, false)?;
+    /// ctx.decode(&mut Batch::from_tokens(&prompt, 0, 0)?)?;
+    /// ctx.save_seq_state_file("seq0.bin", 0, &prompt)?;
+    /// let tokens = ctx.load_seq_state_file("seq0.bin", 1)?;
+    /// assert_eq!(tokens, prompt);
+    /// # Ok(()) }
+    /// ```
+    pub fn save_seq_state_file(
+        &mut self,
+        path: impl AsRef<Path>,
+        seq: i32,
+        tokens: &[Token],
+    ) -> Result<usize> {
+        self.check_seq(seq)?;
+        if u32::try_from(tokens.len()).is_err() {
+            return Err(Error::OutOfRange {
+                what: "token count",
+                value: tokens.len() as i64,
+                expected: "< 2^32 (the file stores a u32)".into(),
+            });
+        }
+        let p = c_string(&path.as_ref().to_string_lossy())?;
+        let ids: Vec<i32> = tokens.iter().map(|t| t.id()).collect();
+        // SAFETY: path NUL-terminated; id checked; ids valid for their length.
+        let n = unsafe {
+            sys::llama_state_seq_save_file(self.as_ptr(), p.as_ptr(), seq, ids.as_ptr(), ids.len())
+        };
+        if n == 0 {
+            return Err(Error::State("save sequence to file"));
+        }
+        Ok(n)
+    }
+
+    /// Loads a file written by [`save_seq_state_file`](Self::save_seq_state_file)
+    /// into sequence `seq` and returns its tokens. On failure `seq` is cleared, so
+    /// no half-restored cache is left behind.
+    ///
+    /// The file is read here and its state handed to llama.cpp's bounds-checked
+    /// buffer reader: `llama_state_seq_load_file` reads a truncated file past its
+    /// end without noticing and then fails an assertion, aborting the process.
+    pub fn load_seq_state_file(&mut self, path: impl AsRef<Path>, seq: i32) -> Result<Vec<Token>> {
+        self.check_seq(seq)?;
+        let bytes = std::fs::read(path.as_ref())?;
+        let word = |i: usize| -> Option<u32> {
+            let b = bytes.get(4 * i..4 * i + 4)?;
+            Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        if word(0) != Some(sys::LLAMA_STATE_SEQ_MAGIC)
+            || word(1) != Some(sys::LLAMA_STATE_SEQ_VERSION)
+        {
+            return Err(Error::State(
+                "load sequence file (not a sequence state file of this version)",
+            ));
+        }
+        let n_tokens =
+            word(2).ok_or(Error::State("load sequence file (truncated header)"))? as usize;
+        let state_at = n_tokens
+            .checked_mul(4)
+            .and_then(|n| n.checked_add(12))
+            .filter(|&end| end <= bytes.len())
+            .ok_or(Error::State(
+                "load sequence file (token count exceeds the file)",
+            ))?;
+        let ids: Vec<i32> = (0..n_tokens)
+            .filter_map(|i| word(3 + i))
+            .map(|w| w as i32)
+            .collect();
+        let vocab = self.model().vocab();
+        let tokens = ids
+            .into_iter()
+            .map(|id| vocab.token(id))
+            .collect::<Result<Vec<Token>>>()?;
+        // The file holds the state without the in-memory header (a magic and the
+        // source sequence id) that `llama_state_seq_set_data` expects first. Take that
+        // header from the library itself: the state of the (now emptied) target sequence.
+        let _ = self.seq_rm(Some(seq), None, None)?;
+        let empty = self.seq_state(seq)?;
+        let header = empty
+            .get(..8)
+            .ok_or(Error::State("load sequence from file (no state header)"))?;
+        let mut buf = Vec::with_capacity(8 + bytes.len() - state_at);
+        buf.extend_from_slice(header);
+        buf.extend_from_slice(&bytes[state_at..]);
+        self.set_seq_state(&buf, seq)
+            .map_err(|_| Error::State("load sequence from file"))?;
+        Ok(tokens)
     }
 }

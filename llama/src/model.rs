@@ -3,6 +3,7 @@
 use std::ffi::{c_char, c_void};
 use std::path::Path;
 use std::ptr::NonNull;
+use std::sync::RwLock;
 
 use llama_sys as sys;
 
@@ -10,94 +11,7 @@ use crate::backend::{self, cstr_lossy};
 use crate::error::{Error, Result, c_string};
 use crate::vocab::Vocab;
 
-/// How to load a model.
-///
-/// ```
-/// let params = llama::ModelParams::default().n_gpu_layers(0).mmap(false);
-/// # let _ = params;
-/// ```
-pub struct ModelParams {
-    raw: sys::llama_model_params,
-    progress: Option<Box<dyn FnMut(f32) -> bool + Send>>,
-}
-
-impl Default for ModelParams {
-    fn default() -> Self {
-        backend::init();
-        // SAFETY: returns a plain struct by value.
-        let raw = unsafe { sys::llama_model_default_params() };
-        Self {
-            raw,
-            progress: None,
-        }
-    }
-}
-
-impl std::fmt::Debug for ModelParams {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ModelParams")
-            .field("n_gpu_layers", &self.raw.n_gpu_layers)
-            .field("main_gpu", &self.raw.main_gpu)
-            .field("load_mode", &self.raw.load_mode)
-            .field("vocab_only", &self.raw.vocab_only)
-            .field("check_tensors", &self.raw.check_tensors)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ModelParams {
-    /// Layers to offload to the GPU; negative means all (llama.cpp's default).
-    pub fn n_gpu_layers(mut self, n: i32) -> Self {
-        self.raw.n_gpu_layers = n;
-        self
-    }
-
-    /// The GPU used for the whole model (split mode none) or for intermediate results.
-    pub fn main_gpu(mut self, i: i32) -> Self {
-        self.raw.main_gpu = i;
-        self
-    }
-
-    /// Memory-map the file (`true`) or read it (`false`).
-    pub fn mmap(mut self, on: bool) -> Self {
-        self.raw.load_mode = if on {
-            sys::LLAMA_LOAD_MODE_MMAP
-        } else {
-            sys::LLAMA_LOAD_MODE_NONE
-        };
-        self
-    }
-
-    /// Memory-map and lock the model in RAM.
-    pub fn mlock(mut self) -> Self {
-        self.raw.load_mode = sys::LLAMA_LOAD_MODE_MMAP_MLOCK;
-        self
-    }
-
-    /// Load only the vocabulary (no weights): tokenizer work without the memory.
-    pub fn vocab_only(mut self, on: bool) -> Self {
-        self.raw.vocab_only = on;
-        self
-    }
-
-    /// Validate tensor data (NaN/Inf) while loading.
-    pub fn check_tensors(mut self, on: bool) -> Self {
-        self.raw.check_tensors = on;
-        self
-    }
-
-    /// Allow weight repacking into extra buffer types (default on).
-    pub fn extra_buffer_types(mut self, on: bool) -> Self {
-        self.raw.use_extra_bufts = on;
-        self
-    }
-
-    /// Called with the load progress in `[0, 1]`; returning `false` cancels the load.
-    pub fn progress(mut self, f: impl FnMut(f32) -> bool + Send + 'static) -> Self {
-        self.progress = Some(Box::new(f));
-        self
-    }
-}
+pub use crate::model_params::ModelParams;
 
 type ProgressFn = Box<dyn FnMut(f32) -> bool + Send>;
 
@@ -112,13 +26,19 @@ extern "C" fn progress_trampoline(p: f32, user: *mut c_void) -> bool {
 /// can each run their own context on one model.
 pub struct Model {
     ptr: NonNull<sys::llama_model>,
+    /// llama.cpp keeps the model's LoRA adapters in an unsynchronised set that
+    /// loading/freeing an adapter writes and building a context's graph reads:
+    /// adapter load and free take it for writing, context creation and decode
+    /// for reading, so adapters can be used while other threads decode.
+    pub(crate) adapters_lock: RwLock<()>,
 }
 
 // SAFETY: a llama_model is immutable after loading; llama.cpp creates contexts
 // from it concurrently (each context has its own state), and freeing it needs
 // exclusive ownership, which Drop has.
 unsafe impl Send for Model {}
-// SAFETY: as above: every method takes `&self` and only reads the model.
+// SAFETY: as above: shared access only reads the model, except the LoRA adapter set,
+// which is written and read only under `adapters_lock`.
 unsafe impl Sync for Model {}
 
 impl std::fmt::Debug for Model {
@@ -148,16 +68,23 @@ impl Model {
             });
         }
         let c_path = c_string(&path.to_string_lossy())?;
+        crate::model_check::check_counts(&c_path, &params).map_err(|reason| Error::ModelLoad {
+            path: path.into(),
+            reason,
+        })?;
         let mut progress: Option<ProgressFn> = params.progress.take();
+        let mut raw = params.raw_for_load();
         if let Some(f) = progress.as_mut() {
-            params.raw.progress_callback = Some(progress_trampoline);
-            params.raw.progress_callback_user_data = (f as *mut ProgressFn).cast();
+            raw.progress_callback = Some(progress_trampoline);
+            raw.progress_callback_user_data = (f as *mut ProgressFn).cast();
         }
-        // SAFETY: the path is NUL-terminated; the progress closure outlives the call.
+        // SAFETY: the path is NUL-terminated; the progress closure and the arrays `raw`
+        // points into (owned by `params`, untouched until after the call) outlive the call.
         let (ptr, log) = backend::capture_log(|| unsafe {
-            sys::llama_model_load_from_file(c_path.as_ptr(), params.raw)
+            sys::llama_model_load_from_file(c_path.as_ptr(), raw)
         });
         drop(progress);
+        drop(params);
         let ptr = NonNull::new(ptr).ok_or_else(|| Error::ModelLoad {
             path: path.into(),
             reason: if log.is_empty() {
@@ -166,7 +93,10 @@ impl Model {
                 log
             },
         })?;
-        Ok(Model { ptr })
+        Ok(Model {
+            ptr,
+            adapters_lock: RwLock::new(()),
+        })
     }
 
     pub(crate) fn as_ptr(&self) -> *mut sys::llama_model {

@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicBool;
 use llama_sys as sys;
 
 use crate::backend;
+use crate::error::{Error, Result};
 
 /// Data type of the K or V cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +108,34 @@ pub enum Pooling {
     Rank,
 }
 
+/// RoPE scaling method (context extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RopeScaling {
+    /// The model's own setting (default).
+    Unspecified,
+    /// No scaling.
+    None,
+    /// Linear position interpolation.
+    Linear,
+    /// YaRN.
+    Yarn,
+    /// LongRoPE.
+    LongRope,
+}
+
+/// Attention mask for embedding contexts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AttentionType {
+    /// The model's own (default).
+    Unspecified,
+    /// Causal (each token sees earlier tokens only).
+    Causal,
+    /// Non-causal (every token sees the whole sequence).
+    NonCausal,
+}
+
 /// One node of a compute graph, as seen by a graph observer.
 #[derive(Debug, Clone)]
 pub struct GraphNode {
@@ -164,8 +193,8 @@ impl std::fmt::Debug for ContextParams {
 }
 
 macro_rules! setter {
-    ($(#[$doc:meta] $name:ident: $field:ident: $ty:ty),* $(,)?) => {
-        $(#[$doc] pub fn $name(mut self, v: $ty) -> Self { self.raw.$field = v as _; self })*
+    ($($(#[$doc:meta])* $name:ident: $field:ident: $ty:ty),* $(,)?) => {
+        $($(#[$doc])* pub fn $name(mut self, v: $ty) -> Self { self.raw.$field = v as _; self })*
     };
 }
 
@@ -179,6 +208,12 @@ impl ContextParams {
         n_ubatch: n_ubatch: u32,
         /// Number of distinct sequences (states for recurrent models), at most 256.
         n_seq_max: n_seq_max: u32,
+        /// Most output rows (logits/embeddings) one decode may produce, and what the
+        /// compute buffers are sized for (0 = n_batch): a small value saves the
+        /// output projection's memory when few tokens ask for logits. At least
+        /// `n_seq_max`; `decode` rejects a batch with more outputs (every token in
+        /// an embeddings context).
+        n_outputs_max: n_outputs_max: u32,
         /// Threads for single-token generation.
         n_threads_gen: n_threads: i32,
         /// Threads for batch (prompt) processing.
@@ -201,11 +236,11 @@ impl ContextParams {
         rope_freq_scale: rope_freq_scale: f32,
         /// YaRN extrapolation mix factor (negative = the model's).
         yarn_ext_factor: yarn_ext_factor: f32,
-        /// YaRN magnitude scaling factor.
+        /// YaRN magnitude scaling factor (negative = the model's).
         yarn_attn_factor: yarn_attn_factor: f32,
-        /// YaRN low correction dimension.
+        /// YaRN low correction dimension (negative = the model's).
         yarn_beta_fast: yarn_beta_fast: f32,
-        /// YaRN high correction dimension.
+        /// YaRN high correction dimension (negative = the model's).
         yarn_beta_slow: yarn_beta_slow: f32,
         /// YaRN original context size.
         yarn_orig_ctx: yarn_orig_ctx: u32,
@@ -236,6 +271,93 @@ impl ContextParams {
     pub fn type_v(mut self, t: CacheType) -> Self {
         self.raw.type_v = t.raw();
         self
+    }
+
+    /// RoPE scaling method; with [`yarn_*`](Self::yarn_ext_factor) and
+    /// [`rope_freq_scale`](Self::rope_freq_scale) it extends the context.
+    ///
+    /// ```
+    /// use llama::{ContextParams, RopeScaling};
+    /// let p = ContextParams::default()
+    ///     .rope_scaling(RopeScaling::Yarn)
+    ///     .rope_freq_scale(0.25)
+    ///     .yarn_orig_ctx(4096);
+    /// # let _ = p;
+    /// ```
+    pub fn rope_scaling(mut self, r: RopeScaling) -> Self {
+        self.raw.rope_scaling_type = match r {
+            RopeScaling::Unspecified => sys::LLAMA_ROPE_SCALING_TYPE_UNSPECIFIED,
+            RopeScaling::None => sys::LLAMA_ROPE_SCALING_TYPE_NONE,
+            RopeScaling::Linear => sys::LLAMA_ROPE_SCALING_TYPE_LINEAR,
+            RopeScaling::Yarn => sys::LLAMA_ROPE_SCALING_TYPE_YARN,
+            RopeScaling::LongRope => sys::LLAMA_ROPE_SCALING_TYPE_LONGROPE,
+        };
+        self
+    }
+
+    /// Attention mask used when computing embeddings.
+    pub fn attention_type(mut self, a: AttentionType) -> Self {
+        self.raw.attention_type = match a {
+            AttentionType::Unspecified => sys::LLAMA_ATTENTION_TYPE_UNSPECIFIED,
+            AttentionType::Causal => sys::LLAMA_ATTENTION_TYPE_CAUSAL,
+            AttentionType::NonCausal => sys::LLAMA_ATTENTION_TYPE_NON_CAUSAL,
+        };
+        self
+    }
+
+    /// Checks the values the builder cannot reject on its own; called by
+    /// [`Context::new`](crate::Context::new) before llama.cpp sees them.
+    pub(crate) fn validate(&self) -> Result<()> {
+        let r = &self.raw;
+        let range = |what: &'static str, value: i64, expected: &str| {
+            Err(Error::OutOfRange {
+                what,
+                value,
+                expected: expected.into(),
+            })
+        };
+        if r.n_seq_max == 0 || r.n_seq_max > 256 {
+            return range("n_seq_max", i64::from(r.n_seq_max), "1..=256");
+        }
+        // llama.cpp reserves n_seq_max output rows when it creates the context and
+        // asserts they fit in n_outputs_max.
+        if r.n_outputs_max != 0 && r.n_outputs_max < r.n_seq_max {
+            return range(
+                "n_outputs_max",
+                i64::from(r.n_outputs_max),
+                "0 (= n_batch) or >= n_seq_max",
+            );
+        }
+        if r.n_batch == 0 && r.n_ubatch == 0 {
+            return range("n_batch", 0, ">= 1");
+        }
+        if r.n_threads < 1 {
+            return range("n_threads_gen", i64::from(r.n_threads), ">= 1");
+        }
+        if r.n_threads_batch < 1 {
+            return range("n_threads_batch", i64::from(r.n_threads_batch), ">= 1");
+        }
+        // 0 means "the model's value"; negative or non-finite values have no meaning.
+        for (what, v) in [
+            ("rope_freq_base", r.rope_freq_base),
+            ("rope_freq_scale", r.rope_freq_scale),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                return range(what, v as i64, "finite and >= 0 (0 = the model's)");
+            }
+        }
+        // Negative means "the model's value"; only non-finite values are wrong.
+        for (what, v) in [
+            ("yarn_ext_factor", r.yarn_ext_factor),
+            ("yarn_attn_factor", r.yarn_attn_factor),
+            ("yarn_beta_fast", r.yarn_beta_fast),
+            ("yarn_beta_slow", r.yarn_beta_slow),
+        ] {
+            if !v.is_finite() {
+                return range(what, 0, "finite (negative = the model's)");
+            }
+        }
+        Ok(())
     }
 
     /// Pooling of embeddings.

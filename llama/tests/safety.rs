@@ -13,6 +13,8 @@ fn types_are_send_and_sync_where_claimed() {
     send::<Context<'static>>();
     send::<Batch>();
     send::<SamplerChain>();
+    send::<llama::LoraAdapter<'static>>();
+    sync::<llama::LoraAdapter<'static>>();
 }
 
 #[test]

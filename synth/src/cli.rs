@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use crate::error::Result;
+use crate::lora::{LoraOptions, lora_spec};
 use crate::spec::{LinearLayout, ModelSpec, Preset, SynthOptions};
 use crate::types::FileType;
 use crate::vocab::Vocab;
@@ -41,6 +42,18 @@ pub struct SynthArgs {
     /// Store routed experts' gate and up projections as one ffn_gate_up_exps tensor.
     #[arg(long)]
     pub fused_experts: bool,
+    /// Write a random LoRA adapter of this rank for the described model instead of
+    /// the model itself (`general.type = adapter`; load it with the model written by
+    /// the same options).
+    #[arg(long)]
+    pub lora_rank: Option<u64>,
+    /// `adapter.lora.alpha` of the adapter (default: the rank, i.e. scale 1).
+    #[arg(long, requires = "lora_rank")]
+    pub lora_alpha: Option<f32>,
+    /// Comma-separated substrings of the base tensors that get LoRA pairs
+    /// (default: every 2-D projection of the blocks).
+    #[arg(long, requires = "lora_rank", value_delimiter = ',')]
+    pub lora_targets: Vec<String>,
     /// No progress bar and no summary line.
     #[arg(long, short)]
     pub quiet: bool,
@@ -67,6 +80,19 @@ impl SynthArgs {
             fused_experts: self.fused_experts,
         }
     }
+
+    /// The adapter options, when `--lora-rank` asks for an adapter.
+    #[must_use]
+    pub fn lora_options(&self) -> Option<LoraOptions> {
+        let rank = self.lora_rank?;
+        Some(LoraOptions {
+            rank,
+            alpha: self.lora_alpha.unwrap_or(rank as f32),
+            seed: self.seed,
+            targets: self.lora_targets.clone(),
+            ..LoraOptions::new()
+        })
+    }
 }
 
 /// Write the model `args` describe, with a progress bar on stderr, and print
@@ -75,7 +101,10 @@ impl SynthArgs {
 /// # Errors
 /// Invalid option combinations, or any error of [`write_gguf`].
 pub fn run(args: &SynthArgs) -> Result<WriteReport> {
-    let spec = ModelSpec::from_options(&args.options())?;
+    let mut spec = ModelSpec::from_options(&args.options())?;
+    if let Some(lora) = args.lora_options() {
+        spec = lora_spec(&spec, &lora)?;
+    }
     let report = write_gguf(&spec, &args.output, !args.quiet)?;
     if !args.quiet {
         eprintln!("{report}");
@@ -135,6 +164,37 @@ mod tests {
         assert_eq!(
             (o.layout, o.fused_experts, o.seed),
             (LinearLayout::Legacy, true, 7)
+        );
+    }
+
+    #[test]
+    fn lora_flags_describe_an_adapter() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "--preset",
+            "llama-tiny",
+            "-o",
+            "a.gguf",
+            "--lora-rank",
+            "8",
+            "--lora-targets",
+            "attn_q,ffn_up",
+        ])
+        .unwrap();
+        let l = cli.synth.lora_options().unwrap();
+        assert_eq!((l.rank, l.alpha), (8, 8.0));
+        assert_eq!(l.targets, ["attn_q", "ffn_up"]);
+        assert!(
+            Cli::try_parse_from([
+                "x",
+                "--preset",
+                "llama-tiny",
+                "-o",
+                "m",
+                "--lora-alpha",
+                "2"
+            ])
+            .is_err()
         );
     }
 

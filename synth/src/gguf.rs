@@ -129,6 +129,18 @@ impl Gguf {
                     )
                 }
             }
+            MetaValue::ArrU32(a) => {
+                // SAFETY: as above; `a` holds a.len() contiguous u32 values.
+                unsafe {
+                    sys::gguf_set_arr_data(
+                        ctx,
+                        kp,
+                        sys::GGUF_TYPE_UINT32,
+                        a.as_ptr().cast::<c_void>(),
+                        a.len(),
+                    )
+                }
+            }
             MetaValue::ArrStr(a) => {
                 let owned = a
                     .iter()

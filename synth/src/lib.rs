@@ -26,6 +26,8 @@
 //! # Ok::<(), llama_synth::SynthError>(())
 //! ```
 //!
+//! [`write_lora`] writes a random LoRA adapter for a model spec (see [`LoraOptions`]).
+//!
 //! For tests, [`tiny_model_path`] writes a preset once into a cache directory
 //! and returns its path. [`load_in_memory`] builds the same model in memory
 //! with `llama_model_init_from_user`, without writing a file.
@@ -36,6 +38,7 @@ mod error;
 mod generate;
 mod gguf;
 mod init;
+mod lora;
 mod memory;
 mod meta;
 mod quant;
@@ -49,6 +52,7 @@ pub use cache::{cache_dir, cached_model, tiny_model_path};
 pub use error::{Result, SynthError};
 pub use gguf::{GgufLayout, read_layout};
 pub use init::Init;
+pub use lora::{LoraOptions, lora_spec, write_lora};
 pub use memory::{InMemoryModel, load_in_memory};
 pub use meta::{MetaValue, Metadata};
 pub use spec::{

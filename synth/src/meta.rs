@@ -16,6 +16,8 @@ pub enum MetaValue {
     Str(String),
     /// Array of `GGUF_TYPE_INT32`.
     ArrI32(Vec<i32>),
+    /// Array of `GGUF_TYPE_UINT32` (e.g. aLoRA invocation tokens).
+    ArrU32(Vec<u32>),
     /// Array of `GGUF_TYPE_STRING`.
     ArrStr(Vec<String>),
 }
