@@ -22,10 +22,13 @@
 
 pub mod backend;
 mod batch;
+mod candidates;
 pub mod chat;
 mod context;
+mod custom_sampler;
 mod error;
 pub mod generate;
+pub mod grammar;
 mod memory;
 mod model;
 mod params;
@@ -33,7 +36,9 @@ mod sampler;
 mod vocab;
 
 pub use batch::Batch;
+pub use candidates::{TokenData, TokenDataArray};
 pub use context::{Context, Perf};
+pub use custom_sampler::CustomSampler;
 pub use error::{Error, Result};
 pub use model::{Model, ModelParams};
 pub use params::{CacheType, ContextParams, FlashAttn, GraphNode, Pooling};
