@@ -6,8 +6,16 @@
 //! `cargo bench -p llama --bench decode_sample` prints criterion's time per
 //! token for each pair, then a paired measurement: [`PAIRED_TOKENS`] tokens
 //! of each, one safe and one raw in turn, and the ratio of the median token
-//! times, which is what to compare on a shared machine. `LLAMA_BENCH_THREADS` sets the threads (default 1:
-//! spinning thread barriers dominate a loaded machine).
+//! times. `LLAMA_BENCH_THREADS` sets the threads (default 1: spinning thread
+//! barriers dominate a loaded machine).
+//!
+//! Timing noise on a shared machine is a few percent; the safe layer's own cost
+//! is far below it, so it is best measured in instructions (deterministic):
+//! run one loop alone (see [`only`]) under valgrind at two token counts,
+//! e.g. for `N` in 100 and 300
+//! `DECODE_SAMPLE_ONLY=safe DECODE_SAMPLE_CASE=llama-tiny/greedy DECODE_SAMPLE_TOKENS=N
+//! valgrind --tool=callgrind --callgrind-out-file=/dev/null <bench binary> --bench`,
+//! and divide the difference of the "Collected" counts by 200 (same for `raw`).
 
 use std::ffi::CString;
 use std::path::Path;
@@ -188,8 +196,47 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// `DECODE_SAMPLE_ONLY=safe|raw DECODE_SAMPLE_CASE=llama-tiny/greedy DECODE_SAMPLE_TOKENS=N`:
+/// runs just that loop for N tokens, nothing else, for instruction counts
+/// (`perf stat -e instructions:u` at two N; the difference over the token
+/// difference is the per-token count, free of setup and of timing noise).
+fn only(which: &str) {
+    let case = std::env::var("DECODE_SAMPLE_CASE").unwrap_or_else(|_| "llama-tiny/greedy".into());
+    let n: usize = std::env::var("DECODE_SAMPLE_TOKENS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000);
+    let (preset, pick) = match case.split_once('/') {
+        Some(("qwen3next-tiny", p)) => (Preset::Qwen3NextTiny, p),
+        Some((_, p)) => (Preset::LlamaTiny, p),
+        None => (Preset::LlamaTiny, "greedy"),
+    };
+    let pick = if pick == "dist" {
+        Pick::Dist
+    } else {
+        Pick::Greedy
+    };
+    let path = llama_synth::tiny_model_path(preset);
+    if which == "raw" {
+        let model = Model::load(&path, ModelParams::default()).expect("model");
+        let first = SafeLoop::new(&model, pick).token;
+        drop(model);
+        let mut raw = RawLoop::new(&path, pick, first);
+        (0..n).for_each(|_| raw.step());
+        black_box(raw.token);
+    } else {
+        let model = Model::load(&path, ModelParams::default()).expect("model");
+        let mut safe = SafeLoop::new(&model, pick);
+        (0..n).for_each(|_| safe.step());
+        black_box(safe.token);
+    }
+}
+
 fn main() {
     llama::backend::set_logging(false);
+    if let Ok(which) = std::env::var("DECODE_SAMPLE_ONLY") {
+        return only(&which);
+    }
     let mut c = Criterion::default()
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
