@@ -23,7 +23,14 @@ use crate::vocab::Token;
 /// One candidate: a token id with its logit and probability.
 ///
 /// Only obtainable by reference from a [`TokenDataArray`]; see the module docs
-/// for why it cannot be created or cloned.
+/// for why it cannot be created or cloned:
+///
+/// ```compile_fail
+/// fn forge(t: &llama::TokenData) -> llama::TokenData { t.clone() }
+/// ```
+/// ```compile_fail
+/// let forged: llama::TokenData = Default::default();
+/// ```
 #[repr(transparent)]
 pub struct TokenData(sys::llama_token_data);
 
