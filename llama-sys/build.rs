@@ -32,8 +32,13 @@ fn main() {
 
 fn run() -> Result<(), String> {
     let cfg = Config::from_env()?;
-    let built = match &cfg.prefix {
-        Some(prefix) => cmake_build::Built::prebuilt(prefix)?,
+    // `llama_src`: the tree the shim takes llama.cpp's JSON-schema converter from.
+    let (built, llama_src) = match &cfg.prefix {
+        Some(prefix) => {
+            // A prebuilt install has no sources; the vendored tree serves if present.
+            let src = Some(cfg.vendor_dir.join("llama.cpp")).filter(|d| d.is_dir());
+            (cmake_build::Built::prebuilt(prefix)?, src)
+        }
         None => {
             let pristine = source::locate_and_verify(&cfg)?;
             let tree = source::write_variant_tree(&cfg, &pristine, cfg.variant)?;
@@ -45,10 +50,10 @@ fn run() -> Result<(), String> {
                 info::record_side_by_side(&other_tree, &other_built);
             }
             info::record(&cfg, &tree, &built);
-            built
+            (built, Some(tree.dir))
         }
     };
-    shim::compile(&built.include_dirs);
+    shim::compile(&built.include_dirs, llama_src.as_deref());
     link::emit(&cfg, &built)?;
     bindings::generate(&cfg, &built.include_dirs)?;
     if cfg.prefix.is_some() {

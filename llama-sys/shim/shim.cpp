@@ -61,3 +61,7 @@ extern "C" int32_t llama_sys_sampler_accept(struct llama_sampler * smpl, llama_t
         return (int32_t) 0;
     });
 }
+
+extern "C" struct llama_sampler * llama_sys_sampler_clone(const struct llama_sampler * smpl, char * err, size_t err_len) {
+    return guarded(err, err_len, (struct llama_sampler *) nullptr, [&] { return llama_sampler_clone(smpl); });
+}

@@ -30,6 +30,16 @@ int32_t llama_sys_sampler_sample(struct llama_sampler * smpl, struct llama_conte
 // Returns 0, or -1 on an exception.
 int32_t llama_sys_sampler_accept(struct llama_sampler * smpl, llama_token token, char * err, size_t err_len);
 
+// llama_sampler_clone (a grammar's copy can throw); NULL on an exception.
+struct llama_sampler * llama_sys_sampler_clone(const struct llama_sampler * smpl, char * err, size_t err_len);
+
+// Converts a JSON schema (UTF-8 JSON text, `schema_len` bytes) to a GBNF grammar with
+// llama.cpp's converter. Returns 0 with the grammar in *out, or -1 with an error message
+// in *out (*out is NULL only when out of memory). Free *out with llama_sys_string_free.
+int32_t llama_sys_json_schema_to_grammar(const char * schema, size_t schema_len, char ** out);
+
+void llama_sys_string_free(char * s);
+
 #ifdef __cplusplus
 }
 #endif

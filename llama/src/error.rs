@@ -76,6 +76,18 @@ pub enum Error {
     /// A sampler or grammar could not be built.
     #[error("sampler: {0}")]
     Sampler(String),
+    /// A [`CustomSampler`](crate::CustomSampler) panicked or broke its contract; a
+    /// panicked one stays disabled until [`SamplerChain::reset`](crate::SamplerChain::reset).
+    #[error("custom sampler `{name}`: {message}")]
+    CustomSampler {
+        /// The sampler's name.
+        name: String,
+        /// What happened (with the panic message).
+        message: String,
+    },
+    /// A JSON schema could not be converted to a grammar.
+    #[error("JSON schema: {0}")]
+    JsonSchema(String),
     /// Applying a chat template failed.
     #[error("chat template: {0}")]
     ChatTemplate(String),

@@ -34,7 +34,7 @@ pub fn feed(ctx: &mut Context<'_>, tokens: &[Token], start: i32) -> Result<()> {
 /// produced are in [`tokens`](Self::tokens).
 pub struct Generator<'c, 'm> {
     ctx: &'c mut Context<'m>,
-    sampler: &'c mut SamplerChain,
+    sampler: &'c mut SamplerChain<'m>,
     decoder: Utf8Decoder,
     stop: StopAt,
     pos: i32,
@@ -48,7 +48,7 @@ impl<'c, 'm> Generator<'c, 'm> {
     /// Feeds `prompt` at position `pos` (the sequence's length so far) and prepares to generate.
     pub fn new(
         ctx: &'c mut Context<'m>,
-        sampler: &'c mut SamplerChain,
+        sampler: &'c mut SamplerChain<'m>,
         prompt: &[Token],
         pos: i32,
         stop: StopAt,
@@ -142,7 +142,7 @@ impl<'c, 'm> Generator<'c, 'm> {
 /// the tokens that are new since the last one.
 pub struct ChatSession<'m> {
     ctx: Context<'m>,
-    sampler: SamplerChain,
+    sampler: SamplerChain<'m>,
     template: String,
     messages: Vec<ChatMessage>,
     /// Tokens currently in the context's memory (sequence 0).
@@ -151,7 +151,7 @@ pub struct ChatSession<'m> {
 
 impl<'m> ChatSession<'m> {
     /// A session over `ctx` using `template` (the model's, or a built-in name).
-    pub fn new(ctx: Context<'m>, sampler: SamplerChain, template: impl Into<String>) -> Self {
+    pub fn new(ctx: Context<'m>, sampler: SamplerChain<'m>, template: impl Into<String>) -> Self {
         Self {
             ctx,
             sampler,

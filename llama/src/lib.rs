@@ -22,11 +22,14 @@
 
 pub mod backend;
 mod batch;
+mod candidates;
 pub mod chat;
 mod context;
 mod control_vector;
+mod custom_sampler;
 mod error;
 pub mod generate;
+pub mod grammar;
 mod lora;
 mod memory;
 mod model;
@@ -37,7 +40,9 @@ mod sampler;
 mod vocab;
 
 pub use batch::Batch;
+pub use candidates::{TokenData, TokenDataArray};
 pub use context::{Context, Perf};
+pub use custom_sampler::CustomSampler;
 pub use error::{Error, Result};
 pub use lora::LoraAdapter;
 pub use model::{Model, ModelParams};

@@ -1,33 +1,57 @@
-//! Sampler chains: a builder over llama.cpp's samplers that always ends in a
-//! selecting sampler, with grammar errors as `Err`.
+//! Sampler chains: a builder over llama.cpp's samplers (and Rust ones, see
+//! [`CustomSampler`]) that always ends in a selecting sampler, with grammar
+//! errors and sampler panics as `Err`.
+//!
+//! Every sampler of the pinned `llama.h` is offered except two, on purpose:
+//! `llama_sampler_init_grammar_lazy` (deprecated upstream; [`SamplerBuilder::grammar_lazy`]
+//! uses its replacement, `_lazy_patterns`) and `llama_sampler_init_dry_testing`
+//! (not in `llama.h`: a test hook of upstream's sampler tests).
 
 use std::ffi::CString;
+use std::marker::PhantomData;
 use std::ptr::NonNull;
 
 use llama_sys as sys;
 
 use crate::backend;
 use crate::context::Context;
+use crate::custom_sampler::{self, CustomSampler};
 use crate::error::{Error, Result, c_string};
 use crate::vocab::{Token, Vocab};
 
 /// An owned sampler chain. Build it with [`SamplerChain::builder`].
-pub struct SamplerChain {
+///
+/// It borrows the model whose vocabulary built it: grammar and infill samplers
+/// keep a pointer to that vocabulary, so the chain cannot outlive the model.
+///
+/// ```compile_fail
+/// # fn demo(path: &str) -> llama::Result<()> {
+/// let model = llama::Model::load(path, llama::ModelParams::default())?;
+/// let chain = llama::SamplerChain::builder(model.vocab()).greedy().build()?;
+/// drop(model); // error: `model` is still borrowed by `chain`
+/// drop(chain);
+/// # Ok(()) }
+/// ```
+pub struct SamplerChain<'v> {
     ptr: NonNull<sys::llama_sampler>,
     n_vocab: i32,
+    /// Rust samplers in the chain: when non-zero, calls check for their errors.
+    n_custom: usize,
+    _vocab: PhantomData<Vocab<'v>>,
 }
 
-// SAFETY: a sampler chain is plain heap state used by one thread at a time (`&mut self`).
-unsafe impl Send for SamplerChain {}
+// SAFETY: a sampler chain is plain heap state used by one thread at a time (`&mut self`);
+// the Rust samplers it owns are `Send`.
+unsafe impl Send for SamplerChain<'_> {}
 
-impl Drop for SamplerChain {
+impl Drop for SamplerChain<'_> {
     fn drop(&mut self) {
         // SAFETY: we own the chain (which owns its samplers).
         unsafe { sys::llama_sampler_free(self.ptr.as_ptr()) }
     }
 }
 
-impl std::fmt::Debug for SamplerChain {
+impl std::fmt::Debug for SamplerChain<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SamplerChain").finish_non_exhaustive()
     }
@@ -45,6 +69,7 @@ pub struct SamplerBuilder<'v> {
     vocab: Vocab<'v>,
     samplers: Vec<NonNull<sys::llama_sampler>>,
     selects: bool,
+    n_custom: usize,
     error: Option<Error>,
 }
 
@@ -161,6 +186,52 @@ impl<'v> SamplerBuilder<'v> {
             unsafe { sys::llama_sampler_init_top_n_sigma(n) },
             "top_n_sigma",
         )
+    }
+
+    /// Adaptive-p (selects): favours tokens near probability `target` (0..=1; negative
+    /// disables the transform), tracked with an exponential moving average of
+    /// decay `decay` (clamped to 0..=0.99). Best after a mild `min_p` only.
+    pub fn adaptive_p(self, target: f32, decay: f32, seed: u32) -> Self {
+        if !(target.is_finite() && decay.is_finite()) {
+            let mut s = self;
+            s.error.get_or_insert(Error::Sampler(
+                "adaptive_p: target and decay must be finite".into(),
+            ));
+            return s;
+        }
+        // SAFETY: no preconditions (decay is clamped inside).
+        let p = unsafe { sys::llama_sampler_init_adaptive_p(target, decay, seed) };
+        self.push(p, true, "adaptive_p", String::new())
+    }
+
+    /// Fill-in-the-middle: merges candidates that share a prefix and prefers
+    /// end-of-generation when text is unlikely. Put it after `top_k`/`top_p`: it
+    /// compares every pair of candidates. Fails to build for a vocabulary with
+    /// neither an EOT nor an EOS token (llama.cpp would abort when it needs one).
+    pub fn infill(self) -> Self {
+        if self.vocab.eot().is_none() && self.vocab.eos().is_none() {
+            let mut s = self;
+            s.error.get_or_insert(Error::Sampler(
+                "infill: the vocabulary has no EOT or EOS token".into(),
+            ));
+            return s;
+        }
+        let vocab = self.vocab.as_ptr();
+        // SAFETY: vocab valid; the chain borrows the model, so the pointer outlives the sampler.
+        self.filter(unsafe { sys::llama_sampler_init_infill(vocab) }, "infill")
+    }
+
+    /// A sampler written in Rust (see [`CustomSampler`] for how panics are
+    /// handled). It selects, and may end the chain, if its
+    /// [`selects`](CustomSampler::selects) says so.
+    pub fn custom(mut self, sampler: impl CustomSampler + 'static) -> Self {
+        let name = custom_sampler::c_name(sampler.name());
+        let selects = sampler.selects();
+        let p = custom_sampler::new_raw(Box::new(sampler), name, selects, None);
+        if !p.is_null() {
+            self.n_custom += 1;
+        }
+        self.push(p, selects, "custom sampler", String::new())
     }
 
     /// Mirostat v1 (selects).
@@ -314,7 +385,7 @@ impl<'v> SamplerBuilder<'v> {
     }
 
     /// Finishes the chain.
-    pub fn build(mut self) -> Result<SamplerChain> {
+    pub fn build(mut self) -> Result<SamplerChain<'v>> {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
@@ -337,24 +408,41 @@ impl<'v> SamplerBuilder<'v> {
         Ok(SamplerChain {
             ptr: chain,
             n_vocab: self.vocab.n_tokens(),
+            n_custom: self.n_custom,
+            _vocab: PhantomData,
         })
     }
 }
 
-impl SamplerChain {
+impl<'v> SamplerChain<'v> {
     /// Starts a chain for models with this vocabulary.
-    pub fn builder(vocab: Vocab<'_>) -> SamplerBuilder<'_> {
+    pub fn builder(vocab: Vocab<'v>) -> SamplerBuilder<'v> {
         backend::init();
         SamplerBuilder {
             vocab,
             samplers: Vec::new(),
             selects: false,
+            n_custom: 0,
             error: None,
+        }
+    }
+
+    /// Runs a call into the chain; `Err` if one of its Rust samplers recorded an
+    /// error meanwhile (chains without any skip the bookkeeping).
+    fn call<R>(&self, f: impl FnOnce() -> R) -> Result<R> {
+        if self.n_custom == 0 {
+            return Ok(f());
+        }
+        match custom_sampler::isolated(f) {
+            (r, None) => Ok(r),
+            (_, Some(e)) => Err(e),
         }
     }
 
     /// Samples a token from the logits of batch index `idx` of the last decode,
     /// and records it in the chain's history (penalties, grammar).
+    ///
+    /// A panic in a Rust sampler is [`Error::CustomSampler`] (see [`CustomSampler`]).
     pub fn sample(&mut self, ctx: &mut Context<'_>, idx: i32) -> Result<Token> {
         ctx.logits(idx)?;
         if ctx.model().vocab().n_tokens() != self.n_vocab {
@@ -363,18 +451,12 @@ impl SamplerChain {
             ));
         }
         let (mut id, mut e) = (0, ErrBuf::new());
+        let (chain, ctx_raw) = (self.ptr.as_ptr(), ctx_ptr(ctx));
         // SAFETY: `idx` is a checked output of the last decode; chain and context valid; the
         // shim catches the exception a grammar throws when no token can continue it.
-        let rc = unsafe {
-            sys::llama_sys_sampler_sample(
-                self.ptr.as_ptr(),
-                ctx_ptr(ctx),
-                idx,
-                &mut id,
-                e.ptr(),
-                e.len(),
-            )
-        };
+        let rc = self.call(|| unsafe {
+            sys::llama_sys_sampler_sample(chain, ctx_raw, idx, &mut id, e.ptr(), e.len())
+        })?;
         if rc != 0 {
             return Err(Error::Sampler(e.text()));
         }
@@ -394,20 +476,57 @@ impl SamplerChain {
             });
         }
         let mut e = ErrBuf::new();
+        let chain = self.ptr.as_ptr();
         // SAFETY: valid chain, token in range; the shim catches a grammar's rejection.
-        let rc = unsafe {
-            sys::llama_sys_sampler_accept(self.ptr.as_ptr(), token.id(), e.ptr(), e.len())
-        };
+        let rc = self.call(|| unsafe {
+            sys::llama_sys_sampler_accept(chain, token.id(), e.ptr(), e.len())
+        })?;
         if rc != 0 {
             return Err(Error::Sampler(e.text()));
         }
         Ok(())
     }
 
-    /// Resets history and RNG-independent state.
+    /// Resets history and RNG-independent state, and re-enables Rust samplers
+    /// that panicked (a panic in their `reset` disables them again, and the next
+    /// `sample` reports it).
     pub fn reset(&mut self) {
-        // SAFETY: valid chain.
-        unsafe { sys::llama_sampler_reset(self.ptr.as_ptr()) }
+        let chain = self.ptr.as_ptr();
+        // SAFETY: valid chain. A panic in a Rust sampler's reset disables it again, and
+        // the next `sample` reports that, so the error itself is dropped here.
+        let _ = self.call(|| unsafe { sys::llama_sampler_reset(chain) });
+    }
+
+    /// The seed actually in use by the chain's last seeded sampler (dist,
+    /// mirostat; a random seed once resolved), or `None` if it has none.
+    pub fn seed(&self) -> Option<u32> {
+        // SAFETY: valid chain; only reads sampler state.
+        let seed = unsafe { sys::llama_sampler_get_seed(self.ptr.as_ptr()) };
+        (seed != sys::LLAMA_DEFAULT_SEED).then_some(seed)
+    }
+
+    /// A copy of the chain in its current state (history, RNG). Fails if a Rust
+    /// sampler refuses ([`CustomSampler::clone_sampler`] returns `None`) or is disabled.
+    pub fn try_clone(&self) -> Result<SamplerChain<'v>> {
+        let mut e = ErrBuf::new();
+        let chain = self.ptr.as_ptr();
+        let (p, refused) = custom_sampler::isolated(|| {
+            // SAFETY: valid chain; the shim catches C++ exceptions; Rust samplers never give
+            // C a NULL clone (a refused one is a disabled stand-in, reported below).
+            unsafe { sys::llama_sys_sampler_clone(chain, e.ptr(), e.len()) }
+        });
+        let ptr = NonNull::new(p).ok_or_else(|| Error::Sampler(format!("clone: {}", e.text())))?;
+        // Owned from here: returning the error frees the copy.
+        let copy = SamplerChain {
+            ptr,
+            n_vocab: self.n_vocab,
+            n_custom: self.n_custom,
+            _vocab: PhantomData,
+        };
+        match refused {
+            Some(err) => Err(err),
+            None => Ok(copy),
+        }
     }
 }
 

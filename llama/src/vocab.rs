@@ -22,6 +22,11 @@ impl Token {
         self.0
     }
 
+    /// An id llama.cpp put in a candidate list (always one of the vocabulary's).
+    pub(crate) fn from_candidate(id: i32) -> Token {
+        Token(id)
+    }
+
     #[cfg(test)]
     pub(crate) fn from_trusted(id: i32) -> Token {
         Token(id)

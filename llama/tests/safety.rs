@@ -12,7 +12,7 @@ fn types_are_send_and_sync_where_claimed() {
     sync::<llama::Model>();
     send::<Context<'static>>();
     send::<Batch>();
-    send::<SamplerChain>();
+    send::<SamplerChain<'static>>();
     send::<llama::LoraAdapter<'static>>();
     sync::<llama::LoraAdapter<'static>>();
 }
