@@ -13,6 +13,7 @@ use crate::error::{Error, Result, check_decode};
 use crate::lora::LoraAdapter;
 use crate::model::Model;
 use crate::params::{ContextParams, GraphNode, GraphObserver};
+use crate::vocab::Token;
 
 /// Callback state that must stay at a fixed address while the context lives.
 struct Callbacks {
@@ -206,10 +207,27 @@ impl<'m> Context<'m> {
     }
 
     fn check_batch(&self, batch: &Batch) -> Result<()> {
-        if batch.is_empty() {
+        if let Some(s) = batch
+            .seq_ids()
+            .find(|&s| s < 0 || s as u32 >= self.n_seq_max)
+        {
+            return Err(Error::OutOfRange {
+                what: "sequence id",
+                value: i64::from(s),
+                expected: format!("0..{}", self.n_seq_max),
+            });
+        }
+        let outputs = batch.output_indices().len();
+        self.check_rows(batch.len(), outputs, batch.token_ids())
+    }
+
+    /// Checks shared by [`Batch`]es and borrowed token slices: size against n_batch (and
+    /// n_ubatch without causal attention), outputs against n_outputs_max, token ids.
+    fn check_rows(&self, n: usize, outputs: usize, token_ids: &[i32]) -> Result<()> {
+        if n == 0 {
             return Err(Error::EmptyBatch);
         }
-        let n = batch.len() as i64;
+        let n = n as i64;
         if n > i64::from(self.n_batch) {
             return Err(Error::OutOfRange {
                 what: "batch size",
@@ -226,24 +244,10 @@ impl<'m> Context<'m> {
                 expected: format!("<= n_ubatch = {} for non-causal attention", self.n_ubatch),
             });
         }
-        if let Some(s) = batch
-            .seq_ids()
-            .find(|&s| s < 0 || s as u32 >= self.n_seq_max)
-        {
-            return Err(Error::OutOfRange {
-                what: "sequence id",
-                value: i64::from(s),
-                expected: format!("0..{}", self.n_seq_max),
-            });
-        }
-        self.check_outputs(batch)?;
-        let vocab = self.model.vocab();
-        let n_vocab = vocab.n_tokens();
-        if let Some(&id) = batch
-            .token_ids()
-            .iter()
-            .find(|&&id| id < 0 || id >= n_vocab)
-        {
+        let outputs = if self.embeddings { n as usize } else { outputs };
+        self.check_outputs(outputs)?;
+        let n_vocab = self.model.vocab().n_tokens();
+        if let Some(&id) = token_ids.iter().find(|&&id| id < 0 || id >= n_vocab) {
             return Err(Error::InvalidToken { id, n_vocab });
         }
         Ok(())
@@ -252,17 +256,12 @@ impl<'m> Context<'m> {
     /// With an explicit `n_outputs_max`, llama.cpp reserves `max(outputs, n_seq_max)`
     /// output rows per decode (every token in an embeddings context or an encode) and
     /// aborts when that exceeds `n_outputs_max`.
-    fn check_outputs(&self, batch: &Batch) -> Result<()> {
+    fn check_outputs(&self, outputs: usize) -> Result<()> {
         // SAFETY: valid model.
         let encoder = unsafe { sys::llama_model_has_encoder(self.model.as_ptr()) };
         if self.n_outputs_max == 0 || encoder {
-            return Ok(()); // llama.cpp uses n_batch, which check_batch enforces
+            return Ok(()); // llama.cpp uses n_batch, which check_rows enforces
         }
-        let outputs = if self.embeddings {
-            batch.len()
-        } else {
-            batch.output_indices().len()
-        };
         let need = outputs.max(self.n_seq_max as usize) as i64;
         if need > i64::from(self.n_outputs_max) {
             return Err(Error::OutOfRange {
@@ -287,6 +286,39 @@ impl<'m> Context<'m> {
         drop(guard);
         check_decode(rc)?;
         self.outputs = batch.output_indices();
+        Ok(())
+    }
+
+    /// Decodes a borrowed run of tokens as the continuation of sequence 0, without
+    /// building a [`Batch`]: positions follow the sequence's last one, and only the last
+    /// token gets logits (every token, in an embeddings context). The common case of
+    /// feeding a prompt or one sampled token; the same checks as [`Context::decode`] apply.
+    ///
+    /// ```no_run
+    /// # fn demo(ctx: &mut llama::Context<'_>, prompt: &[llama::Token]) -> llama::Result<()> {
+    /// ctx.decode_tokens(prompt)?;
+    /// let logits = ctx.logits(-1)?;
+    /// # let _ = logits; Ok(()) }
+    /// ```
+    pub fn decode_tokens(&mut self, tokens: &[Token]) -> Result<()> {
+        // Token is repr(transparent) over i32.
+        let ids: &[i32] = bytemuck_tokens(tokens);
+        self.check_rows(ids.len(), 1, ids)?;
+        self.outputs.clear();
+        // SAFETY: llama_batch_get_one only stores the pointer; llama.cpp reads the tokens
+        // during llama_decode below and never writes through it; `ids` outlives the call.
+        let raw = unsafe { sys::llama_batch_get_one(ids.as_ptr().cast_mut(), ids.len() as i32) };
+        let guard = self.model.adapters_lock.read();
+        // SAFETY: valid context; the batch points into `ids`, borrowed for the whole call.
+        let rc = unsafe { sys::llama_decode(self.as_ptr(), raw) };
+        drop(guard);
+        check_decode(rc)?;
+        let n = ids.len() as i32;
+        self.outputs = if self.embeddings {
+            (0..n).collect()
+        } else {
+            vec![n - 1]
+        };
         Ok(())
     }
 
@@ -431,4 +463,11 @@ impl<'m> Context<'m> {
     pub(crate) fn raw_ptr(&mut self) -> *mut sys::llama_context {
         self.ptr.as_ptr()
     }
+}
+
+/// The ids of a token slice, without copying.
+fn bytemuck_tokens(tokens: &[Token]) -> &[i32] {
+    // SAFETY: Token is #[repr(transparent)] over i32, so the slices have the same layout
+    // and length; the lifetime is carried over.
+    unsafe { std::slice::from_raw_parts(tokens.as_ptr().cast::<i32>(), tokens.len()) }
 }

@@ -14,6 +14,8 @@ use crate::model::Model;
 /// Contexts check ids against their own model again before decoding, so a
 /// token from another model's vocabulary cannot reach C unchecked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+// transparent: a `&[Token]` is handed to C as a `llama_token` array without copying
+#[repr(transparent)]
 pub struct Token(i32);
 
 impl Token {

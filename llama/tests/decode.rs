@@ -268,3 +268,34 @@ fn tokenizer_round_trips_and_streams_utf8() {
         assert_eq!(streamed, text);
     }
 }
+
+#[test]
+fn borrowed_token_slices_decode_like_batches() {
+    for model in [common::dense(), common::qwen3next()] {
+        let p = prompt(&model);
+        let params = || ContextParams::default().n_ctx(256).n_batch(64).n_threads(2);
+        // Reference: explicit batches with positions 0.. and then the continuation.
+        let mut a = Context::new(&model, params()).unwrap();
+        let mut b = Batch::from_tokens(&p, 0, 0).unwrap();
+        a.decode(&mut b).unwrap();
+        let next = model.vocab().token(7).unwrap();
+        b.clear();
+        b.add(next, p.len() as i32, &[0], true).unwrap();
+        a.decode(&mut b).unwrap();
+        // Borrowed slices: positions continue from the sequence's last one.
+        let mut c = Context::new(&model, params()).unwrap();
+        c.decode_tokens(&p).unwrap();
+        assert!(c.logits(0).is_err(), "only the last token has logits");
+        c.decode_tokens(&[next]).unwrap();
+        assert_eq!(a.logits(-1).unwrap(), c.logits(-1).unwrap());
+        assert_eq!(c.seq_pos_max(0).unwrap(), Some(p.len() as i32));
+        // The same checks as for batches.
+        assert!(matches!(
+            c.decode_tokens(&[]),
+            Err(llama::Error::EmptyBatch)
+        ));
+        let long = vec![next; 65];
+        assert!(c.decode_tokens(&long).is_err(), "more tokens than n_batch");
+        c.decode_tokens(&[next]).unwrap();
+    }
+}
