@@ -109,7 +109,8 @@ pub struct GraphCounts {
     pub nodes: Vec<String>,
 }
 
-/// Statistics of one decode step (`n_tokens = 1`) or one prompt ubatch (`n_tokens = n_ubatch`).
+/// Statistics of one decode step (`n_tokens = 1`: the second step of a sequence, as every
+/// generated token runs it) or one prompt ubatch (`n_tokens = n_ubatch`).
 pub fn graph_counts(model: &Model, n_tokens: u32, n_threads: i32) -> Result<GraphCounts> {
     let counts = Arc::new(Mutex::new(GraphCounts::default()));
     let sink = Arc::clone(&counts);
@@ -147,6 +148,15 @@ pub fn graph_counts(model: &Model, n_tokens: u32, n_threads: i32) -> Result<Grap
         batch
             .add(t, i as i32, &[0], i + 1 == n_tokens)
             .map_err(err)?;
+    }
+    if n_tokens == 1 {
+        // A sequence's first step also clears its recurrent state; count a later,
+        // steady-state step, the one every generated token runs.
+        ctx.decode(&mut batch).map_err(err)?;
+        let t = vocab.token(rng.next(vocab.n_tokens())).map_err(err)?;
+        batch.clear();
+        batch.add(t, 1, &[0], true).map_err(err)?;
+        *counts.lock().map_err(err)? = GraphCounts::default();
     }
     ctx.decode(&mut batch).map_err(err)?;
     ctx.synchronize();
