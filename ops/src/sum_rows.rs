@@ -155,6 +155,17 @@ pub fn sequential_f32(view: &View, base: &[f32]) -> Vec<f32> {
         .collect()
 }
 
+/// How the graph sums the rows of `src0`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// One `SUM_ROWS` node.
+    SumRows,
+    /// What `build_moe_ffn` does without it: one view of `src0` per element of dim 0 (each
+    /// `[ne1, ne2, ne3]`, so `src0`'s dim 1 must be contiguous) and `ne0 - 1` `ADD` nodes,
+    /// `((v0 + v1) + v2) + ...` (a `CONT` when `ne0` is 1).
+    AddChain,
+}
+
 /// A built `SUM_ROWS` graph with its base data uploaded, ready to compute.
 pub struct SumRows {
     backend: CpuBackend,
@@ -173,13 +184,29 @@ impl SumRows {
     /// uploads `base` (`view.base_len()` values). Checks that ggml's view has the sizes and
     /// strides [`View::layout`] predicts, so the reference reads the same elements.
     pub fn new(view: &View, base: &[f32], threads: usize) -> Result<Self, Error> {
+        Self::with_method(view, base, threads, Method::SumRows)
+    }
+
+    /// Like [`SumRows::new`], summing with `method`.
+    pub fn with_method(
+        view: &View,
+        base: &[f32],
+        threads: usize,
+        method: Method,
+    ) -> Result<Self, Error> {
+        let layout = view.layout();
+        if method == Method::AddChain && layout.strides[1] != 1 {
+            return Err(Error::Unsupported(format!(
+                "an ADD chain needs dim 1 contiguous: {layout:?}"
+            )));
+        }
         if !view.is_valid() || base.len() != view.base_len() {
             return Err(Error::Shape(format!(
                 "{view:?} with {} base values",
                 base.len()
             )));
         }
-        let ctx = Context::new(6)?;
+        let ctx = Context::new(6 + 2 * view.ne.iter().max().copied().unwrap_or(0))?;
         let f = size_of::<f32>();
         let [b0, b1, b2, b3] = view.base.map(|x| x as i64);
         let [v0, v1, v2, v3] = view.ne.map(|x| x as i64);
@@ -225,13 +252,15 @@ impl SumRows {
                 sys::ggml_permute(c, v.as_ptr(), p0, p1, p2, p3),
                 "ggml_permute",
             )?;
-            let out = non_null(sys::ggml_sum_rows(c, src0.as_ptr()), "ggml_sum_rows")?;
+            let out = match method {
+                Method::SumRows => non_null(sys::ggml_sum_rows(c, src0.as_ptr()), "ggml_sum_rows")?,
+                Method::AddChain => add_chain(c, src0)?,
+            };
             ggml::set_name(out.as_ptr(), "out");
             let graph = non_null(sys::ggml_new_graph(c), "ggml_new_graph")?;
             sys::ggml_build_forward_expand(graph.as_ptr(), out.as_ptr());
             (base_t, src0, out, graph)
         };
-        let layout = view.layout();
         // SAFETY: reading fields of the live src0 tensor.
         let (ne, nb) = unsafe { ((*src0.as_ptr()).ne, (*src0.as_ptr()).nb) };
         let predicted =
@@ -291,6 +320,48 @@ impl SumRows {
             );
         }
         out
+    }
+}
+
+/// `src0`'s rows summed by views over dim 0 and a chain of `ADD` nodes.
+///
+/// # Safety
+/// `c` must be a live no_alloc context with room for `2 * ne0` more tensors, and `src0` a
+/// live F32 tensor of it whose dim 1 is contiguous.
+unsafe fn add_chain(
+    c: *mut sys::ggml_context,
+    src0: NonNull<sys::ggml_tensor>,
+) -> Result<NonNull<sys::ggml_tensor>, Error> {
+    // SAFETY: the caller guarantees the context and src0; each view stays inside src0 (element
+    // k of dim 0 with dims 1-3 at src0's strides), and every pointer is checked before use.
+    unsafe {
+        let (ne, nb) = ((*src0.as_ptr()).ne, (*src0.as_ptr()).nb);
+        let part = |k: i64| {
+            non_null(
+                sys::ggml_view_3d(
+                    c,
+                    src0.as_ptr(),
+                    ne[1],
+                    ne[2],
+                    ne[3],
+                    nb[2],
+                    nb[3],
+                    k as usize * nb[0],
+                ),
+                "ggml_view_3d",
+            )
+        };
+        let mut sum = part(0)?;
+        if ne[0] == 1 {
+            return non_null(sys::ggml_cont(c, sum.as_ptr()), "ggml_cont");
+        }
+        for k in 1..ne[0] {
+            sum = non_null(
+                sys::ggml_add(c, sum.as_ptr(), part(k)?.as_ptr()),
+                "ggml_add",
+            )?;
+        }
+        Ok(sum)
     }
 }
 

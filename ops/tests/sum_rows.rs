@@ -2,7 +2,8 @@
 //! (upstream's 1e-7), and bit-exactness: rows whose elements are adjacent go through
 //! upstream's kernel, which sums in double in index order; strided rows (dim 0 of a permuted
 //! view, as in the MoE expert sum) must equal the f32 sum in index order, i.e. the chain of
-//! `ADD` nodes the graph used before.
+//! `ADD` nodes the graph used before (checked against that rust sum and, where the source's
+//! dim 1 is contiguous, against the chain of views and `ADD` nodes computed by ggml).
 //!
 //! Run in both variants: `cargo test -p llama-ops` (patched) and
 //! `LLAMA_SYS_PATCHES=none cargo test -p llama-ops` (upstream). Upstream's kernel asserts that
@@ -11,7 +12,7 @@
 
 use std::sync::Mutex;
 
-use llama_ops::sum_rows::{SumRows, View, random_base, reference, sequential_f32};
+use llama_ops::sum_rows::{Method, SumRows, View, random_base, reference, sequential_f32};
 use llama_ops::{NMSE_THRESHOLD, nmse};
 use llama_sys::build_info;
 
@@ -61,6 +62,24 @@ fn check(name: &str, view: View, seed: u64) -> bool {
             got.len(),
             if op.rows_contiguous() { "f64" } else { "f32" }
         );
+        if !op.rows_contiguous() && view.layout().strides[1] == 1 {
+            // the graph this op replaces in build_moe_ffn, computed by ggml's ADD kernel
+            let chain = SumRows::with_method(&view, &base, threads, Method::AddChain)
+                .expect("build the ADD chain");
+            {
+                let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+                chain.compute().expect("compute the ADD chain");
+            }
+            let differ = got
+                .iter()
+                .zip(chain.output())
+                .filter(|(a, b)| a.to_bits() != b.to_bits())
+                .count();
+            assert_eq!(
+                differ, 0,
+                "{name}, {threads} threads: {differ} sums differ from ggml's ADD chain"
+            );
+        }
         if threads == 1 {
             eprintln!(
                 "{name}: NMSE {err:.3e}, bit-identical to the {} sum in index order",
