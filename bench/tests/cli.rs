@@ -99,10 +99,22 @@ fn graph_counts_are_stable_and_the_patched_decode_graph_is_smaller() {
             .and_then(|r| r[key].as_u64())
             .expect("row")
     };
-    // One CONT per linear-attention layer (3 in the tiny model) is gone.
+    let ops = |build: &str, op: &str| {
+        a.iter()
+            .find(|r| r["build"] == build && r["phase"] == "decode")
+            .map_or(0, |r| r["ops"][op].as_u64().unwrap_or(0))
+    };
+    let fewer = |op: &str| ops("upstream", op) as i64 - ops("patched", op) as i64;
+    // The tiny model: 3 linear-attention layers (6 recurrent states), 4 MoE layers, top-4.
+    // 0001: one CONT per linear-attention layer is gone.
+    assert_eq!(fewer("CONT"), 3);
+    // 0004: each MoE layer sums its 4 experts with one SUM_ROWS instead of 3 ADDs.
+    assert_eq!((fewer("ADD"), fewer("SUM_ROWS")), (12, -4));
+    // 0005: no zero-sized extra-state CPY per recurrent state (one sequence decoding).
+    assert_eq!(fewer("CPY"), 6);
     assert_eq!(
         get("upstream", "decode", "n_nodes") - get("patched", "decode", "n_nodes"),
-        3
+        3 + 8 + 6
     );
     assert!(get("patched", "decode", "copy_bytes") < get("upstream", "decode", "copy_bytes"));
     assert!(get("patched", "prompt", "compute_buffer_bytes") > 0);

@@ -26,6 +26,7 @@
 pub mod ggml;
 pub mod mul_mat_id;
 pub mod rng;
+pub mod sum_rows;
 
 pub use ggml::{BufferType, GgmlType, REPACK_BUFFER_NAME, type_name};
 
@@ -33,6 +34,10 @@ pub use ggml::{BufferType, GgmlType, REPACK_BUFFER_NAME, type_name};
 /// of `test_mul_mat` and `test_mul_mat_id`): quantizing the activations to 8 bits is the
 /// expected error, a wrong row or column is far above it.
 pub const MATMUL_NMSE_THRESHOLD: f64 = 5e-4;
+
+/// Upstream's default tolerance in `test-backend-ops` (`max_nmse_err`), for ops other than
+/// matrix multiplications.
+pub const NMSE_THRESHOLD: f64 = 1e-7;
 
 /// What can go wrong building or running an op.
 #[derive(Debug, thiserror::Error)]
