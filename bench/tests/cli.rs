@@ -110,11 +110,12 @@ fn graph_counts_are_stable_and_the_patched_decode_graph_is_smaller() {
     assert_eq!(fewer("CONT"), 3);
     // 0004: each MoE layer sums its 4 experts with one SUM_ROWS instead of 3 ADDs.
     assert_eq!((fewer("ADD"), fewer("SUM_ROWS")), (12, -4));
-    // 0005: no zero-sized extra-state CPY per recurrent state (one sequence decoding).
-    assert_eq!(fewer("CPY"), 6);
+    // 0005: no zero-sized extra-state CPY per recurrent state (one sequence decoding), and
+    // no state-clearing SCALE in a steady-state step (`graph` counts a sequence's second).
+    assert_eq!((fewer("CPY"), fewer("SCALE")), (6, 6));
     assert_eq!(
         get("upstream", "decode", "n_nodes") - get("patched", "decode", "n_nodes"),
-        3 + 8 + 6
+        3 + 8 + 6 + 6
     );
     assert!(get("patched", "decode", "copy_bytes") < get("upstream", "decode", "copy_bytes"));
     assert!(get("patched", "prompt", "compute_buffer_bytes") > 0);
