@@ -137,6 +137,68 @@ fn several_sequences_in_one_batch_match_decoding_each_alone() {
     }
 }
 
+/// The hybrid model's recurrent state of several sequences decoded together (a prompt per
+/// sequence, then single-token steps: the chunked and the autoregressive Gated Delta Net, each
+/// writing every sequence's state back into its own cache cell) matches decoding each alone.
+#[test]
+fn several_sequences_of_a_hybrid_model_match_decoding_each_alone() {
+    let model = common::qwen3next();
+    let vocab = model.vocab();
+    let texts = ["hello world", "a different prompt here", "third"];
+    let seqs: Vec<Vec<Token>> = texts
+        .iter()
+        .map(|t| vocab.tokenize(t, true, false).unwrap())
+        .collect();
+    let steps = 3;
+    let next = |i: usize| vocab.token(5 + i as i32).unwrap();
+    let mut alone = Vec::new();
+    for s in &seqs {
+        let mut ctx = Context::new(&model, ContextParams::default().n_ctx(128)).unwrap();
+        ctx.decode(&mut Batch::from_tokens(s, 0, 0).unwrap())
+            .unwrap();
+        let mut logits = vec![ctx.logits(-1).unwrap().to_vec()];
+        for i in 0..steps {
+            let mut b = Batch::new(1, 1).unwrap();
+            b.add(next(i), (s.len() + i) as i32, &[0], true).unwrap();
+            ctx.decode(&mut b).unwrap();
+            logits.push(ctx.logits(0).unwrap().to_vec());
+        }
+        alone.push(logits);
+    }
+    let total: usize = seqs.iter().map(Vec::len).sum();
+    let n = seqs.len();
+    let mut ctx = Context::new(
+        &model,
+        ContextParams::default().n_ctx(384).n_seq_max(n as u32),
+    )
+    .unwrap();
+    let mut b = Batch::new(total, 1).unwrap();
+    let mut last = Vec::new();
+    for (sid, s) in seqs.iter().enumerate() {
+        for (i, &t) in s.iter().enumerate() {
+            b.add(t, i as i32, &[sid as i32], i + 1 == s.len()).unwrap();
+        }
+        last.push((b.len() - 1) as i32);
+    }
+    ctx.decode(&mut b).unwrap();
+    for (sid, idx) in last.iter().enumerate() {
+        let e = nmse(&alone[sid][0], ctx.logits(*idx).unwrap());
+        assert!(e < 1e-4, "sequence {sid}, prompt: nmse {e}");
+    }
+    for i in 0..steps {
+        let mut b = Batch::new(n, 1).unwrap();
+        for (sid, s) in seqs.iter().enumerate() {
+            b.add(next(i), (s.len() + i) as i32, &[sid as i32], true)
+                .unwrap();
+        }
+        ctx.decode(&mut b).unwrap();
+        for sid in 0..n {
+            let e = nmse(&alone[sid][i + 1], ctx.logits(sid as i32).unwrap());
+            assert!(e < 1e-4, "sequence {sid}, step {i}: nmse {e}");
+        }
+    }
+}
+
 #[test]
 fn state_round_trip_keeps_logits_for_dense_and_hybrid_models() {
     for model in [common::dense(), common::qwen3next()] {

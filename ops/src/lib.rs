@@ -23,6 +23,7 @@
 //! # Ok::<(), llama_ops::Error>(())
 //! ```
 
+pub mod gated_delta_net;
 pub mod ggml;
 pub mod mul_mat_id;
 pub mod rng;

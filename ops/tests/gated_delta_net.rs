@@ -1,0 +1,208 @@
+//! `GATED_DELTA_NET` on the CPU backend against an f64 reference, at upstream's NMSE 1e-7.
+//!
+//! Run in both variants: `cargo test -p llama-ops` (patched) and
+//! `LLAMA_SYS_PATCHES=none cargo test -p llama-ops` (upstream). The interleaved q/k broadcast
+//! and the in-place state exist on the patched build only: on upstream those cases are skipped,
+//! and each test prints how many it skipped and why.
+
+use std::sync::Mutex;
+
+use llama_ops::gated_delta_net::{
+    Bcast, GatedDeltaNet, Inputs, QkvLayout, Shape, StateMode, reference, supports_interleaved,
+    supports_state_inplace,
+};
+use llama_ops::{Error, NMSE_THRESHOLD, nmse};
+use llama_sys::build_info;
+
+/// ggml's worker threads spin while they wait for each other: computations take turns.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+#[derive(Clone, Copy, Debug)]
+struct Case {
+    shape: Shape,
+    layout: QkvLayout,
+    bcast: Bcast,
+    mode: StateMode,
+    threads: usize,
+    seed: u64,
+}
+
+impl Case {
+    /// Runs the case and asserts it; returns false when this build lacks what it needs.
+    fn check(&self) -> bool {
+        let inputs = Inputs::random(self.shape, self.seed);
+        let op = match GatedDeltaNet::new(
+            self.shape,
+            self.layout,
+            self.bcast,
+            self.mode,
+            &inputs,
+            self.threads,
+        ) {
+            Ok(op) => op,
+            Err(Error::Unsupported(what)) => {
+                eprintln!("SKIPPED on {} (no {what}): {self:?}", build_info::VARIANT);
+                return false;
+            }
+            Err(e) => panic!("{self:?}: {e}"),
+        };
+        {
+            let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+            op.compute().expect("compute");
+        }
+        let got = op.output();
+        let want = reference(self.shape, self.bcast, &inputs);
+        let (e_attn, e_state) = (nmse(&got.attn, &want.attn), nmse(&got.states, &want.states));
+        eprintln!("{self:?}: NMSE attn {e_attn:.3e}, states {e_state:.3e}");
+        assert!(
+            e_attn < NMSE_THRESHOLD && e_state < NMSE_THRESHOLD,
+            "{self:?}: NMSE attn {e_attn:.3e}, states {e_state:.3e} above {NMSE_THRESHOLD:e}"
+        );
+        assert_eq!(
+            got.clobbered, 0,
+            "{self:?}: cache values outside the state rows changed"
+        );
+        true
+    }
+}
+
+/// Runs every case; prints how many were skipped on this build.
+fn run(name: &str, cases: &[Case]) {
+    let ran = cases.iter().filter(|c| c.check()).count();
+    let skipped = cases.len() - ran;
+    eprintln!(
+        "{name}: {ran} cases run, {skipped} skipped on the {} build",
+        build_info::VARIANT
+    );
+    if build_info::VARIANT == "patched" {
+        assert!(
+            supports_interleaved() && supports_state_inplace(),
+            "patched build without the GDN patches: {:?}",
+            build_info::PATCHES
+        );
+        assert_eq!(skipped, 0, "{name}: cases skipped on the patched build");
+    }
+}
+
+fn shape(s_v: usize, h_k: usize, h_v: usize, n_tokens: usize, n_seqs: usize) -> Shape {
+    Shape {
+        s_v,
+        h_k,
+        h_v,
+        n_tokens,
+        n_seqs,
+        snapshots: 1,
+    }
+}
+
+/// Every layout x broadcast x state mode, for 1 and several tokens and 1 and 2 sequences, at a
+/// small size with 2 q/k heads shared by 6 value heads (tiled and interleaved differ).
+#[test]
+fn layouts_broadcasts_and_state_modes() {
+    let mut cases = Vec::new();
+    let mut seed = 1;
+    for (n_tokens, n_seqs) in [(1, 1), (1, 2), (5, 1), (7, 2)] {
+        for layout in [QkvLayout::Contiguous, QkvLayout::Permuted, QkvLayout::Fused] {
+            for bcast in [Bcast::Tiled, Bcast::Interleaved] {
+                for mode in [StateMode::Output, StateMode::InPlace, StateMode::Aliased] {
+                    seed += 1;
+                    cases.push(Case {
+                        shape: shape(32, 2, 6, n_tokens, n_seqs),
+                        layout,
+                        bcast,
+                        mode,
+                        threads: 1 + (seed as usize % 3),
+                        seed,
+                    });
+                }
+            }
+        }
+    }
+    run("layouts_broadcasts_and_state_modes", &cases);
+}
+
+/// Qwen3-Next-80B-A3B's linear-attention shape (S 128, 16 q/k heads, 32 value heads), one decode
+/// token and a short prompt, laid out the way the model passes them.
+#[test]
+fn qwen3next_shape() {
+    let mut cases = Vec::new();
+    for (i, (n_tokens, n_seqs)) in [(1, 1), (1, 2), (4, 1)].into_iter().enumerate() {
+        for bcast in [Bcast::Tiled, Bcast::Interleaved] {
+            for mode in [StateMode::Output, StateMode::InPlace] {
+                cases.push(Case {
+                    shape: shape(128, 16, 32, n_tokens, n_seqs),
+                    layout: QkvLayout::Fused,
+                    bcast,
+                    mode,
+                    threads: 2,
+                    seed: 100 + i as u64,
+                });
+            }
+        }
+    }
+    run("qwen3next_shape", &cases);
+}
+
+/// Several snapshots (speculative rollback): fewer tokens than slots, as many, and more.
+#[test]
+fn snapshots() {
+    let mut cases = Vec::new();
+    for (i, (n_tokens, snapshots)) in [(2, 3), (3, 3), (6, 3), (1, 2)].into_iter().enumerate() {
+        for mode in [StateMode::Output, StateMode::InPlace, StateMode::Aliased] {
+            cases.push(Case {
+                shape: Shape {
+                    snapshots,
+                    ..shape(16, 2, 4, n_tokens, 2)
+                },
+                layout: QkvLayout::Permuted,
+                bcast: Bcast::Interleaved,
+                mode,
+                threads: 2,
+                seed: 200 + i as u64,
+            });
+        }
+    }
+    run("snapshots", &cases);
+}
+
+/// As many q/k heads as value heads: both broadcasts are the identity, and must agree.
+#[test]
+fn equal_heads_are_unaffected_by_the_broadcast() {
+    let cases: Vec<Case> = [Bcast::Tiled, Bcast::Interleaved]
+        .into_iter()
+        .map(|bcast| Case {
+            shape: shape(32, 4, 4, 3, 2),
+            layout: QkvLayout::Contiguous,
+            bcast,
+            mode: StateMode::Output,
+            threads: 2,
+            seed: 300,
+        })
+        .collect();
+    run("equal_heads_are_unaffected_by_the_broadcast", &cases);
+}
+
+/// The reference itself: tiled and interleaved differ when heads are shared (so the tests above
+/// can tell them apart), and one token from a zero state has a closed form.
+#[test]
+fn reference_distinguishes_the_broadcasts() {
+    let s = shape(8, 2, 4, 2, 1);
+    let inputs = Inputs::random(s, 7);
+    let tiled = reference(s, Bcast::Tiled, &inputs);
+    let inter = reference(s, Bcast::Interleaved, &inputs);
+    assert!(nmse(&tiled.attn, &inter.attn) > 1e-3);
+
+    // zero state, one token: S = β k vᵀ, so o[j] = β (k·q) v[j] / √S
+    let s1 = shape(8, 1, 1, 1, 1);
+    let mut x = Inputs::random(s1, 8);
+    x.state.iter_mut().for_each(|v| *v = 0.0);
+    let out = reference(s1, Bcast::Tiled, &x);
+    let kq: f64 = x.k.iter().zip(&x.q).map(|(a, b)| f64::from(a * b)).sum();
+    for (j, &o) in out.attn.iter().enumerate() {
+        let want = f64::from(x.beta[0]) * kq * f64::from(x.v[j]) / (8f64).sqrt();
+        assert!(
+            (f64::from(o) - want).abs() < 1e-6,
+            "o[{j}] = {o}, want {want}"
+        );
+    }
+}
