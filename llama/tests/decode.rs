@@ -192,8 +192,8 @@ fn several_sequences_of_a_hybrid_model_match_decoding_each_alone() {
                 .unwrap();
         }
         ctx.decode(&mut b).unwrap();
-        for sid in 0..n {
-            let e = nmse(&alone[sid][i + 1], ctx.logits(sid as i32).unwrap());
+        for (sid, a) in alone.iter().enumerate() {
+            let e = nmse(&a[i + 1], ctx.logits(sid as i32).unwrap());
             assert!(e < 1e-4, "sequence {sid}, step {i}: nmse {e}");
         }
     }
