@@ -112,10 +112,13 @@ fn graph_counts_are_stable_and_the_patched_decode_graph_is_smaller() {
     assert_eq!((fewer("ADD"), fewer("SUM_ROWS")), (12, -4));
     // 0005: no zero-sized extra-state CPY per recurrent state (one sequence decoding), and
     // no state-clearing SCALE in a steady-state step (`graph` counts a sequence's second).
-    assert_eq!((fewer("CPY"), fewer("SCALE")), (6, 6));
+    // 0007: GATED_DELTA_NET writes its state into the cache: one CPY fewer per linear layer.
+    assert_eq!((fewer("CPY"), fewer("SCALE")), (6 + 3, 6));
+    // 0006: the interleaved q/k broadcast replaces the q and k REPEATs of each linear layer.
+    assert_eq!(fewer("REPEAT"), 6);
     assert_eq!(
         get("upstream", "decode", "n_nodes") - get("patched", "decode", "n_nodes"),
-        3 + 8 + 6 + 6
+        3 + 8 + 6 + 6 + 6 + 3
     );
     assert!(get("patched", "decode", "copy_bytes") < get("upstream", "decode", "copy_bytes"));
     assert!(get("patched", "prompt", "compute_buffer_bytes") > 0);
