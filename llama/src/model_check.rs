@@ -72,6 +72,10 @@ impl Meta {
     }
 }
 
+/// Architectures whose loader derives the recurrent layers from `full_attention_interval`
+/// (default 4): every interval-th layer is full attention, the others linear attention.
+const HYBRID_INTERVAL_ARCHS: &[&str] = &["qwen3next", "qwen35", "qwen35moe", "qwen4exp"];
+
 /// Evaluates llama.cpp's hyperparameter assertions for the file at `path` with the
 /// overrides of `params`; `Err` names the first one that would fail.
 pub(crate) fn check_counts(path: &CStr, params: &ModelParams) -> Result<(), String> {
@@ -116,6 +120,26 @@ pub(crate) fn check_counts(path: &CStr, params: &ModelParams) -> Result<(), Stri
     for k in ["posnet.block_count", "convnext.block_count"] {
         if let Some(v) = get(k).filter(|&v| v > n_layer) {
             return fail(format!("{k} = {v} exceeds block_count = {n_layer}"));
+        }
+    }
+    // Hybrid models that place one full-attention layer every `full_attention_interval`
+    // layers (when no explicit `attention.recurrent_layers` list is given): an interval of 0
+    // divides by zero in the loader, and fewer layers than the interval leave the attention
+    // cache without layers, whose empty buffer aborts context creation (GGML_ASSERT(buffer)).
+    if HYBRID_INTERVAL_ARCHS.contains(&arch.as_str())
+        && meta
+            .id(&format!("{arch}.attention.recurrent_layers"))
+            .is_none()
+    {
+        let interval = get("full_attention_interval").unwrap_or(4);
+        if interval == 0 {
+            return fail("full_attention_interval = 0".into());
+        }
+        if n_layer < interval {
+            return fail(format!(
+                "block_count = {n_layer} is below full_attention_interval = {interval}, so the \
+                 model has no attention layer"
+            ));
         }
     }
     let n_expert = get("expert_count").unwrap_or(0);

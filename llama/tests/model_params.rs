@@ -305,3 +305,26 @@ fn tensor_buffer_overrides_keep_results_and_reject_bad_input() {
         Err(Error::Device(_))
     ));
 }
+
+#[test]
+fn hybrid_models_without_an_attention_layer_are_load_errors() {
+    // qwen3next places a full-attention layer every `full_attention_interval` layers: with
+    // an interval of 0 the loader divides by zero, and with more than block_count there is no
+    // attention layer, whose empty KV cache aborts context creation in llama.cpp.
+    let path = common::qwen3next_path();
+    let base = Model::load(&path, ModelParams::default()).unwrap();
+    let n_layer = i64::from(base.n_layer());
+    Context::new(&base, ContextParams::default().n_ctx(64)).unwrap();
+    for v in [0, n_layer + 1] {
+        let r = Model::load(
+            &path,
+            ModelParams::default()
+                .kv_override("qwen3next.full_attention_interval", KvOverride::Int(v))
+                .unwrap(),
+        );
+        assert!(
+            matches!(r, Err(Error::ModelLoad { .. })),
+            "full_attention_interval = {v}"
+        );
+    }
+}
