@@ -104,45 +104,16 @@ fn nmse(a: &[f32], b: &[f32]) -> f64 {
     e / s.max(1e-30)
 }
 
+/// Several sequences decoded together (a prompt per sequence, then single-token steps) give
+/// each sequence the logits it gets alone. For the hybrid model this also covers the chunked
+/// and the autoregressive Gated Delta Net writing every sequence's state into its own cache cell.
 #[test]
 fn several_sequences_in_one_batch_match_decoding_each_alone() {
-    let model = common::dense();
-    let vocab = model.vocab();
-    let texts = ["hello world", "a different prompt here", "third"];
-    let seqs: Vec<Vec<Token>> = texts
-        .iter()
-        .map(|t| vocab.tokenize(t, true, false).unwrap())
-        .collect();
-    let mut alone = Vec::new();
-    for s in &seqs {
-        let mut ctx = Context::new(&model, ContextParams::default().n_ctx(128)).unwrap();
-        ctx.decode(&mut Batch::from_tokens(s, 0, 0).unwrap())
-            .unwrap();
-        alone.push(ctx.logits(-1).unwrap().to_vec());
-    }
-    let total: usize = seqs.iter().map(Vec::len).sum();
-    let mut ctx = Context::new(&model, ContextParams::default().n_ctx(384).n_seq_max(3)).unwrap();
-    let mut b = Batch::new(total, 1).unwrap();
-    let mut last = Vec::new();
-    for (sid, s) in seqs.iter().enumerate() {
-        for (i, &t) in s.iter().enumerate() {
-            b.add(t, i as i32, &[sid as i32], i + 1 == s.len()).unwrap();
-        }
-        last.push((b.len() - 1) as i32);
-    }
-    ctx.decode(&mut b).unwrap();
-    for (i, idx) in last.iter().enumerate() {
-        let e = nmse(&alone[i], ctx.logits(*idx).unwrap());
-        assert!(e < 1e-4, "sequence {i}: nmse {e}");
-    }
+    batched_sequences_match_decoding_each_alone(&common::dense());
+    batched_sequences_match_decoding_each_alone(&common::qwen3next());
 }
 
-/// The hybrid model's recurrent state of several sequences decoded together (a prompt per
-/// sequence, then single-token steps: the chunked and the autoregressive Gated Delta Net, each
-/// writing every sequence's state back into its own cache cell) matches decoding each alone.
-#[test]
-fn several_sequences_of_a_hybrid_model_match_decoding_each_alone() {
-    let model = common::qwen3next();
+fn batched_sequences_match_decoding_each_alone(model: &Model) {
     let vocab = model.vocab();
     let texts = ["hello world", "a different prompt here", "third"];
     let seqs: Vec<Vec<Token>> = texts
@@ -153,7 +124,7 @@ fn several_sequences_of_a_hybrid_model_match_decoding_each_alone() {
     let next = |i: usize| vocab.token(5 + i as i32).unwrap();
     let mut alone = Vec::new();
     for s in &seqs {
-        let mut ctx = Context::new(&model, ContextParams::default().n_ctx(128)).unwrap();
+        let mut ctx = Context::new(model, ContextParams::default().n_ctx(128)).unwrap();
         ctx.decode(&mut Batch::from_tokens(s, 0, 0).unwrap())
             .unwrap();
         let mut logits = vec![ctx.logits(-1).unwrap().to_vec()];
@@ -168,7 +139,7 @@ fn several_sequences_of_a_hybrid_model_match_decoding_each_alone() {
     let total: usize = seqs.iter().map(Vec::len).sum();
     let n = seqs.len();
     let mut ctx = Context::new(
-        &model,
+        model,
         ContextParams::default().n_ctx(384).n_seq_max(n as u32),
     )
     .unwrap();

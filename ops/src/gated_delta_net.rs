@@ -13,13 +13,12 @@
 //! (op param 1 for the broadcast; `src[6]` and the shorter output for the in-place state), and
 //! [`supports_interleaved`] / [`supports_state_inplace`] say whether the kernel reads them.
 
-use std::ffi::c_void;
 use std::ptr::NonNull;
 
 use llama_sys as sys;
 
 use crate::Error;
-use crate::ggml::{self, Buffer, BufferType, Context, CpuBackend};
+use crate::ggml::{self, Buffer, BufferType, Context, CpuBackend, download, non_null, upload};
 use crate::rng::Rng;
 
 /// The sizes of one `GATED_DELTA_NET`.
@@ -201,11 +200,6 @@ pub struct GatedDeltaNet {
     mode: StateMode,
 }
 
-/// Returns `p` as non-null, or the error naming the ggml call that failed.
-fn non_null<T>(p: *mut T, what: &'static str) -> Result<NonNull<T>, Error> {
-    NonNull::new(p).ok_or(Error::Ggml(what))
-}
-
 impl GatedDeltaNet {
     /// Builds the graph, computed with `threads` threads.
     pub fn new(
@@ -253,11 +247,12 @@ impl GatedDeltaNet {
         let cells = HEAD + n_seqs + TAIL;
         let groups = shape.written();
         let fused_w = s_v * (2 * h_k + h_v) + PAD;
-        // SAFETY: `c` is a live no_alloc context with room for these tensors and a graph; the
-        // views stay inside their base tensors, the shapes satisfy ggml_gated_delta_net's
-        // asserts (checked above), and every returned pointer is checked before use. The fields
-        // written after ggml_gated_delta_net are the ones the patched API writes (see the top of
-        // this file), set before anything is allocated.
+        // `c` is a live no_alloc context with room for these tensors and a graph; the views
+        // stay inside their base tensors, the shapes satisfy ggml_gated_delta_net's asserts
+        // (checked above), and every returned pointer is checked before use. The fields written
+        // after ggml_gated_delta_net are the ones the patched API writes (see the top of this
+        // file), set before anything is allocated.
+        // SAFETY: as just described.
         let (bases, cache, out, graph) = unsafe {
             let new4 = |a, b, cc, dd| sys::ggml_new_tensor_4d(c, sys::GGML_TYPE_F32, a, b, cc, dd);
             let (q, k, v, qkv_bases) = match layout {
@@ -476,44 +471,6 @@ impl GatedDeltaNet {
             states,
             clobbered,
         }
-    }
-}
-
-/// Uploads `data` as the whole of tensor `t`.
-///
-/// # Safety
-/// `t` must be an allocated tensor.
-unsafe fn upload(t: NonNull<sys::ggml_tensor>, data: &[f32]) -> Result<(), Error> {
-    let bytes = std::mem::size_of_val(data);
-    // SAFETY: the caller guarantees t is allocated; the size check keeps the copy inside it.
-    unsafe {
-        if sys::ggml_nbytes(t.as_ptr()) != bytes {
-            return Err(Error::Shape(format!(
-                "{bytes} bytes for a tensor of {}",
-                sys::ggml_nbytes(t.as_ptr())
-            )));
-        }
-        sys::ggml_backend_tensor_set(t.as_ptr(), data.as_ptr().cast::<c_void>(), 0, bytes);
-    }
-    Ok(())
-}
-
-/// The whole of F32 tensor `t`.
-///
-/// # Safety
-/// `t` must be an allocated, contiguous F32 tensor.
-unsafe fn download(t: NonNull<sys::ggml_tensor>) -> Vec<f32> {
-    // SAFETY: the caller guarantees t; the vector holds exactly its bytes.
-    unsafe {
-        let n = sys::ggml_nbytes(t.as_ptr()) / size_of::<f32>();
-        let mut v = vec![0f32; n];
-        sys::ggml_backend_tensor_get(
-            t.as_ptr(),
-            v.as_mut_ptr().cast::<c_void>(),
-            0,
-            n * size_of::<f32>(),
-        );
-        v
     }
 }
 

@@ -300,3 +300,49 @@ pub(crate) unsafe fn set_name(t: *mut sys::ggml_tensor, name: &str) {
     // SAFETY: the caller guarantees t; ggml copies at most 63 bytes of the name.
     unsafe { sys::ggml_set_name(t, name.as_ptr()) };
 }
+
+/// Returns `p` as non-null, or the error naming the ggml call that failed.
+pub(crate) fn non_null<T>(p: *mut T, what: &'static str) -> Result<NonNull<T>, Error> {
+    NonNull::new(p).ok_or(Error::Ggml(what))
+}
+
+/// Uploads `data` as the whole of tensor `t`.
+///
+/// # Safety
+/// `t` must be an allocated tensor.
+pub(crate) unsafe fn upload<T: Copy>(
+    t: NonNull<sys::ggml_tensor>,
+    data: &[T],
+) -> Result<(), Error> {
+    let bytes = std::mem::size_of_val(data);
+    // SAFETY: the caller guarantees t is allocated; the size check keeps the copy inside it.
+    unsafe {
+        if sys::ggml_nbytes(t.as_ptr()) != bytes {
+            return Err(Error::Shape(format!(
+                "{bytes} bytes for a tensor of {}",
+                sys::ggml_nbytes(t.as_ptr())
+            )));
+        }
+        sys::ggml_backend_tensor_set(t.as_ptr(), data.as_ptr().cast::<c_void>(), 0, bytes);
+    }
+    Ok(())
+}
+
+/// The whole of F32 tensor `t`.
+///
+/// # Safety
+/// `t` must be an allocated, contiguous F32 tensor.
+pub(crate) unsafe fn download(t: NonNull<sys::ggml_tensor>) -> Vec<f32> {
+    // SAFETY: the caller guarantees t; the vector holds exactly its bytes.
+    unsafe {
+        let n = sys::ggml_nbytes(t.as_ptr()) / size_of::<f32>();
+        let mut v = vec![0f32; n];
+        sys::ggml_backend_tensor_get(
+            t.as_ptr(),
+            v.as_mut_ptr().cast::<c_void>(),
+            0,
+            n * size_of::<f32>(),
+        );
+        v
+    }
+}

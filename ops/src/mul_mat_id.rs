@@ -3,13 +3,14 @@
 //! `dst[t][s] = W[ids[t][s]] · src1[t][s % ne11]` for every token `t` and slot `s`, with
 //! `W` the `[n_expert][m][k]` expert weights (quantized), `src1` F32 and `ids` I32.
 
-use std::ffi::c_void;
 use std::ptr::NonNull;
 
 use llama_sys as sys;
 
 use crate::Error;
-use crate::ggml::{self, Buffer, BufferType, Context, CpuBackend, GgmlType};
+use crate::ggml::{
+    self, Buffer, BufferType, Context, CpuBackend, GgmlType, download, non_null, upload,
+};
 use crate::rng::Rng;
 
 /// The sizes of one `MUL_MAT_ID`.
@@ -192,11 +193,6 @@ pub struct MulMatId {
     shape: Shape,
 }
 
-/// Returns `p` as non-null, or the error naming the ggml call that failed.
-fn non_null<T>(p: *mut T, what: &'static str) -> Result<NonNull<T>, Error> {
-    NonNull::new(p).ok_or(Error::Ggml(what))
-}
-
 impl MulMatId {
     /// Builds the graph: the weights in a buffer of type `weight_buffer` (the CPU's
     /// `CPU_REPACK` type to test the repacked kernels), src1, ids and dst in a plain CPU
@@ -239,10 +235,11 @@ impl MulMatId {
             n_tokens as i64,
             ne11 as i64,
         );
-        // SAFETY: both contexts are live no_alloc contexts with room for these tensors and
-        // the graph; the shapes satisfy ggml_mul_mat_id's asserts (k matches, ids->ne[1] ==
-        // n_tokens, n_used % ne11 == 0), the views stay inside their base tensors, and every
-        // returned pointer is checked before use.
+        // Both contexts are live no_alloc contexts with room for these tensors and the graph;
+        // the shapes satisfy ggml_mul_mat_id's asserts (k matches, ids->ne[1] == n_tokens,
+        // n_used % ne11 == 0), the views stay inside their base tensors, and every returned
+        // pointer is checked before use.
+        // SAFETY: as just described.
         let (weights, src1_base, ids, out, graph) = unsafe {
             let c = ctx.as_ptr();
             let w = non_null(
@@ -349,42 +346,14 @@ impl MulMatId {
 
     /// dst, `[n_tokens][n_used][m]`.
     pub fn output(&self) -> Vec<f32> {
-        let s = self.shape;
-        let mut out = vec![0f32; s.n_tokens * s.n_used * s.m];
-        // SAFETY: dst is a contiguous F32 tensor of exactly that many values in a host buffer.
-        unsafe {
-            debug_assert_eq!(
-                sys::ggml_nbytes(self.out.as_ptr()),
-                out.len() * size_of::<f32>()
-            );
-            sys::ggml_backend_tensor_get(
-                self.out.as_ptr(),
-                out.as_mut_ptr().cast::<c_void>(),
-                0,
-                out.len() * size_of::<f32>(),
-            );
-        }
+        // SAFETY: dst is an allocated, contiguous F32 tensor in a host buffer.
+        let out = unsafe { download(self.out) };
+        debug_assert_eq!(
+            out.len(),
+            self.shape.n_tokens * self.shape.n_used * self.shape.m
+        );
         out
     }
-}
-
-/// Uploads `data` as the whole of tensor `t`.
-///
-/// # Safety
-/// `t` must be an allocated tensor.
-unsafe fn upload<T: Copy>(t: NonNull<sys::ggml_tensor>, data: &[T]) -> Result<(), Error> {
-    let bytes = std::mem::size_of_val(data);
-    // SAFETY: the caller guarantees t is allocated; the size check keeps the copy inside it.
-    unsafe {
-        if sys::ggml_nbytes(t.as_ptr()) != bytes {
-            return Err(Error::Shape(format!(
-                "{bytes} bytes for a tensor of {}",
-                sys::ggml_nbytes(t.as_ptr())
-            )));
-        }
-        sys::ggml_backend_tensor_set(t.as_ptr(), data.as_ptr().cast::<c_void>(), 0, bytes);
-    }
-    Ok(())
 }
 
 /// src1's logical `[n_tokens][ne11][k]` values in the memory order of `layout`'s base tensor.

@@ -4,13 +4,12 @@
 //! That last case is how MoE layers sum their experts: `[n_embd, n_expert_used, n_tokens]`
 //! permuted to `[n_expert_used, n_embd, n_tokens]`.
 
-use std::ffi::c_void;
 use std::ptr::NonNull;
 
 use llama_sys as sys;
 
 use crate::Error;
-use crate::ggml::{self, Buffer, BufferType, Context, CpuBackend};
+use crate::ggml::{self, Buffer, BufferType, Context, CpuBackend, download, non_null, upload};
 use crate::rng::Rng;
 
 /// Where `src0` sits in its base tensor: the box `start .. start + ne` of a contiguous `base`
@@ -271,15 +270,8 @@ impl SumRows {
             )));
         }
         let buffer = Buffer::alloc_ctx_tensors(&ctx, BufferType::cpu())?;
-        // SAFETY: the base tensor is allocated and holds exactly base.len() floats (checked).
-        unsafe {
-            sys::ggml_backend_tensor_set(
-                base_t.as_ptr(),
-                base.as_ptr().cast::<c_void>(),
-                0,
-                std::mem::size_of_val(base),
-            );
-        }
+        // SAFETY: the base tensor is allocated (upload checks its size).
+        unsafe { upload(base_t, base)? };
         Ok(Self {
             backend: CpuBackend::new(threads)?,
             _buffer: buffer,
@@ -305,20 +297,9 @@ impl SumRows {
 
     /// The sums, one per row of `src0` (`i1`, then `i2`, then `i3` order).
     pub fn output(&self) -> Vec<f32> {
-        let mut out = vec![0f32; self.rows];
-        // SAFETY: dst is a contiguous F32 tensor of `rows` values in a host buffer.
-        unsafe {
-            debug_assert_eq!(
-                sys::ggml_nbytes(self.out.as_ptr()),
-                out.len() * size_of::<f32>()
-            );
-            sys::ggml_backend_tensor_get(
-                self.out.as_ptr(),
-                out.as_mut_ptr().cast::<c_void>(),
-                0,
-                out.len() * size_of::<f32>(),
-            );
-        }
+        // SAFETY: dst is an allocated, contiguous F32 tensor in a host buffer.
+        let out = unsafe { download(self.out) };
+        debug_assert_eq!(out.len(), self.rows);
         out
     }
 }
@@ -363,9 +344,4 @@ unsafe fn add_chain(
         }
         Ok(sum)
     }
-}
-
-/// Returns `p` as non-null, or the error naming the ggml call that failed.
-fn non_null<T>(p: *mut T, what: &'static str) -> Result<NonNull<T>, Error> {
-    NonNull::new(p).ok_or(Error::Ggml(what))
 }

@@ -74,10 +74,10 @@ pub(crate) fn encode(
             if unsafe { sys::ggml_quantize_requires_imatrix(ty.ggml()) } {
                 return Err(SynthError::Ggml(format!("{ty} needs an importance matrix")));
             }
-            // SAFETY: src holds n_rows whole rows; dst has n_rows rows of
-            // ggml_row_size bytes, 8-aligned; row_len is a multiple of the block
-            // size (the spec resolves types per row length); start 0, no imatrix
-            // (not required, checked above).
+            // src holds n_rows whole rows; dst has n_rows rows of ggml_row_size bytes,
+            // 8-aligned; row_len is a multiple of the block size (the spec resolves types
+            // per row length); start 0, no imatrix (not required, checked above).
+            // SAFETY: as just described.
             let written = unsafe {
                 sys::ggml_quantize_chunk(
                     ty.ggml(),
