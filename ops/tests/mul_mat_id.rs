@@ -293,3 +293,41 @@ fn duplicated_ids_within_a_token() {
         }
     }
 }
+
+/// Every row count from 1 to 40 on each of two experts (top-2 of 2: each expert gets all the
+/// tokens' rows): gemv alone, full 4-row tiles, tiles plus 1-3 rows (the patched build pads
+/// 2 or 3 left over rows into a tile), and the x86 gemm's passes of 16, 12, 8 and 4 rows.
+/// 64 columns take the AVX-512 kernels' 16-column passes; 24 columns leave 8 for the
+/// 8-column passes that follow them.
+#[test]
+fn every_row_count_per_expert() {
+    for ty in types() {
+        for m in [64, 24] {
+            let mut seen = BTreeSet::new();
+            for n_tokens in 1..=40 {
+                let case = Case {
+                    ty,
+                    shape: Shape {
+                        k: K,
+                        m,
+                        n_expert: 2,
+                        n_used: 2,
+                        n_tokens,
+                    },
+                    layout: if n_tokens % 2 == 0 {
+                        Src1Layout::Broadcast
+                    } else {
+                        Src1Layout::PerSlot
+                    },
+                    routing: Routing::Uniform,
+                    threads: 1 + n_tokens % 3,
+                    seed: 500 + n_tokens as u64,
+                };
+                seen.extend(case.assert_ok());
+            }
+            for rows in 1..=40 {
+                assert!(seen.contains(&rows), "no expert got {rows} rows: {seen:?}");
+            }
+        }
+    }
+}
