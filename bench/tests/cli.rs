@@ -113,12 +113,15 @@ fn graph_counts_are_stable_and_the_patched_decode_graph_is_smaller() {
     // 0005: no zero-sized extra-state CPY per recurrent state (one sequence decoding), and
     // no state-clearing SCALE in a steady-state step (`graph` counts a sequence's second).
     // 0007: GATED_DELTA_NET writes its state into the cache: one CPY fewer per linear layer.
-    assert_eq!((fewer("CPY"), fewer("SCALE")), (6 + 3, 6));
+    // 0010: GATED_DELTA_NET L2-normalises q and k itself: the RMS_NORM and SCALE of each of q
+    // and k leave every linear layer.
+    assert_eq!((fewer("CPY"), fewer("SCALE")), (6 + 3, 6 + 6));
+    assert_eq!(fewer("RMS_NORM"), 6);
     // 0006: the interleaved q/k broadcast replaces the q and k REPEATs of each linear layer.
     assert_eq!(fewer("REPEAT"), 6);
     assert_eq!(
         get("upstream", "decode", "n_nodes") - get("patched", "decode", "n_nodes"),
-        3 + 8 + 6 + 6 + 6 + 3
+        3 + 8 + 6 + 6 + 6 + 3 + 12
     );
     assert!(get("patched", "decode", "copy_bytes") < get("upstream", "decode", "copy_bytes"));
     assert!(get("patched", "prompt", "compute_buffer_bytes") > 0);

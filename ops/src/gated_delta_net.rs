@@ -5,13 +5,17 @@
 //! `S ← exp(g) S`, `δ = β (v − Sᵀk)`, `S ← S + k δᵀ`, `o = Sᵀq / √S_v`. The `H_k` heads of `q` and
 //! `k` are shared by the `H_v` value heads, tiled (upstream) or interleaved (patch
 //! `gdn-interleaved-head-broadcast`), and the final states go to the op's output (upstream) or
-//! straight into rows of a cache tensor (patch `gdn-state-in-place`).
+//! straight into rows of a cache tensor (patch `gdn-state-in-place`). The models L2-normalise each
+//! q and k head vector first, with two graph nodes each (`RMS_NORM` and `SCALE`), or the op does it
+//! itself (patch `gdn-qk-l2-norm`): see [`QkNorm`].
 //!
 //! The bindings are generated from each variant's headers, so the patched API
-//! (`ggml_gated_delta_net_set_bcast`, `ggml_gated_delta_net_state_inplace`) does not exist when
-//! building against upstream. The graph here therefore sets the tensor fields those functions set
-//! (op param 1 for the broadcast; `src[6]` and the shorter output for the in-place state), and
-//! [`supports_interleaved`] / [`supports_state_inplace`] say whether the kernel reads them.
+//! (`ggml_gated_delta_net_set_bcast`, `ggml_gated_delta_net_state_inplace`,
+//! `ggml_gated_delta_net_set_qk_l2_norm`) does not exist when building against upstream. The graph
+//! here therefore sets the tensor fields those functions set (op param 1 for the broadcast;
+//! `src[6]` and the shorter output for the in-place state; op params 2 and 3 for the q/k norm), and
+//! [`supports_interleaved`] / [`supports_state_inplace`] / [`supports_qk_l2_norm`] say whether the
+//! kernel reads them.
 
 use std::ptr::NonNull;
 
@@ -96,6 +100,34 @@ pub enum StateMode {
     Aliased,
 }
 
+/// Who L2-normalises the q and k head vectors: `x / sqrt(sum(x²) + eps)` per `S`-long row.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum QkNorm {
+    /// Nobody: q and k are given normalised ([`Inputs::random`] makes unit rows).
+    Given,
+    /// Graph nodes before the op, as the models build them (`build_gdn_l2_norm`:
+    /// `ggml_scale(ggml_rms_norm(x, eps / S), 1 / sqrt(S))`), reading q and k in their layout.
+    Graph {
+        /// Added to the sum of squares.
+        eps: f32,
+    },
+    /// The op itself, on the rows it reads (`ggml_gated_delta_net_set_qk_l2_norm`).
+    InOp {
+        /// Added to the sum of squares.
+        eps: f32,
+    },
+}
+
+impl QkNorm {
+    /// The eps of a normalisation, `None` for [`QkNorm::Given`].
+    pub fn eps(self) -> Option<f32> {
+        match self {
+            Self::Given => None,
+            Self::Graph { eps } | Self::InOp { eps } => Some(eps),
+        }
+    }
+}
+
 /// Cache rows before the written ones (their content must survive the op).
 const HEAD: usize = 1;
 /// Cache rows after the written ones, per snapshot group.
@@ -111,6 +143,11 @@ pub fn supports_state_inplace() -> bool {
     has_patch("gdn-state-in-place")
 }
 
+/// Whether this build's CPU kernel implements [`QkNorm::InOp`].
+pub fn supports_qk_l2_norm() -> bool {
+    has_patch("gdn-qk-l2-norm")
+}
+
 fn has_patch(name: &str) -> bool {
     sys::build_info::PATCHES
         .iter()
@@ -120,9 +157,10 @@ fn has_patch(name: &str) -> bool {
 /// The data of one `GATED_DELTA_NET`, in logical order.
 #[derive(Clone, Debug)]
 pub struct Inputs {
-    /// `[seq][token][h_k][S]`, each head vector of unit L2 norm (as the models normalise it).
+    /// `[seq][token][h_k][S]`, each head vector of unit L2 norm (as the models normalise it), or
+    /// not ([`Inputs::random_unnormalised`], for [`QkNorm::Graph`] and [`QkNorm::InOp`]).
     pub q: Vec<f32>,
-    /// `[seq][token][h_k][S]`, unit L2 norm per head.
+    /// `[seq][token][h_k][S]`, unit L2 norm per head (or not, as `q`).
     pub k: Vec<f32>,
     /// `[seq][token][h_v][S]`.
     pub v: Vec<f32>,
@@ -172,6 +210,37 @@ impl Inputs {
             state,
         }
     }
+
+    /// Random inputs whose q and k head vectors are not normalised: the unit rows of
+    /// [`Inputs::random`], each scaled by its own factor between 1/16 and 16 (log-uniform).
+    pub fn random_unnormalised(shape: Shape, seed: u64) -> Self {
+        let mut x = Self::random(shape, seed);
+        let mut rng = Rng::new(seed ^ 0x5eed_0f12_0a11);
+        for row in x.q.chunks_mut(shape.s_v).chain(x.k.chunks_mut(shape.s_v)) {
+            let f = (16f64).powf(rng.unit() * 2.0 - 1.0) as f32;
+            row.iter_mut().for_each(|a| *a *= f);
+        }
+        x
+    }
+
+    /// These inputs with every q and k head vector replaced by `x / sqrt(sum(x²) + eps)`,
+    /// computed in f64.
+    pub fn l2_normalised(&self, s_v: usize, eps: f32) -> Self {
+        let norm = |x: &[f32]| -> Vec<f32> {
+            let mut out = Vec::with_capacity(x.len());
+            for row in x.chunks(s_v) {
+                let sum: f64 = row.iter().map(|&a| f64::from(a) * f64::from(a)).sum();
+                let inv = 1.0 / (sum + f64::from(eps)).sqrt();
+                out.extend(row.iter().map(|&a| (f64::from(a) * inv) as f32));
+            }
+            out
+        };
+        Self {
+            q: norm(&self.q),
+            k: norm(&self.k),
+            ..self.clone()
+        }
+    }
 }
 
 /// What the op produced.
@@ -207,6 +276,7 @@ impl GatedDeltaNet {
         layout: QkvLayout,
         bcast: Bcast,
         mode: StateMode,
+        qk_norm: QkNorm,
         inputs: &Inputs,
         threads: usize,
     ) -> Result<Self, Error> {
@@ -223,6 +293,9 @@ impl GatedDeltaNet {
         }
         if mode != StateMode::Output && !supports_state_inplace() {
             return Err(Error::Unsupported("in-place state".into()));
+        }
+        if matches!(qk_norm, QkNorm::InOp { .. }) && !supports_qk_l2_norm() {
+            return Err(Error::Unsupported("q/k L2 norm in the op".into()));
         }
         let sizes_ok = s_v > 0
             && h_k > 0
@@ -307,8 +380,15 @@ impl GatedDeltaNet {
                     )
                 }
             };
-            let q = non_null(q, "q view")?.as_ptr();
-            let k = non_null(k, "k view")?.as_ptr();
+            let mut q = non_null(q, "q view")?.as_ptr();
+            let mut k = non_null(k, "k view")?.as_ptr();
+            if let QkNorm::Graph { eps } = qk_norm {
+                // build_gdn_l2_norm: x / sqrt(sum(x²) / S + eps / S) / sqrt(S)
+                let n = s_v as f32;
+                let l2 = |x| sys::ggml_scale(c, sys::ggml_rms_norm(c, x, eps / n), 1.0 / n.sqrt());
+                q = non_null(l2(q), "q l2 norm")?.as_ptr();
+                k = non_null(l2(k), "k l2 norm")?.as_ptr();
+            }
             let v = non_null(v, "v view")?.as_ptr();
             let g = non_null(new4(1, i(h_v), i(n_tokens), i(n_seqs)), "g")?.as_ptr();
             let beta = non_null(new4(1, i(h_v), i(n_tokens), i(n_seqs)), "beta")?.as_ptr();
@@ -349,6 +429,11 @@ impl GatedDeltaNet {
             if bcast == Bcast::Interleaved {
                 // ggml_gated_delta_net_set_bcast(out, GGML_GDN_BCAST_INTERLEAVED)
                 (*out).op_params[1] = 1;
+            }
+            if let QkNorm::InOp { eps } = qk_norm {
+                // ggml_gated_delta_net_set_qk_l2_norm(out, eps): on in param 2, eps in param 3
+                (*out).op_params[2] = 1;
+                (*out).op_params[3] = eps.to_bits() as i32;
             }
             if let Some(cache) = cache {
                 // ggml_gated_delta_net_state_inplace: snapshots into rows (seq, slot) of the

@@ -1,15 +1,15 @@
 //! `GATED_DELTA_NET` on the CPU backend against an f64 reference, at upstream's NMSE 1e-7.
 //!
 //! Run in both variants: `cargo test -p llama-ops` (patched) and
-//! `LLAMA_SYS_PATCHES=none cargo test -p llama-ops` (upstream). The interleaved q/k broadcast
-//! and the in-place state exist on the patched build only: on upstream those cases are skipped,
-//! and each test prints how many it skipped and why.
+//! `LLAMA_SYS_PATCHES=none cargo test -p llama-ops` (upstream). The interleaved q/k broadcast,
+//! the in-place state and the q/k L2 norm in the op exist on the patched build only: on upstream
+//! those cases are skipped, and each test prints how many it skipped and why.
 
 use std::sync::Mutex;
 
 use llama_ops::gated_delta_net::{
-    Bcast, GatedDeltaNet, Inputs, QkvLayout, Shape, StateMode, reference, supports_interleaved,
-    supports_state_inplace,
+    Bcast, GatedDeltaNet, Inputs, Output, QkNorm, QkvLayout, Shape, StateMode, reference,
+    supports_interleaved, supports_qk_l2_norm, supports_state_inplace,
 };
 use llama_ops::{Error, NMSE_THRESHOLD, nmse};
 use llama_sys::build_info;
@@ -23,26 +23,38 @@ struct Case {
     layout: QkvLayout,
     bcast: Bcast,
     mode: StateMode,
+    qk_norm: QkNorm,
     threads: usize,
     seed: u64,
 }
 
 impl Case {
-    /// Runs the case and asserts it; returns false when this build lacks what it needs.
-    fn check(&self) -> bool {
-        let inputs = Inputs::random(self.shape, self.seed);
+    /// The case's inputs: unit q/k rows, or rows of other norms when something normalises them.
+    fn inputs(&self) -> Inputs {
+        match self.qk_norm {
+            QkNorm::Given => Inputs::random(self.shape, self.seed),
+            QkNorm::Graph { .. } | QkNorm::InOp { .. } => {
+                Inputs::random_unnormalised(self.shape, self.seed)
+            }
+        }
+    }
+
+    /// Computes the case on ggml; None when this build lacks what it needs.
+    fn compute(&self) -> Option<Output> {
+        let inputs = self.inputs();
         let op = match GatedDeltaNet::new(
             self.shape,
             self.layout,
             self.bcast,
             self.mode,
+            self.qk_norm,
             &inputs,
             self.threads,
         ) {
             Ok(op) => op,
             Err(Error::Unsupported(what)) => {
                 eprintln!("SKIPPED on {} (no {what}): {self:?}", build_info::VARIANT);
-                return false;
+                return None;
             }
             Err(e) => panic!("{self:?}: {e}"),
         };
@@ -50,8 +62,28 @@ impl Case {
             let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
             op.compute().expect("compute");
         }
-        let got = op.output();
-        let want = reference(self.shape, self.bcast, &inputs);
+        Some(op.output())
+    }
+
+    /// The f64 reference of the case (q and k normalised in f64 first where the case asks).
+    fn reference(&self) -> Output {
+        let inputs = self.inputs();
+        match self.qk_norm.eps() {
+            None => reference(self.shape, self.bcast, &inputs),
+            Some(eps) => reference(
+                self.shape,
+                self.bcast,
+                &inputs.l2_normalised(self.shape.s_v, eps),
+            ),
+        }
+    }
+
+    /// Runs the case and asserts it; returns false when this build lacks what it needs.
+    fn check(&self) -> bool {
+        let Some(got) = self.compute() else {
+            return false;
+        };
+        let want = self.reference();
         let (e_attn, e_state) = (nmse(&got.attn, &want.attn), nmse(&got.states, &want.states));
         eprintln!("{self:?}: NMSE attn {e_attn:.3e}, states {e_state:.3e}");
         assert!(
@@ -76,7 +108,7 @@ fn run(name: &str, cases: &[Case]) {
     );
     if build_info::VARIANT == "patched" {
         assert!(
-            supports_interleaved() && supports_state_inplace(),
+            supports_interleaved() && supports_state_inplace() && supports_qk_l2_norm(),
             "patched build without the GDN patches: {:?}",
             build_info::PATCHES
         );
@@ -111,6 +143,7 @@ fn layouts_broadcasts_and_state_modes() {
                         layout,
                         bcast,
                         mode,
+                        qk_norm: QkNorm::Given,
                         threads: 1 + (seed as usize % 3),
                         seed,
                     });
@@ -134,6 +167,7 @@ fn qwen3next_shape() {
                     layout: QkvLayout::Fused,
                     bcast,
                     mode,
+                    qk_norm: QkNorm::Given,
                     threads: 2,
                     seed: 100 + i as u64,
                 });
@@ -157,6 +191,7 @@ fn snapshots() {
                 layout: QkvLayout::Permuted,
                 bcast: Bcast::Interleaved,
                 mode,
+                qk_norm: QkNorm::Given,
                 threads: 2,
                 seed: 200 + i as u64,
             });
@@ -175,6 +210,7 @@ fn equal_heads_are_unaffected_by_the_broadcast() {
             layout: QkvLayout::Contiguous,
             bcast,
             mode: StateMode::Output,
+            qk_norm: QkNorm::Given,
             threads: 2,
             seed: 300,
         })
@@ -205,4 +241,173 @@ fn reference_distinguishes_the_broadcasts() {
             "o[{j}] = {o}, want {want}"
         );
     }
+}
+
+/// The eps of Qwen3-Next's norms (`f_norm_rms_eps`).
+const EPS: f32 = 1e-6;
+
+/// The op normalising q and k itself against the same op after the models' explicit norm nodes:
+/// both against the f64 reference, and against each other (the kernel evaluates the norm in the
+/// float steps of those nodes: the same bits).
+fn check_qk_norm_against_graph(name: &str, cases: &[Case]) {
+    let mut ran = 0;
+    for case in cases {
+        let QkNorm::InOp { eps } = case.qk_norm else {
+            panic!("{case:?}: not an in-op norm case");
+        };
+        let graph = Case {
+            qk_norm: QkNorm::Graph { eps },
+            ..*case
+        };
+        assert!(
+            graph.check(),
+            "{graph:?}: the explicit norm must run on every build"
+        );
+        if !case.check() {
+            continue;
+        }
+        ran += 1;
+        let (a, b) = (case.compute().unwrap(), graph.compute().unwrap());
+        let (e_attn, e_state) = (nmse(&a.attn, &b.attn), nmse(&a.states, &b.states));
+        eprintln!("{case:?} vs the norm nodes: NMSE attn {e_attn:.3e}, states {e_state:.3e}");
+        assert!(
+            e_attn < NMSE_THRESHOLD && e_state < NMSE_THRESHOLD,
+            "{case:?} against the explicit norm: NMSE attn {e_attn:.3e}, states {e_state:.3e}"
+        );
+        assert!(
+            a == b,
+            "{case:?}: not bit-identical to the explicit norm (NMSE attn {e_attn:.3e})"
+        );
+    }
+    let skipped = cases.len() - ran;
+    eprintln!(
+        "{name}: {ran} cases run, {skipped} skipped on the {} build",
+        build_info::VARIANT
+    );
+    if build_info::VARIANT == "patched" {
+        assert!(supports_qk_l2_norm(), "{:?}", build_info::PATCHES);
+        assert_eq!(skipped, 0, "{name}: cases skipped on the patched build");
+    }
+}
+
+/// q/k L2 norm in the op: every layout (contiguous, permuted views, strided views of one wider
+/// tensor with NaN padding) x broadcast x state mode, one token (decode) and several (prompt),
+/// one and two sequences.
+#[test]
+fn qk_l2_norm_layouts_broadcasts_and_state_modes() {
+    let mut cases = Vec::new();
+    let mut seed = 400;
+    for (n_tokens, n_seqs) in [(1, 1), (1, 2), (5, 1), (7, 2)] {
+        for layout in [QkvLayout::Contiguous, QkvLayout::Permuted, QkvLayout::Fused] {
+            for bcast in [Bcast::Tiled, Bcast::Interleaved] {
+                for mode in [StateMode::Output, StateMode::InPlace, StateMode::Aliased] {
+                    seed += 1;
+                    cases.push(Case {
+                        shape: shape(32, 2, 6, n_tokens, n_seqs),
+                        layout,
+                        bcast,
+                        mode,
+                        qk_norm: QkNorm::InOp { eps: EPS },
+                        threads: 1 + (seed as usize % 3),
+                        seed,
+                    });
+                }
+            }
+        }
+    }
+    check_qk_norm_against_graph("qk_l2_norm_layouts_broadcasts_and_state_modes", &cases);
+}
+
+/// q/k L2 norm in the op at Qwen3-Next-80B-A3B's shape, laid out as the model passes them (views
+/// of the convolution output), interleaved, with and without the in-place state; a decode token,
+/// two sequences decoding, and a 64-token prompt.
+#[test]
+fn qk_l2_norm_qwen3next_shape() {
+    let mut cases = Vec::new();
+    for (i, (n_tokens, n_seqs)) in [(1, 1), (1, 2), (64, 1)].into_iter().enumerate() {
+        for (bcast, mode) in [
+            (Bcast::Interleaved, StateMode::InPlace),
+            (Bcast::Interleaved, StateMode::Output),
+            (Bcast::Tiled, StateMode::Aliased),
+        ] {
+            cases.push(Case {
+                shape: shape(128, 16, 32, n_tokens, n_seqs),
+                layout: QkvLayout::Fused,
+                bcast,
+                mode,
+                qk_norm: QkNorm::InOp { eps: EPS },
+                threads: 2,
+                seed: 500 + i as u64,
+            });
+        }
+    }
+    check_qk_norm_against_graph("qk_l2_norm_qwen3next_shape", &cases);
+}
+
+/// q/k L2 norm in the op with several snapshots (speculative rollback).
+#[test]
+fn qk_l2_norm_snapshots() {
+    let mut cases = Vec::new();
+    for (i, (n_tokens, snapshots)) in [(2, 3), (6, 3), (1, 2)].into_iter().enumerate() {
+        for mode in [StateMode::Output, StateMode::InPlace, StateMode::Aliased] {
+            cases.push(Case {
+                shape: Shape {
+                    snapshots,
+                    ..shape(16, 2, 4, n_tokens, 2)
+                },
+                layout: QkvLayout::Permuted,
+                bcast: Bcast::Interleaved,
+                mode,
+                qk_norm: QkNorm::InOp { eps: EPS },
+                threads: 2,
+                seed: 600 + i as u64,
+            });
+        }
+    }
+    check_qk_norm_against_graph("qk_l2_norm_snapshots", &cases);
+}
+
+/// A large eps, so that where it goes matters: `x / sqrt(sum(x²) + eps)`, not `sum / S + eps` or
+/// `sqrt(sum) + eps`. The reference tells these apart (checked here), and the op must match it.
+#[test]
+fn qk_l2_norm_eps_is_added_to_the_sum_of_squares() {
+    let eps = 0.5;
+    let s = shape(16, 2, 4, 3, 1);
+    let raw = Inputs::random_unnormalised(s, 700);
+    let want = reference(s, Bcast::Interleaved, &raw.l2_normalised(s.s_v, eps));
+    let no_eps = reference(s, Bcast::Interleaved, &raw.l2_normalised(s.s_v, 0.0));
+    assert!(
+        nmse(&no_eps.attn, &want.attn) > 1e-6,
+        "eps too small to tell"
+    );
+    let cases: Vec<Case> = [QkvLayout::Fused, QkvLayout::Permuted]
+        .into_iter()
+        .map(|layout| Case {
+            shape: s,
+            layout,
+            bcast: Bcast::Interleaved,
+            mode: StateMode::InPlace,
+            qk_norm: QkNorm::InOp { eps },
+            threads: 2,
+            seed: 700,
+        })
+        .collect();
+    check_qk_norm_against_graph("qk_l2_norm_eps_is_added_to_the_sum_of_squares", &cases);
+}
+
+/// The inputs of the norm cases are far from normalised (so an op that skips the norm fails),
+/// and normalising unit rows with a tiny eps changes nothing measurable.
+#[test]
+fn unnormalised_inputs_need_the_norm() {
+    let s = shape(32, 2, 6, 4, 1);
+    let raw = Inputs::random_unnormalised(s, 800);
+    let normed = reference(s, Bcast::Tiled, &raw.l2_normalised(s.s_v, EPS));
+    let skipped = reference(s, Bcast::Tiled, &raw);
+    assert!(nmse(&skipped.attn, &normed.attn) > 1e-2);
+    assert!(nmse(&skipped.states, &normed.states) > 1e-2);
+
+    let unit = Inputs::random(s, 801);
+    let a = reference(s, Bcast::Tiled, &unit);
+    let b = reference(s, Bcast::Tiled, &unit.l2_normalised(s.s_v, EPS));
+    assert!(nmse(&a.attn, &b.attn) < 1e-10);
 }
