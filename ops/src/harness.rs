@@ -4,6 +4,7 @@
 //! passes silently.
 
 use std::fmt;
+use std::sync::{Mutex, MutexGuard};
 
 use crate::{Device, Error};
 
@@ -34,6 +35,15 @@ pub fn accelerators() -> Vec<Device> {
         );
     }
     devices
+}
+
+/// A process-wide turn on the devices other than the CPU: hold it for everything done with an
+/// op on such a device (building, uploading, computing, reading back, dropping). Test threads
+/// run concurrently, and ggml-vulkan is not safe against two threads allocating and submitting on
+/// one device at once (lavapipe crashes).
+pub fn exclusive() -> MutexGuard<'static, ()> {
+    static TURN: Mutex<()> = Mutex::new(());
+    TURN.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Turns the result of building `case` on `device` into the op to compute, or `None` when the

@@ -17,7 +17,7 @@ use llama_ops::gated_delta_net::{
     Bcast, GatedDeltaNet, Inputs, Output, QkvLayout, Shape, StateMode, reference,
     supports_interleaved, supports_state_inplace,
 };
-use llama_ops::harness::{Expect, Tally, accelerators, verdict};
+use llama_ops::harness::{Expect, Tally, accelerators, exclusive, verdict};
 use llama_ops::{Device, Error, NMSE_THRESHOLD, nmse};
 use llama_sys::build_info;
 
@@ -90,6 +90,7 @@ impl Case {
             } else {
                 Expect::Unknown
             };
+            let _device = exclusive();
             let built = self.build(device, &inputs).expect("the CPU built it");
             let op = verdict(device, self, built, expect);
             tally.count(&op);

@@ -17,7 +17,7 @@
 
 use std::sync::Mutex;
 
-use llama_ops::harness::{Expect, accelerators, verdict};
+use llama_ops::harness::{Expect, accelerators, exclusive, verdict};
 use llama_ops::sum_rows::{Method, SumRows, View, random_base, reference, sequential_f32};
 use llama_ops::{NMSE_THRESHOLD, nmse};
 use llama_sys::build_info;
@@ -111,6 +111,7 @@ fn check_accelerators(name: &str, view: &View, base: &[f32], want: &[f32], cpu: 
             (true, true) => Expect::Supported,
             (true, false) => Expect::Unsupported,
         };
+        let _device = exclusive();
         let built = SumRows::on(device, view, base, 1, Method::SumRows);
         let Some(op) = verdict(device, &name, built, expect) else {
             continue;
