@@ -1,5 +1,5 @@
 //! `GATED_DELTA_NET`, the gated delta rule of Qwen3-Next's linear attention, as a single-op
-//! graph on the CPU backend.
+//! graph on a backend device (the CPU by default).
 //!
 //! For each sequence and value head the op carries an `S_v x S_v` state `S` through the tokens:
 //! `S ← exp(g) S`, `δ = β (v − Sᵀk)`, `S ← S + k δᵀ`, `o = Sᵀq / √S_v`. The `H_k` heads of `q` and
@@ -22,7 +22,8 @@ use std::ptr::NonNull;
 use llama_sys as sys;
 
 use crate::Error;
-use crate::ggml::{self, Buffer, BufferType, Context, CpuBackend, download, non_null, upload};
+use crate::device::{Backend, Device};
+use crate::ggml::{self, Buffer, Context, download, non_null, upload};
 use crate::rng::Rng;
 
 /// The sizes of one `GATED_DELTA_NET`.
@@ -257,7 +258,7 @@ pub struct Output {
 
 /// A built `GATED_DELTA_NET` graph with its data uploaded, ready to compute.
 pub struct GatedDeltaNet {
-    backend: CpuBackend,
+    backend: Backend,
     // Tensors live in the context and point into the buffer: both are kept while the raw
     // pointers below are used.
     _buffer: Buffer,
@@ -270,8 +271,34 @@ pub struct GatedDeltaNet {
 }
 
 impl GatedDeltaNet {
-    /// Builds the graph, computed with `threads` threads.
+    /// Builds the graph on the CPU, computed with `threads` threads.
     pub fn new(
+        shape: Shape,
+        layout: QkvLayout,
+        bcast: Bcast,
+        mode: StateMode,
+        qk_norm: QkNorm,
+        inputs: &Inputs,
+        threads: usize,
+    ) -> Result<Self, Error> {
+        Self::on(
+            Device::cpu(),
+            shape,
+            layout,
+            bcast,
+            mode,
+            qk_norm,
+            inputs,
+            threads,
+        )
+    }
+
+    /// Builds the graph on `device` (`threads` counts on the CPU only). Fails with
+    /// [`Error::Unsupported`] when this build of ggml lacks the broadcast or state mode, and with
+    /// [`Error::DeviceUnsupported`] when the device rejects the op as built.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on(
+        device: Device,
         shape: Shape,
         layout: QkvLayout,
         bcast: Bcast,
@@ -461,7 +488,9 @@ impl GatedDeltaNet {
             bases.extend(state_base);
             (bases, cache, out, graph)
         };
-        let buffer = Buffer::alloc_ctx_tensors(&ctx, BufferType::cpu())?;
+        let buffer = Buffer::alloc_ctx_tensors(&ctx, device.buffer_type())?;
+        // SAFETY: the graph and its tensors are live and allocated.
+        unsafe { device.check_graph(graph.as_ptr())? };
 
         let mut uploads: Vec<Vec<f32>> = match layout {
             QkvLayout::Contiguous => vec![inputs.q.clone(), inputs.k.clone(), inputs.v.clone()],
@@ -499,7 +528,7 @@ impl GatedDeltaNet {
             unsafe { upload(non_null(t, "tensor")?, data)? };
         }
         Ok(Self {
-            backend: CpuBackend::new(threads)?,
+            backend: Backend::new(device, threads)?,
             _buffer: buffer,
             _ctx: ctx,
             out: non_null(out, "ggml_gated_delta_net")?,
@@ -521,7 +550,7 @@ impl GatedDeltaNet {
         let s = self.shape;
         let n_attn = s.n_seqs * s.n_tokens * s.h_v * s.s_v;
         let n_states = s.written() * s.n_seqs * s.state_row();
-        // SAFETY: out is an allocated F32 tensor in a host buffer; reads stay inside it.
+        // SAFETY: out is an allocated, contiguous F32 tensor; download reads exactly its bytes.
         let all = unsafe { download(self.out) };
         let attn = all[..n_attn].to_vec();
         let Some((cache, init)) = &self.cache else {

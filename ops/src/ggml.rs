@@ -1,5 +1,5 @@
 //! Thin owners of the ggml objects a single-op graph needs: a context holding tensor
-//! metadata, backend buffers, the CPU backend, and the CPU's buffer types. Raw tensor
+//! metadata, backend buffers, and buffer types (backends and devices are in `device`). Raw tensor
 //! pointers stay inside this crate; what leaves it is plain Rust data.
 
 use std::ffi::{CStr, CString, c_char, c_void};
@@ -194,6 +194,10 @@ unsafe impl Send for BufferType {}
 unsafe impl Sync for BufferType {}
 
 impl BufferType {
+    pub(crate) fn from_raw(buft: sys::ggml_backend_buffer_type_t) -> Self {
+        Self(buft)
+    }
+
     /// The CPU backend's plain host buffer type.
     pub fn cpu() -> Self {
         // SAFETY: returns a pointer to a static buffer type.
@@ -255,41 +259,6 @@ impl BufferType {
 
 /// The name of the CPU backend's repacking buffer type.
 pub const REPACK_BUFFER_NAME: &str = "CPU_REPACK";
-
-/// The CPU backend, computing graphs with a fixed number of threads.
-pub(crate) struct CpuBackend(NonNull<sys::ggml_backend>);
-
-impl CpuBackend {
-    pub(crate) fn new(threads: usize) -> Result<Self, Error> {
-        // SAFETY: ggml_backend_cpu_init has no preconditions and returns null on failure.
-        let b = unsafe { sys::ggml_backend_cpu_init() };
-        let b = NonNull::new(b).ok_or(Error::Ggml("ggml_backend_cpu_init failed"))?;
-        // SAFETY: b is a live CPU backend.
-        unsafe { sys::ggml_backend_cpu_set_n_threads(b.as_ptr(), threads.max(1) as i32) };
-        Ok(Self(b))
-    }
-
-    /// Computes `graph`, whose tensors all live in host buffers.
-    ///
-    /// # Safety
-    /// `graph` must be a live graph whose tensors are allocated and whose data is initialised.
-    pub(crate) unsafe fn compute(&self, graph: *mut sys::ggml_cgraph) -> Result<(), Error> {
-        // SAFETY: the caller guarantees the graph; the backend is live.
-        let status = unsafe { sys::ggml_backend_graph_compute(self.0.as_ptr(), graph) };
-        if status == sys::GGML_STATUS_SUCCESS {
-            Ok(())
-        } else {
-            Err(Error::Ggml("ggml_backend_graph_compute failed"))
-        }
-    }
-}
-
-impl Drop for CpuBackend {
-    fn drop(&mut self) {
-        // SAFETY: the backend came from ggml_backend_cpu_init and is freed once.
-        unsafe { sys::ggml_backend_free(self.0.as_ptr()) }
-    }
-}
 
 /// Sets a tensor's name (for ggml's own messages).
 ///

@@ -2,8 +2,10 @@
 //! `test-backend-ops` (which the vendored tree does not carry).
 //!
 //! Each op is built as a one-node ggml graph with the ggml / ggml-backend C API (through
-//! `llama-sys`), computed on the CPU backend, and compared with a reference computed in
-//! Rust by normalised mean squared error ([`nmse`]). Weights can be placed in the CPU's
+//! `llama-sys`), computed on a backend device ([`Device`]: the CPU, or any other device this
+//! build registers, such as Vulkan), and compared with a reference computed in Rust by
+//! normalised mean squared error ([`nmse`]). A device whose `supports_op` rejects the node
+//! gives [`Error::DeviceUnsupported`] instead of a result. Weights can be placed in the CPU's
 //! `CPU_REPACK` buffer type ([`BufferType::cpu_repack`]) so that the repacked kernels run,
 //! as they do when llama.cpp loads a model.
 //!
@@ -23,12 +25,15 @@
 //! # Ok::<(), llama_ops::Error>(())
 //! ```
 
+pub mod device;
 pub mod gated_delta_net;
 pub mod ggml;
+pub mod harness;
 pub mod mul_mat_id;
 pub mod rng;
 pub mod sum_rows;
 
+pub use device::Device;
 pub use ggml::{BufferType, GgmlType, REPACK_BUFFER_NAME, type_name};
 
 /// Upstream's tolerance for matrix multiplications in `test-backend-ops` (`max_nmse_err`
@@ -52,6 +57,15 @@ pub enum Error {
     /// Something this build of ggml cannot do.
     #[error("unsupported: {0}")]
     Unsupported(String),
+    /// A node of the graph that the device's `supports_op` rejects: a graph scheduler would
+    /// run it elsewhere (on the CPU), so the op is not computed on this device.
+    #[error("{device} does not support {op}")]
+    DeviceUnsupported {
+        /// The device's name.
+        device: String,
+        /// The rejected node's op.
+        op: String,
+    },
 }
 
 /// Normalised mean squared error of `out` against `reference`, as upstream's

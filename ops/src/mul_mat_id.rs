@@ -1,4 +1,5 @@
-//! `MUL_MAT_ID`, the MoE expert matmul, as a single-op graph on the CPU backend.
+//! `MUL_MAT_ID`, the MoE expert matmul, as a single-op graph on a backend device (the CPU by
+//! default, with the weights in any of its buffer types).
 //!
 //! `dst[t][s] = W[ids[t][s]] · src1[t][s % ne11]` for every token `t` and slot `s`, with
 //! `W` the `[n_expert][m][k]` expert weights (quantized), `src1` F32 and `ids` I32.
@@ -8,9 +9,8 @@ use std::ptr::NonNull;
 use llama_sys as sys;
 
 use crate::Error;
-use crate::ggml::{
-    self, Buffer, BufferType, Context, CpuBackend, GgmlType, download, non_null, upload,
-};
+use crate::device::{Backend, Device};
+use crate::ggml::{self, Buffer, BufferType, Context, GgmlType, download, non_null, upload};
 use crate::rng::Rng;
 
 /// The sizes of one `MUL_MAT_ID`.
@@ -180,7 +180,7 @@ fn skewed(rng: &mut Rng, cdf: &[f64]) -> i32 {
 
 /// A built `MUL_MAT_ID` graph with its data uploaded, ready to compute (repeatedly).
 pub struct MulMatId {
-    backend: CpuBackend,
+    backend: Backend,
     // Tensors live in the contexts and point into the buffers: all four are kept for as long
     // as the raw pointers below are used, and dropped together.
     _io_buffer: Buffer,
@@ -203,6 +203,41 @@ impl MulMatId {
         layout: Src1Layout,
         inputs: &Inputs,
         weight_buffer: BufferType,
+        threads: usize,
+    ) -> Result<Self, Error> {
+        Self::build(
+            Device::cpu(),
+            weight_buffer,
+            wtype,
+            shape,
+            layout,
+            inputs,
+            threads,
+        )
+    }
+
+    /// Builds the graph on `device`, every tensor in the device's buffer type (`threads`
+    /// counts on the CPU only). Fails with [`Error::DeviceUnsupported`] when the device
+    /// rejects the op as built.
+    pub fn on(
+        device: Device,
+        wtype: GgmlType,
+        shape: Shape,
+        layout: Src1Layout,
+        inputs: &Inputs,
+        threads: usize,
+    ) -> Result<Self, Error> {
+        let buft = device.buffer_type();
+        Self::build(device, buft, wtype, shape, layout, inputs, threads)
+    }
+
+    fn build(
+        device: Device,
+        weight_buffer: BufferType,
+        wtype: GgmlType,
+        shape: Shape,
+        layout: Src1Layout,
+        inputs: &Inputs,
         threads: usize,
     ) -> Result<Self, Error> {
         let Shape {
@@ -295,7 +330,10 @@ impl MulMatId {
             (w, base, ids, out, graph)
         };
         let weight_buf = Buffer::alloc_ctx_tensors(&weight_ctx, weight_buffer)?;
-        let io_buf = Buffer::alloc_ctx_tensors(&ctx, BufferType::cpu())?;
+        let io_buf = Buffer::alloc_ctx_tensors(&ctx, device.buffer_type())?;
+        // SAFETY: the graph and its tensors are live and allocated (the CPU asks the weights'
+        // buffer type whether it can run the op).
+        unsafe { device.check_graph(graph.as_ptr())? };
 
         let src1_mem = src1_memory_order(layout, shape, &inputs.src1);
         // SAFETY: every tensor is allocated now; each upload is exactly the tensor's size
@@ -307,7 +345,7 @@ impl MulMatId {
             upload(ids, &inputs.ids)?;
         }
         Ok(Self {
-            backend: CpuBackend::new(threads)?,
+            backend: Backend::new(device, threads)?,
             _io_buffer: io_buf,
             _weight_buffer: weight_buf,
             _ctx: ctx,
@@ -346,7 +384,7 @@ impl MulMatId {
 
     /// dst, `[n_tokens][n_used][m]`.
     pub fn output(&self) -> Vec<f32> {
-        // SAFETY: dst is an allocated, contiguous F32 tensor in a host buffer.
+        // SAFETY: dst is an allocated, contiguous F32 tensor.
         let out = unsafe { download(self.out) };
         debug_assert_eq!(
             out.len(),

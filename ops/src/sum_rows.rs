@@ -1,5 +1,5 @@
 //! `SUM_ROWS` (each output is the sum of one row of `src0`, along dim 0) as a single-op graph
-//! on the CPU backend, with `src0` read through a view of a larger base tensor: a sub-box at
+//! on a backend device (the CPU by default), with `src0` read through a view of a larger base tensor: a sub-box at
 //! an offset (strided and offset rows), then optionally permuted, which makes dim 0 strided.
 //! That last case is how MoE layers sum their experts: `[n_embd, n_expert_used, n_tokens]`
 //! permuted to `[n_expert_used, n_embd, n_tokens]`.
@@ -9,7 +9,8 @@ use std::ptr::NonNull;
 use llama_sys as sys;
 
 use crate::Error;
-use crate::ggml::{self, Buffer, BufferType, Context, CpuBackend, download, non_null, upload};
+use crate::device::{Backend, Device};
+use crate::ggml::{self, Buffer, Context, download, non_null, upload};
 use crate::rng::Rng;
 
 /// Where `src0` sits in its base tensor: the box `start .. start + ne` of a contiguous `base`
@@ -167,7 +168,7 @@ pub enum Method {
 
 /// A built `SUM_ROWS` graph with its base data uploaded, ready to compute.
 pub struct SumRows {
-    backend: CpuBackend,
+    backend: Backend,
     // The tensors live in the context and point into the buffer: both are kept for as long
     // as the raw pointers below are used, and dropped together.
     _buffer: Buffer,
@@ -188,6 +189,18 @@ impl SumRows {
 
     /// Like [`SumRows::new`], summing with `method`.
     pub fn with_method(
+        view: &View,
+        base: &[f32],
+        threads: usize,
+        method: Method,
+    ) -> Result<Self, Error> {
+        Self::on(Device::cpu(), view, base, threads, method)
+    }
+
+    /// Like [`SumRows::with_method`], on `device` (`threads` counts on the CPU only). Fails with
+    /// [`Error::DeviceUnsupported`] when the device rejects a node of the graph.
+    pub fn on(
+        device: Device,
         view: &View,
         base: &[f32],
         threads: usize,
@@ -269,11 +282,14 @@ impl SumRows {
                 "ggml's view is ne {ne:?} nb {nb:?}, expected {layout:?} (in floats)"
             )));
         }
-        let buffer = Buffer::alloc_ctx_tensors(&ctx, BufferType::cpu())?;
+        let buffer = Buffer::alloc_ctx_tensors(&ctx, device.buffer_type())?;
+        // SAFETY: the graph and its tensors are live (and allocated, as the CPU's extra buffer
+        // types want them to be when asked).
+        unsafe { device.check_graph(graph.as_ptr())? };
         // SAFETY: the base tensor is allocated (upload checks its size).
         unsafe { upload(base_t, base)? };
         Ok(Self {
-            backend: CpuBackend::new(threads)?,
+            backend: Backend::new(device, threads)?,
             _buffer: buffer,
             _ctx: ctx,
             src0,
@@ -297,7 +313,7 @@ impl SumRows {
 
     /// The sums, one per row of `src0` (`i1`, then `i2`, then `i3` order).
     pub fn output(&self) -> Vec<f32> {
-        // SAFETY: dst is an allocated, contiguous F32 tensor in a host buffer.
+        // SAFETY: dst is an allocated, contiguous F32 tensor.
         let out = unsafe { download(self.out) };
         debug_assert_eq!(out.len(), self.rows);
         out

@@ -5,6 +5,11 @@
 //! `ADD` nodes the graph used before (checked against that rust sum and, where the source's
 //! dim 1 is contiguous, against the chain of views and `ADD` nodes computed by ggml).
 //!
+//! Every other device of the build (Vulkan with `--features vulkan`) runs the same cases and
+//! must match the reference and the CPU at 1e-7. Vulkan's `supports_op` takes rows whose
+//! elements are adjacent only: it must reject the strided-dim-0 cases (the graph then keeps
+//! `SUM_ROWS` on the CPU) and run the others.
+//!
 //! Run in both variants: `cargo test -p llama-ops` (patched) and
 //! `LLAMA_SYS_PATCHES=none cargo test -p llama-ops` (upstream). Upstream's kernel asserts that
 //! dim 0 is contiguous (a process abort), so on upstream the strided-dim-0 cases are skipped,
@@ -12,6 +17,7 @@
 
 use std::sync::Mutex;
 
+use llama_ops::harness::{Expect, accelerators, exclusive, verdict};
 use llama_ops::sum_rows::{Method, SumRows, View, random_base, reference, sequential_f32};
 use llama_ops::{NMSE_THRESHOLD, nmse};
 use llama_sys::build_info;
@@ -30,6 +36,7 @@ fn check(name: &str, view: View, seed: u64) -> bool {
     let want = reference(&view, &base);
     let chain = sequential_f32(&view, &base);
     let mut ran = false;
+    let mut cpu_out = None;
     for threads in 1..=4 {
         let op = SumRows::new(&view, &base, threads).expect("build the graph");
         if !op.rows_contiguous() && !strided_rows_supported() {
@@ -37,6 +44,7 @@ fn check(name: &str, view: View, seed: u64) -> bool {
                 "{name}: skipped on {} (its CPU kernel asserts nb[0] == sizeof(float))",
                 build_info::VARIANT
             );
+            check_accelerators(name, &view, &base, &want, None);
             return false;
         }
         {
@@ -85,10 +93,43 @@ fn check(name: &str, view: View, seed: u64) -> bool {
                 "{name}: NMSE {err:.3e}, bit-identical to the {} sum in index order",
                 if op.rows_contiguous() { "f64" } else { "f32" }
             );
+            cpu_out = Some(got);
         }
         ran = true;
     }
+    check_accelerators(name, &view, &base, &want, cpu_out.as_deref());
     ran
+}
+
+/// Runs `view` on every device other than the CPU: Vulkan must reject a strided dim 0 and
+/// compute the rest within 1e-7 of the reference and of the CPU (`cpu`, when it ran).
+fn check_accelerators(name: &str, view: &View, base: &[f32], want: &[f32], cpu: Option<&[f32]>) {
+    let dim0_contiguous = view.layout().strides[0] == 1;
+    for device in accelerators() {
+        let expect = match (device.is_vulkan(), dim0_contiguous) {
+            (false, _) => Expect::Unknown,
+            (true, true) => Expect::Supported,
+            (true, false) => Expect::Unsupported,
+        };
+        let _device = exclusive();
+        let built = SumRows::on(device, view, base, 1, Method::SumRows);
+        let Some(op) = verdict(device, &name, built, expect) else {
+            continue;
+        };
+        {
+            let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+            op.compute().expect("compute");
+        }
+        let got = op.output();
+        let err = nmse(&got, want);
+        let err_cpu = cpu.map_or(0.0, |c| nmse(&got, c));
+        assert!(
+            err < NMSE_THRESHOLD && err_cpu < NMSE_THRESHOLD,
+            "{name} on {device}: NMSE {err:.3e} against the reference, {err_cpu:.3e} against \
+             the CPU, above {NMSE_THRESHOLD:e}"
+        );
+        eprintln!("{name} on {device}: NMSE {err:.3e} (against the CPU {err_cpu:.3e})");
+    }
 }
 
 /// The references themselves: the data is spread enough that the f32 chain and the f64
