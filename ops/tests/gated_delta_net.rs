@@ -216,8 +216,17 @@ fn shape(s_v: usize, h_k: usize, h_v: usize, n_tokens: usize, n_seqs: usize) -> 
 /// small size with 2 q/k heads shared by 6 value heads (tiled and interleaved differ).
 #[test]
 fn layouts_broadcasts_and_state_modes() {
+    run(
+        "layouts_broadcasts_and_state_modes",
+        &layout_grid(QkNorm::Given, 1),
+    );
+}
+
+/// The cases of [`layouts_broadcasts_and_state_modes`] with q and k normalised as `qk_norm` says,
+/// seeds from `seed0 + 1`.
+fn layout_grid(qk_norm: QkNorm, seed0: u64) -> Vec<Case> {
     let mut cases = Vec::new();
-    let mut seed = 1;
+    let mut seed = seed0;
     for (n_tokens, n_seqs) in [(1, 1), (1, 2), (5, 1), (7, 2)] {
         for layout in [QkvLayout::Contiguous, QkvLayout::Permuted, QkvLayout::Fused] {
             for bcast in [Bcast::Tiled, Bcast::Interleaved] {
@@ -228,7 +237,7 @@ fn layouts_broadcasts_and_state_modes() {
                         layout,
                         bcast,
                         mode,
-                        qk_norm: QkNorm::Given,
+                        qk_norm,
                         threads: 1 + (seed as usize % 3),
                         seed,
                     });
@@ -236,7 +245,7 @@ fn layouts_broadcasts_and_state_modes() {
             }
         }
     }
-    run("layouts_broadcasts_and_state_modes", &cases);
+    cases
 }
 
 /// Qwen3-Next-80B-A3B's linear-attention shape (S 128, 16 q/k heads, 32 value heads), one decode
@@ -395,27 +404,10 @@ fn check_qk_norm_against_graph(name: &str, cases: &[Case]) {
 /// one and two sequences.
 #[test]
 fn qk_l2_norm_layouts_broadcasts_and_state_modes() {
-    let mut cases = Vec::new();
-    let mut seed = 400;
-    for (n_tokens, n_seqs) in [(1, 1), (1, 2), (5, 1), (7, 2)] {
-        for layout in [QkvLayout::Contiguous, QkvLayout::Permuted, QkvLayout::Fused] {
-            for bcast in [Bcast::Tiled, Bcast::Interleaved] {
-                for mode in [StateMode::Output, StateMode::InPlace, StateMode::Aliased] {
-                    seed += 1;
-                    cases.push(Case {
-                        shape: shape(32, 2, 6, n_tokens, n_seqs),
-                        layout,
-                        bcast,
-                        mode,
-                        qk_norm: QkNorm::InOp { eps: EPS },
-                        threads: 1 + (seed as usize % 3),
-                        seed,
-                    });
-                }
-            }
-        }
-    }
-    check_qk_norm_against_graph("qk_l2_norm_layouts_broadcasts_and_state_modes", &cases);
+    check_qk_norm_against_graph(
+        "qk_l2_norm_layouts_broadcasts_and_state_modes",
+        &layout_grid(QkNorm::InOp { eps: EPS }, 400),
+    );
 }
 
 /// q/k L2 norm in the op at Qwen3-Next-80B-A3B's shape, laid out as the model passes them (views
