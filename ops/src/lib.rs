@@ -32,6 +32,7 @@ pub mod harness;
 pub mod mul_mat_id;
 pub mod rng;
 pub mod sum_rows;
+pub mod unary;
 
 pub use device::Device;
 pub use ggml::{BufferType, GgmlType, REPACK_BUFFER_NAME, type_name};

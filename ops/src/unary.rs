@@ -1,0 +1,220 @@
+//! Element-wise unary ops (`GGML_OP_UNARY`: sigmoid, SiLU, ...) as a single-op graph on a backend
+//! device, with the input read through a view of a larger base tensor ([`View`]: a sub-box at an
+//! offset, then optionally permuted). Qwen3-Next applies a sigmoid to per-head slices of a wider
+//! projection (rows with a gap between them); patch 0011 lets CUDA do that without a copy.
+
+use std::ptr::NonNull;
+
+use llama_sys as sys;
+
+use crate::Error;
+use crate::device::{Backend, Device};
+use crate::ggml::{self, Buffer, Context, download, non_null, upload};
+use crate::rng::Rng;
+pub use crate::sum_rows::{Layout, View};
+
+/// The unary ops the tests cover: the ones on Qwen3-Next's path and a few neighbours sharing
+/// their kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnaryOp {
+    /// `1 / (1 + e^-x)`.
+    Sigmoid,
+    /// `x / (1 + e^-x)`.
+    Silu,
+    /// `-x`.
+    Neg,
+    /// `e^x`.
+    Exp,
+    /// `log(1 + e^x)`, and `x` itself above 20 (where ggml's kernels switch).
+    Softplus,
+}
+
+impl UnaryOp {
+    /// Every op of the enum.
+    pub const ALL: [UnaryOp; 5] = [
+        UnaryOp::Sigmoid,
+        UnaryOp::Silu,
+        UnaryOp::Neg,
+        UnaryOp::Exp,
+        UnaryOp::Softplus,
+    ];
+
+    fn ggml(self) -> sys::ggml_unary_op {
+        match self {
+            UnaryOp::Sigmoid => sys::GGML_UNARY_OP_SIGMOID,
+            UnaryOp::Silu => sys::GGML_UNARY_OP_SILU,
+            UnaryOp::Neg => sys::GGML_UNARY_OP_NEG,
+            UnaryOp::Exp => sys::GGML_UNARY_OP_EXP,
+            UnaryOp::Softplus => sys::GGML_UNARY_OP_SOFTPLUS,
+        }
+    }
+
+    /// The op in f64.
+    pub fn apply(self, x: f64) -> f64 {
+        match self {
+            UnaryOp::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+            UnaryOp::Silu => x / (1.0 + (-x).exp()),
+            UnaryOp::Neg => -x,
+            UnaryOp::Exp => x.exp(),
+            UnaryOp::Softplus if x > 20.0 => x,
+            UnaryOp::Softplus => x.exp().ln_1p(),
+        }
+    }
+}
+
+/// Base indices of the view's elements, in the permuted view's index order (`i0` fastest).
+fn indices(view: &View) -> impl Iterator<Item = usize> {
+    let l = view.layout();
+    (0..l.ne.iter().product::<usize>()).map(move |flat| {
+        let i0 = flat % l.ne[0];
+        let i1 = flat / l.ne[0] % l.ne[1];
+        let i2 = flat / (l.ne[0] * l.ne[1]) % l.ne[2];
+        let i3 = flat / (l.ne[0] * l.ne[1] * l.ne[2]);
+        l.offset + i0 * l.strides[0] + i1 * l.strides[1] + i2 * l.strides[2] + i3 * l.strides[3]
+    })
+}
+
+/// Base values for `view`: the view's elements uniform in [-24, 24) (both sides of softplus's
+/// switch at 20), NaN everywhere else, so a kernel reading outside the view fails the comparison.
+pub fn random_base(view: &View, seed: u64) -> Vec<f32> {
+    let mut rng = Rng::new(seed);
+    let mut base = vec![f32::NAN; view.base_len()];
+    for i in indices(view) {
+        base[i] = 24.0 * rng.uniform();
+    }
+    base
+}
+
+/// The op applied in f64 to every element of the view, in the permuted view's index order
+/// (`i0` fastest): the reference, and the layout of the op's contiguous output.
+pub fn reference(op: UnaryOp, view: &View, base: &[f32]) -> Vec<f32> {
+    indices(view)
+        .map(|i| op.apply(f64::from(base[i])) as f32)
+        .collect()
+}
+
+/// A built `unary(permute(view(base)))` graph with its base data uploaded, ready to compute.
+pub struct Unary {
+    backend: Backend,
+    // The tensors live in the context and point into the buffer: both are kept for as long as
+    // the raw pointers below are used, and dropped together.
+    _buffer: Buffer,
+    _ctx: Context,
+    src0: NonNull<sys::ggml_tensor>,
+    out: NonNull<sys::ggml_tensor>,
+    graph: NonNull<sys::ggml_cgraph>,
+    len: usize,
+}
+
+impl Unary {
+    /// Builds the graph on `device` (`threads` counts on the CPU only) and uploads `base`
+    /// (`view.base_len()` values). Checks that ggml's view has the sizes and strides
+    /// [`View::layout`] predicts, so the reference reads the same elements; fails with
+    /// [`Error::DeviceUnsupported`] when the device rejects the node.
+    pub fn on(
+        device: Device,
+        op: UnaryOp,
+        view: &View,
+        base: &[f32],
+        threads: usize,
+    ) -> Result<Self, Error> {
+        if !view.is_valid() || base.len() != view.base_len() {
+            return Err(Error::Shape(format!(
+                "{view:?} with {} base values",
+                base.len()
+            )));
+        }
+        let layout = view.layout();
+        if layout.strides[0] != 1 && layout.ne[0] > 1 {
+            // ggml_unary asserts that each row's elements are adjacent (a process abort)
+            return Err(Error::Unsupported(format!(
+                "a unary op needs adjacent elements along dim 0: {layout:?}"
+            )));
+        }
+        let ctx = Context::new(6)?;
+        let f = size_of::<f32>();
+        let [b0, b1, b2, b3] = view.base.map(|x| x as i64);
+        let [v0, v1, v2, v3] = view.ne.map(|x| x as i64);
+        let [p0, p1, p2, p3] = view.perm.map(|x| x as i32);
+        let offset_bytes = layout.offset * f;
+        // SAFETY: a live no_alloc context with room for these tensors and the graph; the view lies
+        // inside the base (is_valid), the permutation is valid, and every returned pointer is
+        // checked before use.
+        let (base_t, src0, out, graph) = unsafe {
+            let c = ctx.as_ptr();
+            let base_t = non_null(
+                sys::ggml_new_tensor_4d(c, sys::GGML_TYPE_F32, b0, b1, b2, b3),
+                "ggml_new_tensor_4d",
+            )?;
+            ggml::set_name(base_t.as_ptr(), "base");
+            let nb = (*base_t.as_ptr()).nb;
+            let v = non_null(
+                sys::ggml_view_4d(
+                    c,
+                    base_t.as_ptr(),
+                    v0,
+                    v1,
+                    v2,
+                    v3,
+                    nb[1],
+                    nb[2],
+                    nb[3],
+                    offset_bytes,
+                ),
+                "ggml_view_4d",
+            )?;
+            let src0 = non_null(
+                sys::ggml_permute(c, v.as_ptr(), p0, p1, p2, p3),
+                "ggml_permute",
+            )?;
+            let out = non_null(sys::ggml_unary(c, src0.as_ptr(), op.ggml()), "ggml_unary")?;
+            ggml::set_name(out.as_ptr(), "out");
+            let graph = non_null(sys::ggml_new_graph(c), "ggml_new_graph")?;
+            sys::ggml_build_forward_expand(graph.as_ptr(), out.as_ptr());
+            (base_t, src0, out, graph)
+        };
+        // SAFETY: reading fields of the live src0 tensor.
+        let (ne, nb) = unsafe { ((*src0.as_ptr()).ne, (*src0.as_ptr()).nb) };
+        let predicted =
+            (0..4).all(|d| ne[d] as usize == layout.ne[d] && nb[d] == layout.strides[d] * f);
+        if !predicted {
+            return Err(Error::Shape(format!(
+                "ggml's view is ne {ne:?} nb {nb:?}, expected {layout:?} (in floats)"
+            )));
+        }
+        let buffer = Buffer::alloc_ctx_tensors(&ctx, device.buffer_type())?;
+        // SAFETY: the graph and its tensors are live and allocated.
+        unsafe { device.check_graph(graph.as_ptr())? };
+        // SAFETY: the base tensor is allocated (upload checks its size).
+        unsafe { upload(base_t, base)? };
+        Ok(Self {
+            backend: Backend::new(device, threads)?,
+            _buffer: buffer,
+            _ctx: ctx,
+            src0,
+            out,
+            graph,
+            len: layout.ne.iter().product(),
+        })
+    }
+
+    /// Whether the input is one contiguous block (no gaps, no offset from its base's order).
+    pub fn input_contiguous(&self) -> bool {
+        // SAFETY: the live src0 tensor.
+        unsafe { sys::ggml_is_contiguous(self.src0.as_ptr()) }
+    }
+
+    /// Computes the graph once.
+    pub fn compute(&self) -> Result<(), Error> {
+        // SAFETY: the graph and all its tensors are allocated and initialised in `on`.
+        unsafe { self.backend.compute(self.graph.as_ptr()) }
+    }
+
+    /// The op's output, contiguous, in the permuted view's index order.
+    pub fn output(&self) -> Vec<f32> {
+        // SAFETY: the output is an allocated, contiguous F32 tensor.
+        let out = unsafe { download(self.out) };
+        debug_assert_eq!(out.len(), self.len);
+        out
+    }
+}
