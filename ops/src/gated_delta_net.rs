@@ -149,6 +149,13 @@ pub fn supports_qk_l2_norm() -> bool {
     has_patch("gdn-qk-l2-norm")
 }
 
+/// Whether this build's Vulkan backend implements the interleaved broadcast, the in-place state
+/// and the q/k L2 norm (patch `vulkan-gdn-interleaved-qk-norm-state-in-place`); without it, its
+/// `supports_op` rejects all three.
+pub fn vulkan_supports_patched_modes() -> bool {
+    has_patch("vulkan-gdn-interleaved-qk-norm-state-in-place")
+}
+
 fn has_patch(name: &str) -> bool {
     sys::build_info::PATCHES
         .iter()

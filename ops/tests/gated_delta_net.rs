@@ -1,10 +1,13 @@
 //! `GATED_DELTA_NET` on every device against an f64 reference, at upstream's NMSE 1e-7.
 //!
 //! Every other device of the build (Vulkan with `--features vulkan`) runs the same cases and
-//! must match the reference and the CPU at 1e-7. Vulkan implements the tiled broadcast with the
-//! states in the output only: its `supports_op` must reject the interleaved broadcast (patch
-//! 0006) and the in-place state (patch 0007), so that the graph keeps those on the CPU, and
-//! head sizes other than 16, 32, 64 and 128.
+//! must match the reference and the CPU at 1e-7. On the patched build Vulkan implements every
+//! form (patch 0013): both broadcasts, the states in the output, in place and aliased, and the
+//! q/k L2 norm in the op, and must run every case with a head size of 16, 32, 64 or 128 (and
+//! reject the others). Without patch 0013 its `supports_op` must reject the interleaved broadcast
+//! (0006), the in-place state (0007) and the q/k norm in the op (0010), so that the graph keeps
+//! those forms on the CPU. (On the upstream build those cases never reach Vulkan: the CPU lacks
+//! them too, and they are skipped.)
 //!
 //! Run in both variants: `cargo test -p llama-ops` (patched) and
 //! `LLAMA_SYS_PATCHES=none cargo test -p llama-ops` (upstream). The interleaved q/k broadcast,
@@ -16,6 +19,7 @@ use std::sync::Mutex;
 use llama_ops::gated_delta_net::{
     Bcast, GatedDeltaNet, Inputs, Output, QkNorm, QkvLayout, Shape, StateMode, reference,
     supports_interleaved, supports_qk_l2_norm, supports_state_inplace,
+    vulkan_supports_patched_modes,
 };
 use llama_ops::harness::{Expect, Tally, accelerators, exclusive, verdict};
 use llama_ops::{Device, Error, NMSE_THRESHOLD, nmse};
@@ -65,12 +69,14 @@ impl Case {
         }
     }
 
-    /// What Vulkan's `supports_op` must answer: the tiled broadcast with the states in the
-    /// output, q/k normalised outside the op (or given), for the head sizes it has shaders for.
+    /// What Vulkan's `supports_op` must answer: every form with patch 0013, else only the
+    /// tiled broadcast with the states in the output and q/k normalised outside the op (or
+    /// given); in both cases only for the head sizes it has shaders for.
     fn vulkan_expect(&self) -> Expect {
-        let implemented = self.bcast == Bcast::Tiled
+        let upstream_form = self.bcast == Bcast::Tiled
             && self.mode == StateMode::Output
-            && !matches!(self.qk_norm, QkNorm::InOp { .. })
+            && !matches!(self.qk_norm, QkNorm::InOp { .. });
+        let implemented = (upstream_form || vulkan_supports_patched_modes())
             && [16, 32, 64, 128].contains(&self.shape.s_v);
         if implemented {
             Expect::Supported
@@ -271,8 +277,7 @@ fn qwen3next_shape() {
     run("qwen3next_shape", &cases);
 }
 
-/// Several snapshots (speculative rollback): fewer tokens than slots, as many, and more; the
-/// tiled broadcast with the states in the output is what Vulkan runs.
+/// Several snapshots (speculative rollback): fewer tokens than slots, as many, and more.
 #[test]
 fn snapshots() {
     let mut cases = Vec::new();
@@ -393,6 +398,12 @@ fn check_qk_norm_against_graph(name: &str, cases: &[Case]) {
         "{name}: {ran} cases run, {skipped} skipped on the {} build",
         build_info::VARIANT
     );
+    for (device, t) in devices.iter().zip(&tallies) {
+        eprintln!(
+            "{name} on {device} (in-op and graph norm): {} cases passed, {} rejected by supports_op",
+            t.passed, t.skipped
+        );
+    }
     if build_info::VARIANT == "patched" {
         assert!(supports_qk_l2_norm(), "{:?}", build_info::PATCHES);
         assert_eq!(skipped, 0, "{name}: cases skipped on the patched build");
