@@ -1,13 +1,17 @@
 //! `GATED_DELTA_NET` on every device against an f64 reference, at upstream's NMSE 1e-7.
 //!
-//! Every other device of the build (Vulkan with `--features vulkan`) runs the same cases and
-//! must match the reference and the CPU at 1e-7. On the patched build Vulkan implements every
-//! form (patch 0013): both broadcasts, the states in the output, in place and aliased, and the
-//! q/k L2 norm in the op, and must run every case with a head size of 16, 32, 64 or 128 (and
-//! reject the others). Without patch 0013 its `supports_op` must reject the interleaved broadcast
-//! (0006), the in-place state (0007) and the q/k norm in the op (0010), so that the graph keeps
-//! those forms on the CPU. (On the upstream build those cases never reach Vulkan: the CPU lacks
-//! them too, and they are skipped.)
+//! Every other device of the build (Vulkan with `--features vulkan`, CUDA, ...) runs the same
+//! cases and must match the reference and the CPU at 1e-7. On the patched build Vulkan
+//! implements every form (patch 0013): both broadcasts, the states in the output, in place and
+//! aliased, and the q/k L2 norm in the op, and must run every case with a head size of 16, 32,
+//! 64 or 128 (and reject the others). Without patch 0013 its `supports_op` must reject the
+//! interleaved broadcast (0006), the in-place state (0007) and the q/k norm in the op (0010), so
+//! that the graph keeps those forms on the CPU. CUDA implements every form with patch 0014
+//! (compile-checked only when it was written): on the patched build a CUDA device must accept
+//! and match every case with those head sizes, so that the first run on a GPU checks the
+//! kernel. Other devices (Metal, ...) are not required to accept a case, but one they accept
+//! must match. (On the upstream build the new forms never reach a device: the CPU lacks them
+//! too, and they are skipped.)
 //!
 //! Run in both variants: `cargo test -p llama-ops` (patched) and
 //! `LLAMA_SYS_PATCHES=none cargo test -p llama-ops` (upstream). The interleaved q/k broadcast,
@@ -85,6 +89,22 @@ impl Case {
         }
     }
 
+    /// What a CUDA device's `supports_op` must answer: every broadcast, state mode and q/k norm
+    /// with patch 0014, upstream's tiled broadcast with the states in the output without it; in
+    /// both, only for the head sizes it has kernels for.
+    fn cuda_expect(&self) -> Expect {
+        let implemented = [16, 32, 64, 128].contains(&self.shape.s_v)
+            && (cuda_implements_gdn_modes()
+                || (self.bcast == Bcast::Tiled
+                    && self.mode == StateMode::Output
+                    && !matches!(self.qk_norm, QkNorm::InOp { .. })));
+        if implemented {
+            Expect::Supported
+        } else {
+            Expect::Unsupported
+        }
+    }
+
     /// Builds the case on `device`; `None` when this build of ggml lacks what it needs.
     fn build(&self, device: Device, inputs: &Inputs) -> Option<Result<GatedDeltaNet, Error>> {
         match GatedDeltaNet::on(
@@ -129,6 +149,8 @@ impl Case {
         for (device, tally) in accelerators().into_iter().zip(tallies) {
             let expect = if device.is_vulkan() {
                 self.vulkan_expect()
+            } else if device.name().starts_with("CUDA") {
+                self.cuda_expect()
             } else {
                 Expect::Unknown
             };
@@ -180,6 +202,14 @@ impl Case {
     }
 }
 
+/// Whether this build's CUDA backend implements the interleaved broadcast, the in-place state and
+/// the q/k L2 norm of `GATED_DELTA_NET` (patch 0014).
+fn cuda_implements_gdn_modes() -> bool {
+    build_info::PATCHES
+        .iter()
+        .any(|(file, _)| file.contains("cuda-gdn-interleaved-qk-norm-state-in-place"))
+}
+
 /// Runs every case; prints how many were skipped on this build and, per other device, how
 /// many each device ran and rejected.
 fn run(name: &str, cases: &[Case]) {
@@ -204,6 +234,11 @@ fn run(name: &str, cases: &[Case]) {
             build_info::PATCHES
         );
         assert_eq!(skipped, 0, "{name}: cases skipped on the patched build");
+        assert!(
+            cuda_implements_gdn_modes(),
+            "patched build without the CUDA GDN patch: {:?}",
+            build_info::PATCHES
+        );
     }
 }
 
