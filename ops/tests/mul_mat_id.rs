@@ -1,5 +1,6 @@
 //! `MUL_MAT_ID` with the expert weights in the CPU's repack buffer, against an F32
-//! reference, for every type this build repacks.
+//! reference, for every type this build repacks; `generic_path_blocks` does the same for the
+//! generic path (weights in the plain CPU buffer) and the types it serves.
 //!
 //! `every_device` runs the op with every tensor in each device's own buffer type (the CPU's
 //! plain buffer, i.e. its generic kernels, and each other device of the build, such as Vulkan,
@@ -333,6 +334,109 @@ fn every_row_count_per_expert() {
             for rows in 1..=40 {
                 assert!(seen.contains(&rows), "no expert got {rows} rows: {seen:?}");
             }
+        }
+    }
+}
+
+/// Rows in groups of four with an odd number of groups (36 rows: 9 groups, where the x86 Q8_0
+/// kernel pairs groups) and long rows (2048 columns, 64 blocks), for every type the repack
+/// buffer takes at that shape: one token (gemv) and several (gemm tiles and the remainder).
+#[test]
+fn odd_row_groups_long_rows() {
+    let (k, m) = (2048, 36);
+    let types = repacked_types(k, m).expect("probe the repack buffer");
+    eprintln!(
+        "repacked at {m}x{k}: {:?}",
+        types.iter().map(|&t| type_name(t)).collect::<Vec<_>>()
+    );
+    for ty in types {
+        for (i, &n_tokens) in [1, 5, 9, 64].iter().enumerate() {
+            Case {
+                ty,
+                shape: Shape {
+                    k,
+                    m,
+                    n_expert: 8,
+                    n_used: 2,
+                    n_tokens,
+                },
+                layout: Src1Layout::Broadcast,
+                routing: Routing::Uniform,
+                threads: 2,
+                seed: 900 + i as u64,
+            }
+            .assert_ok();
+        }
+    }
+}
+
+/// Weight types of the generic (not repacked) CPU path test: the quantized types tinyBLAS has
+/// kernels for on x86, and the 16-bit float types.
+const GENERIC_TYPES: [GgmlType; 6] = [
+    llama_sys::GGML_TYPE_Q8_0,
+    llama_sys::GGML_TYPE_Q4_0,
+    llama_sys::GGML_TYPE_Q5_0,
+    llama_sys::GGML_TYPE_IQ4_NL,
+    llama_sys::GGML_TYPE_F16,
+    llama_sys::GGML_TYPE_BF16,
+];
+
+/// The generic CPU path, weights in the CPU's plain buffer (what a Q8_0 model's experts use
+/// on x86, where Q8_0 is not repacked): experts with one row and with many; 300 and 64 weight
+/// rows; 65 and 130 rows on one expert; every src1 layout; duplicated ids; 1 to 3 threads.
+#[test]
+fn generic_path_blocks() {
+    let runs = [
+        (8, 2, 1, 300, Src1Layout::Broadcast, Routing::Uniform, 2),
+        (8, 2, 5, 300, Src1Layout::PerSlot, Routing::Uniform, 1),
+        (2, 2, 65, 64, Src1Layout::Broadcast, Routing::Uniform, 2),
+        (2, 2, 130, 300, Src1Layout::PerSlot, Routing::Uniform, 3),
+        (8, 2, 600, 300, Src1Layout::Broadcast, Routing::Uniform, 2),
+        (512, 10, 37, 64, Src1Layout::Permuted, Routing::Skewed, 2),
+        (8, 2, 100, 300, Src1Layout::Padded, Routing::Skewed, 2),
+        (8, 4, 100, 64, Src1Layout::PerSlot, Routing::Duplicated, 2),
+        (
+            512,
+            10,
+            64,
+            64,
+            Src1Layout::Broadcast,
+            Routing::Duplicated,
+            3,
+        ),
+    ];
+    for ty in GENERIC_TYPES {
+        for (i, &(n_expert, n_used, n_tokens, m, layout, routing, threads)) in
+            runs.iter().enumerate()
+        {
+            let shape = Shape {
+                k: K,
+                m,
+                n_expert,
+                n_used,
+                n_tokens,
+            };
+            let seed = 700 + i as u64;
+            let name = format!(
+                "{} {m}x{K} top-{n_used} of {n_expert}, {n_tokens} tokens, {layout:?} src1, \
+                 {routing:?} ids, {threads} threads",
+                type_name(ty)
+            );
+            let inputs = Inputs::random(ty, shape, layout, routing, None, seed).expect("inputs");
+            let op = MulMatId::new(ty, shape, layout, &inputs, BufferType::cpu(), threads)
+                .expect("build the graph");
+            assert!(!op.weight_repacked(), "{name}: weights were repacked");
+            {
+                let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+                op.compute().expect("compute");
+            }
+            let want = reference(ty, shape, layout, &inputs).expect("reference");
+            let err = nmse(&op.output(), &want);
+            eprintln!("{name}: NMSE {err:.3e}");
+            assert!(
+                err < MATMUL_NMSE_THRESHOLD,
+                "{name}: NMSE {err:.3e} above {MATMUL_NMSE_THRESHOLD:e}"
+            );
         }
     }
 }
