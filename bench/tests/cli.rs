@@ -24,10 +24,28 @@ fn tiny() -> String {
 }
 
 #[test]
-fn compare_check_passes_and_reports_identical_logits() {
+fn compare_check_passes_and_reports_logits_within_the_matmul_threshold() {
     let m = tiny();
+    // The tiny model's matrices are Q8_0: on an x86 host with VNNI, patch 0016's kernels sum
+    // them in another order than upstream's, so the builds agree within upstream's matmul
+    // threshold (measured: 2.8e-5 over the 32 steps); elsewhere they agree exactly.
     let (ok, out, err) = bench(&[
-        "compare", "-m", &m, "-p", "32", "-n", "8", "-r", "2", "-t", "2", "--check", "-o", "json",
+        "compare",
+        "-m",
+        &m,
+        "-p",
+        "32",
+        "-n",
+        "8",
+        "-r",
+        "2",
+        "-t",
+        "2",
+        "--check",
+        "--max-nmse",
+        "5e-4",
+        "-o",
+        "json",
     ]);
     assert!(ok, "stdout:\n{out}\nstderr:\n{err}");
     let rows: Vec<serde_json::Value> = serde_json::from_str(&out).expect("json rows");
@@ -46,8 +64,8 @@ fn compare_check_passes_and_reports_identical_logits() {
         ] {
             assert!(r.get(key).is_some(), "missing {key} in {r}");
         }
-        // Patch 0001 changes no arithmetic: the builds agree exactly.
-        assert_eq!(r["logits_nmse"].as_f64(), Some(0.0));
+        let nmse = r["logits_nmse"].as_f64().expect("logits_nmse");
+        assert!((0.0..=5e-4).contains(&nmse), "logits NMSE {nmse}");
         assert!(
             r["upstream_ts"].as_f64().unwrap() > 0.0 && r["patched_ts"].as_f64().unwrap() > 0.0
         );
@@ -106,8 +124,9 @@ fn graph_counts_are_stable_and_the_patched_decode_graph_is_smaller() {
     };
     let fewer = |op: &str| ops("upstream", op) as i64 - ops("patched", op) as i64;
     // The tiny model: 3 linear-attention layers (6 recurrent states), 4 MoE layers, top-4.
-    // 0001: one CONT per linear-attention layer is gone.
-    assert_eq!(fewer("CONT"), 3);
+    // 0001: one CONT per linear-attention layer is gone; 0012: the sigmoid reads beta's view
+    // in each linear-attention layer and the gate's in the full-attention layer.
+    assert_eq!(fewer("CONT"), 3 + 4);
     // 0004: each MoE layer sums its 4 experts with one SUM_ROWS instead of 3 ADDs.
     assert_eq!((fewer("ADD"), fewer("SUM_ROWS")), (12, -4));
     // 0005: no zero-sized extra-state CPY per recurrent state (one sequence decoding), and
@@ -121,7 +140,7 @@ fn graph_counts_are_stable_and_the_patched_decode_graph_is_smaller() {
     assert_eq!(fewer("REPEAT"), 6);
     assert_eq!(
         get("upstream", "decode", "n_nodes") - get("patched", "decode", "n_nodes"),
-        3 + 8 + 6 + 6 + 6 + 3 + 12
+        3 + 8 + 6 + 6 + 6 + 3 + 12 + 4
     );
     assert!(get("patched", "decode", "copy_bytes") < get("upstream", "decode", "copy_bytes"));
     assert!(get("patched", "prompt", "compute_buffer_bytes") > 0);
