@@ -156,6 +156,12 @@ pub fn vulkan_supports_patched_modes() -> bool {
     has_patch("vulkan-gdn-interleaved-qk-norm-state-in-place")
 }
 
+/// Whether this build's CUDA backend implements the same three forms (patch
+/// `cuda-gdn-interleaved-qk-norm-state-in-place`); without it, its `supports_op` rejects them.
+pub fn cuda_supports_patched_modes() -> bool {
+    has_patch("cuda-gdn-interleaved-qk-norm-state-in-place")
+}
+
 fn has_patch(name: &str) -> bool {
     sys::build_info::PATCHES
         .iter()

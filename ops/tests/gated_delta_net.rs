@@ -21,9 +21,9 @@
 use std::sync::Mutex;
 
 use llama_ops::gated_delta_net::{
-    Bcast, GatedDeltaNet, Inputs, Output, QkNorm, QkvLayout, Shape, StateMode, reference,
-    supports_interleaved, supports_qk_l2_norm, supports_state_inplace,
-    vulkan_supports_patched_modes,
+    Bcast, GatedDeltaNet, Inputs, Output, QkNorm, QkvLayout, Shape, StateMode,
+    cuda_supports_patched_modes, reference, supports_interleaved, supports_qk_l2_norm,
+    supports_state_inplace, vulkan_supports_patched_modes,
 };
 use llama_ops::harness::{Expect, Tally, accelerators, exclusive, verdict};
 use llama_ops::{Device, Error, NMSE_THRESHOLD, nmse};
@@ -73,31 +73,16 @@ impl Case {
         }
     }
 
-    /// What Vulkan's `supports_op` must answer: every form with patch 0013, else only the
-    /// tiled broadcast with the states in the output and q/k normalised outside the op (or
-    /// given); in both cases only for the head sizes it has shaders for.
-    fn vulkan_expect(&self) -> Expect {
+    /// What Vulkan's or CUDA's `supports_op` must answer: every form when the build has the
+    /// backend's patch (0013, 0014), else only the tiled broadcast with the states in the
+    /// output and q/k normalised outside the op (or given); in both cases only for the head
+    /// sizes both have kernels for.
+    fn backend_expect(&self, patched_modes: bool) -> Expect {
         let upstream_form = self.bcast == Bcast::Tiled
             && self.mode == StateMode::Output
             && !matches!(self.qk_norm, QkNorm::InOp { .. });
-        let implemented = (upstream_form || vulkan_supports_patched_modes())
-            && [16, 32, 64, 128].contains(&self.shape.s_v);
-        if implemented {
-            Expect::Supported
-        } else {
-            Expect::Unsupported
-        }
-    }
-
-    /// What a CUDA device's `supports_op` must answer: every broadcast, state mode and q/k norm
-    /// with patch 0014, upstream's tiled broadcast with the states in the output without it; in
-    /// both, only for the head sizes it has kernels for.
-    fn cuda_expect(&self) -> Expect {
-        let implemented = [16, 32, 64, 128].contains(&self.shape.s_v)
-            && (cuda_implements_gdn_modes()
-                || (self.bcast == Bcast::Tiled
-                    && self.mode == StateMode::Output
-                    && !matches!(self.qk_norm, QkNorm::InOp { .. })));
+        let implemented =
+            (upstream_form || patched_modes) && [16, 32, 64, 128].contains(&self.shape.s_v);
         if implemented {
             Expect::Supported
         } else {
@@ -148,9 +133,9 @@ impl Case {
         let cpu = self.compute(&op, Device::cpu(), &want, None);
         for (device, tally) in accelerators().into_iter().zip(tallies) {
             let expect = if device.is_vulkan() {
-                self.vulkan_expect()
+                self.backend_expect(vulkan_supports_patched_modes())
             } else if device.name().starts_with("CUDA") {
-                self.cuda_expect()
+                self.backend_expect(cuda_supports_patched_modes())
             } else {
                 Expect::Unknown
             };
@@ -202,14 +187,6 @@ impl Case {
     }
 }
 
-/// Whether this build's CUDA backend implements the interleaved broadcast, the in-place state and
-/// the q/k L2 norm of `GATED_DELTA_NET` (patch 0014).
-fn cuda_implements_gdn_modes() -> bool {
-    build_info::PATCHES
-        .iter()
-        .any(|(file, _)| file.contains("cuda-gdn-interleaved-qk-norm-state-in-place"))
-}
-
 /// Runs every case; prints how many were skipped on this build and, per other device, how
 /// many each device ran and rejected.
 fn run(name: &str, cases: &[Case]) {
@@ -235,7 +212,7 @@ fn run(name: &str, cases: &[Case]) {
         );
         assert_eq!(skipped, 0, "{name}: cases skipped on the patched build");
         assert!(
-            cuda_implements_gdn_modes(),
+            cuda_supports_patched_modes(),
             "patched build without the CUDA GDN patch: {:?}",
             build_info::PATCHES
         );
