@@ -42,7 +42,8 @@ pub(crate) fn default_threads() -> i32 {
     std::thread::available_parallelism().map_or(4, |n| n.get() as i32)
 }
 
-fn model_or_default(m: Option<String>) -> Result<String> {
+/// `m`, or the default model's path (generated first when needed).
+pub(crate) fn model_or_default(m: Option<String>) -> Result<String> {
     match m {
         Some(m) => Ok(m),
         None => Ok(models::default_model()?.to_string_lossy().into_owned()),

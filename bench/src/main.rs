@@ -1,11 +1,12 @@
 //! `llama-bench`: upstream llama-bench's flags and output, plus
-//! `compare` (patched vs upstream, side by side), `graph`, `membw`, `synth`.
+//! `compare` (patched vs upstream, side by side), `graph`, `membw`, `profile`, `synth`.
 
 mod bench_run;
 mod checks;
 mod cli;
 mod compare;
 mod models;
+mod profile;
 mod roofline;
 mod runner;
 mod worker;
@@ -24,6 +25,7 @@ fn main() {
         Some("compare") => bench_run::compare(&args[1..]),
         Some("graph") => cli::graph(&args[1..]),
         Some("membw") => cli::membw(&args[1..]),
+        Some("profile") => profile::run(&args[1..]),
         Some("synth") => cli::synth(&args[1..]),
         _ => bench_run::run(&args),
     };

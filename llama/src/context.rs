@@ -4,6 +4,7 @@ use std::ffi::c_void;
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use llama_sys as sys;
 
@@ -12,13 +13,15 @@ use crate::batch::Batch;
 use crate::error::{Error, Result, check_decode};
 use crate::lora::LoraAdapter;
 use crate::model::Model;
-use crate::params::{ContextParams, GraphNode, GraphObserver};
+use crate::params::{ContextParams, GraphCallback, GraphNode, SrcInfo};
 use crate::vocab::Token;
 
 /// Callback state that must stay at a fixed address while the context lives.
 struct Callbacks {
     abort: Option<Arc<AtomicBool>>,
-    observer: Option<GraphObserver>,
+    graph: Option<GraphCallback>,
+    /// When the scheduler asked about the node being timed (`time_graph` only).
+    asked: Option<Instant>,
 }
 
 extern "C" fn abort_trampoline(data: *mut c_void) -> bool {
@@ -27,23 +30,44 @@ extern "C" fn abort_trampoline(data: *mut c_void) -> bool {
     cb.abort.as_ref().is_some_and(|f| f.load(Ordering::Relaxed))
 }
 
+/// ggml's eval callback. With `ask` it answers whether the caller wants the node's
+/// result, which makes the scheduler compute the graph up to that node and call back
+/// with `!ask` after it; that call answers whether to go on computing.
 extern "C" fn eval_trampoline(t: *mut sys::ggml_tensor, ask: bool, data: *mut c_void) -> bool {
-    if !ask || t.is_null() {
-        return true;
+    let timing = {
+        // SAFETY: `data` is the context's boxed `Callbacks`, alive as long as the context;
+        // this shared borrow ends before the exclusive one below.
+        let cb = unsafe { &*data.cast::<Callbacks>() };
+        matches!(cb.graph, Some(GraphCallback::Time(_)))
+    };
+    // An observer never asks for data: the graph is computed exactly as without it. A timer
+    // asks for every node, so each is computed alone. After a node, always go on.
+    let answer = !ask || timing;
+    if t.is_null() {
+        return answer;
     }
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         // SAFETY: `data` is the context's boxed `Callbacks`; the scheduler calls this from
         // the thread running decode, which holds `&mut Context`, so access is exclusive.
         let cb = unsafe { &mut *data.cast::<Callbacks>() };
-        let Some(observer) = cb.observer.as_mut() else {
-            return;
-        };
-        // SAFETY: ggml passes a valid tensor for the duration of the call.
-        let node = unsafe { describe(t) };
-        observer(&node);
+        match (cb.graph.as_mut(), ask) {
+            (Some(GraphCallback::Observe(observer)), true) => {
+                // SAFETY: ggml passes a valid tensor for the duration of the call.
+                let node = unsafe { describe(t) };
+                observer(&node);
+            }
+            // The last thing before the scheduler computes the node.
+            (Some(GraphCallback::Time(_)), true) => cb.asked = Some(Instant::now()),
+            (Some(GraphCallback::Time(timer)), false) => {
+                let took = cb.asked.take().map(|at| at.elapsed()).unwrap_or_default();
+                // SAFETY: as above.
+                let node = unsafe { describe(t) };
+                timer(&node, took);
+            }
+            _ => {}
+        }
     }));
-    // Never ask for the node's data: the graph is computed exactly as without observer.
-    false
+    answer
 }
 
 /// # Safety
@@ -53,13 +77,52 @@ unsafe fn describe(t: *mut sys::ggml_tensor) -> GraphNode {
     unsafe {
         let tensor = &*t;
         let src0 = tensor.src[0];
+        let srcs = tensor
+            .src
+            .iter()
+            .take(3)
+            .take_while(|s| !s.is_null())
+            .map(|&s| {
+                let src = &*s;
+                SrcInfo {
+                    name: cstr_lossy(src.name.as_ptr()),
+                    bytes: sys::ggml_nbytes(s),
+                    type_name: cstr_lossy(sys::ggml_type_name(src.type_)),
+                    ne: src.ne,
+                }
+            })
+            .collect();
         GraphNode {
             op: cstr_lossy(sys::ggml_op_desc(t)),
             name: cstr_lossy(tensor.name.as_ptr()),
             bytes: sys::ggml_nbytes(t),
             src0_contiguous: (!src0.is_null()).then(|| sys::ggml_is_contiguous(src0)),
             ne: tensor.ne,
+            srcs,
         }
+    }
+}
+
+/// A ggml CPU thread pool that a context uses (`ContextParams::thread_pool`).
+struct ThreadPool(NonNull<sys::ggml_threadpool>);
+
+impl ThreadPool {
+    fn new(n_threads: i32) -> Result<ThreadPool> {
+        // SAFETY: returns a plain struct by value.
+        let mut tpp = unsafe { sys::ggml_threadpool_params_default(n_threads) };
+        // SAFETY: `tpp` is a valid parameter block; the pool is freed by Drop.
+        let ptr = unsafe { sys::ggml_threadpool_new(&mut tpp) };
+        NonNull::new(ptr).map(ThreadPool).ok_or(Error::Null {
+            what: "ggml_threadpool_new",
+            log: String::new(),
+        })
+    }
+}
+
+impl Drop for ThreadPool {
+    fn drop(&mut self) {
+        // SAFETY: we own the pool; the context that used it is freed first (see Context).
+        unsafe { sys::ggml_threadpool_free(self.0.as_ptr()) }
     }
 }
 
@@ -74,6 +137,9 @@ pub struct Context<'m> {
     /// Read only by the C callbacks; must live (at a fixed address) as long as the context.
     #[allow(dead_code)]
     callbacks: Box<Callbacks>,
+    /// The worker threads llama.cpp was given, if any; freed after `llama_free` (Drop runs first).
+    #[allow(dead_code)]
+    pool: Option<ThreadPool>,
     n_batch: u32,
     n_ubatch: u32,
     n_seq_max: u32,
@@ -88,7 +154,8 @@ pub struct Context<'m> {
 }
 
 // SAFETY: a llama_context may be used from any one thread at a time; the
-// callbacks it owns are `Send`; `&Model` is `Send` because `Model: Sync`.
+// callbacks it owns are `Send`; `&Model` is `Send` because `Model: Sync`; a ggml
+// thread pool is driven by whichever thread computes, and freed from any.
 unsafe impl Send for Context<'_> {}
 
 impl Drop for Context<'_> {
@@ -132,15 +199,25 @@ impl<'m> Context<'m> {
         let ContextParams {
             mut raw,
             abort,
-            observer,
+            graph,
+            thread_pool,
         } = params;
-        let mut callbacks = Box::new(Callbacks { abort, observer });
+        let pool = if thread_pool {
+            Some(ThreadPool::new(raw.n_threads.max(raw.n_threads_batch))?)
+        } else {
+            None
+        };
+        let mut callbacks = Box::new(Callbacks {
+            abort,
+            graph,
+            asked: None,
+        });
         let data: *mut c_void = (&mut *callbacks as *mut Callbacks).cast();
         if callbacks.abort.is_some() {
             raw.abort_callback = Some(abort_trampoline);
             raw.abort_callback_data = data;
         }
-        if callbacks.observer.is_some() {
+        if callbacks.graph.is_some() {
             raw.cb_eval = Some(eval_trampoline);
             raw.cb_eval_user_data = data;
         }
@@ -154,6 +231,10 @@ impl<'m> Context<'m> {
             what: "llama_init_from_model",
             log,
         })?;
+        if let Some(pool) = &pool {
+            // SAFETY: valid context; the pool outlives it (freed after `llama_free`).
+            unsafe { sys::llama_attach_threadpool(ptr.as_ptr(), pool.0.as_ptr(), pool.0.as_ptr()) }
+        }
         // SAFETY: valid context.
         let (n_batch, n_ubatch, n_seq_max) = unsafe {
             (
@@ -166,6 +247,7 @@ impl<'m> Context<'m> {
             ptr,
             model,
             callbacks,
+            pool,
             n_batch,
             n_ubatch,
             n_seq_max,

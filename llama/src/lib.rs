@@ -50,7 +50,7 @@ pub use model_params::{
     KV_OVERRIDE_MAX_LEN, KvOverride, LazyMode, LoadMode, SplitMode, max_devices,
 };
 pub use params::{
-    AttentionType, CacheType, ContextParams, FlashAttn, GraphNode, Pooling, RopeScaling,
+    AttentionType, CacheType, ContextParams, FlashAttn, GraphNode, Pooling, RopeScaling, SrcInfo,
 };
 pub use sampler::{SamplerBuilder, SamplerChain};
 pub use vocab::{Token, Utf8Decoder, Vocab};

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use llama_sys as sys;
 
@@ -136,7 +137,7 @@ pub enum AttentionType {
     NonCausal,
 }
 
-/// One node of a compute graph, as seen by a graph observer.
+/// One node of a compute graph, as seen by a graph observer or timer.
 #[derive(Debug, Clone)]
 pub struct GraphNode {
     /// Operation name (`MUL_MAT`, `CPY`, `CONT`, unary ops by their own name, ...).
@@ -149,9 +150,37 @@ pub struct GraphNode {
     pub src0_contiguous: Option<bool>,
     /// Element counts per dimension.
     pub ne: [i64; 4],
+    /// The node's first sources (at most 3), by slot: `srcs[i]` is source `i`. The
+    /// list ends at the first empty slot.
+    pub srcs: Vec<SrcInfo>,
+}
+
+/// One source (input) of a [`GraphNode`]: what a bandwidth figure needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrcInfo {
+    /// The source tensor's name (a weight keeps its GGUF name, e.g.
+    /// `blk.0.ffn_down_exps.weight`).
+    pub name: String,
+    /// Bytes the whole source occupies (`ggml_nbytes`); for a `MUL_MAT`'s weight,
+    /// what one computation of the node reads. For `MUL_MAT_ID` it spans every
+    /// expert, of which a step reads only the selected ones.
+    pub bytes: usize,
+    /// ggml's name of its data type (`f32`, `q4_0`, `q8_0`, `i32`, ...).
+    pub type_name: String,
+    /// Element counts per dimension.
+    pub ne: [i64; 4],
 }
 
 pub(crate) type GraphObserver = Box<dyn FnMut(&GraphNode) + Send>;
+pub(crate) type GraphTimer = Box<dyn FnMut(&GraphNode, Duration) + Send>;
+
+/// The graph callback a context installs: at most one of the two kinds.
+pub(crate) enum GraphCallback {
+    /// [`ContextParams::observe_graph`].
+    Observe(GraphObserver),
+    /// [`ContextParams::time_graph`].
+    Time(GraphTimer),
+}
 
 /// Parameters of a new [`Context`](crate::Context).
 ///
@@ -162,7 +191,8 @@ pub(crate) type GraphObserver = Box<dyn FnMut(&GraphNode) + Send>;
 pub struct ContextParams {
     pub(crate) raw: sys::llama_context_params,
     pub(crate) abort: Option<Arc<AtomicBool>>,
-    pub(crate) observer: Option<GraphObserver>,
+    pub(crate) graph: Option<GraphCallback>,
+    pub(crate) thread_pool: bool,
 }
 
 impl Default for ContextParams {
@@ -173,7 +203,8 @@ impl Default for ContextParams {
         Self {
             raw,
             abort: None,
-            observer: None,
+            graph: None,
+            thread_pool: false,
         }
     }
 }
@@ -380,10 +411,59 @@ impl ContextParams {
         self
     }
 
+    /// Keeps the CPU backend's worker threads alive between graph computations, in
+    /// a ggml thread pool the context owns (as upstream's `llama-bench` does),
+    /// instead of starting and joining them for every computation (the default).
+    /// Idle workers poll for new work for a short while before they sleep.
+    /// Results are the same either way.
+    ///
+    /// The pool has `max(n_threads_gen, n_threads_batch)` threads; it is freed
+    /// with the context.
+    pub fn thread_pool(mut self, on: bool) -> Self {
+        self.thread_pool = on;
+        self
+    }
+
     /// Calls `f` for every node of every graph this context computes, without
     /// changing how the graph is scheduled (the observer never asks for data).
+    ///
+    /// A context has one graph callback: this replaces an earlier
+    /// [`time_graph`](Self::time_graph), and a later one replaces this.
     pub fn observe_graph(mut self, f: impl FnMut(&GraphNode) + Send + 'static) -> Self {
-        self.observer = Some(Box::new(f));
+        self.graph = Some(GraphCallback::Observe(Box::new(f)));
+        self
+    }
+
+    /// Times every node of every graph this context computes: `f` gets each node
+    /// after it is computed, with the wall time its computation took.
+    ///
+    /// This is for profiling, and it changes scheduling: the timer asks ggml's
+    /// scheduler for every node's result, so each node is computed alone (one
+    /// backend compute call and synchronisation per node). Small nodes then pay
+    /// a thread-pool wake-up each, and the sum of the times exceeds what the
+    /// graph takes in one piece; results are the same. Nodes that compute
+    /// nothing (views, reshapes) are reported too, with the cost of their call.
+    /// Without a [`thread_pool`](Self::thread_pool), every node also pays for
+    /// starting and joining the worker threads: profile with one.
+    ///
+    /// A context has one graph callback: this replaces an earlier
+    /// [`observe_graph`](Self::observe_graph), and a later one replaces this.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// let total = Arc::new(Mutex::new(std::time::Duration::ZERO));
+    /// let sink = Arc::clone(&total);
+    /// let p = llama::ContextParams::default().time_graph(move |node, took| {
+    ///     if node.op == "MUL_MAT" {
+    ///         if let Ok(mut t) = sink.lock() {
+    ///             *t += took;
+    ///         }
+    ///     }
+    /// });
+    /// # let _ = p;
+    /// ```
+    pub fn time_graph(mut self, f: impl FnMut(&GraphNode, Duration) + Send + 'static) -> Self {
+        self.graph = Some(GraphCallback::Time(Box::new(f)));
         self
     }
 }
