@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Unpacks a CUDA 13.0 compiler into PREFIX from NVIDIA's Python wheels (the Python package registry is
 # reachable where the distribution's CUDA is not): nvcc, cicc, ptxas and the headers ggml-cuda includes.
-# It compiles, it does not link: cuBLAS comes as headers only, and its libraries and the driver library
-# are empty placeholders so that CMake's FindCUDAToolkit can configure ggml-cuda. Enough to compile-check
-# ggml-cuda's sources for an architecture (sm_90 here); nothing built with it can run.
+# cuBLAS comes as headers only: its libraries and the driver library are symbol-less stubs with the real
+# sonames, so that CMake's FindCUDAToolkit configures ggml-cuda and a shared libggml-cuda links (its
+# cuBLAS and driver symbols stay undefined; .ci/gpu/run.sh preloads the real libraries on the GPU
+# machine). Enough to compile-check ggml-cuda's sources for an architecture (sm_90 here), and to build
+# the shared libraries a GPU machine then runs (.ci/gpu/build.sh).
 #   usage: cuda-toolkit.sh [PREFIX]   (default: $HOME/.cache/cuda-toolkit; idempotent; prints PREFIX)
 set -euo pipefail
 prefix=${1:-$HOME/.cache/cuda-toolkit}
@@ -40,8 +42,10 @@ mv "$work/x/nvidia/cu13" "$prefix"
 ln -sfn lib "$prefix/lib64"
 ln -sf libcudart.so.13 "$prefix/lib/libcudart.so"
 mkdir -p "$prefix/lib/stubs"
-: >"$prefix/lib/libcublas.so"
-: >"$prefix/lib/libcublasLt.so"
-: >"$prefix/lib/stubs/libcuda.so"
+echo 'void llama_rs_link_stub(void) {}' >"$work/stub.c"
+for stub in lib/libcublas.so:libcublas.so.13 lib/libcublasLt.so:libcublasLt.so.13 \
+            lib/stubs/libcuda.so:libcuda.so.1; do
+  cc -shared -fPIC -o "$prefix/${stub%%:*}" -Wl,-soname,"${stub#*:}" "$work/stub.c"
+done
 "$prefix/bin/nvcc" --version | tail -n 2 >&2
 echo "$prefix"

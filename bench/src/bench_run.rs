@@ -100,6 +100,7 @@ pub fn run(args: &[String]) -> Result<()> {
         return Ok(());
     }
     llama::backend::set_logging(p.verbose);
+    llama::backend::log_to_stderr(p.verbose);
     resolve_models(&mut p)?;
     let build = BuildInfo {
         commit: crate::worker::loaded_commit(),
@@ -280,10 +281,11 @@ pub fn compare(args: &[String]) -> Result<()> {
         let c = cmp::correctness(&mut workers, n_vocab, opts.steps, n_threads, &tokens)?;
         let greedy_match = c.greedy[0] == c.greedy[1];
         notes.push(format!(
-            "{model_type}: teacher-forced {} steps: max |Δlogit| {:.3e}, max NMSE {:.3e}; greedy continuations {}",
+            "{model_type}: teacher-forced {} steps: max |Δlogit| {:.3e}, max NMSE {:.3e} (first step {:.3e}); greedy continuations {}",
             c.steps,
             c.max_abs_diff,
             c.max_nmse,
+            c.first_nmse,
             if greedy_match { "identical" } else { "differ" }
         ));
         if opts.check && c.max_nmse > opts.max_nmse {

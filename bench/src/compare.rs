@@ -56,6 +56,10 @@ pub struct Correctness {
     pub max_abs_diff: f64,
     /// Largest per-step NMSE.
     pub max_nmse: f64,
+    /// NMSE of the first step: a kernel that differs shows at once, while rounding
+    /// differences start tiny and grow through a recurrent model's states.
+    #[serde(default)]
+    pub first_nmse: f64,
     /// Greedy continuation of each build.
     pub greedy: [Vec<i32>; 2],
 }
@@ -95,6 +99,9 @@ pub fn correctness(
         let (max, nmse) = checks::diff(&rows[0][r.clone()], &rows[1][r]);
         c.max_abs_diff = c.max_abs_diff.max(max);
         c.max_nmse = c.max_nmse.max(nmse);
+        if s == 0 {
+            c.first_nmse = nmse;
+        }
     }
     for (i, w) in workers.iter_mut().enumerate() {
         let v = w.call(&Request::Greedy {

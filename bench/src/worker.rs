@@ -184,6 +184,14 @@ pub fn serve() -> Result<()> {
     Ok(())
 }
 
+/// `first` followed by the directories already in the environment variable `var`.
+fn search_path(var: &str, first: &str) -> Result<std::ffi::OsString> {
+    let rest = std::env::var_os(var).unwrap_or_default();
+    let dirs = std::iter::once(std::path::PathBuf::from(first))
+        .chain(std::env::split_paths(&rest).filter(|d| !d.as_os_str().is_empty()));
+    std::env::join_paths(dirs).map_err(|e| format!("{var}: {e}"))
+}
+
 /// The parent's handle on one worker process.
 pub struct Worker {
     /// `patched` or `upstream`.
@@ -199,8 +207,13 @@ impl Worker {
         let exe = std::env::current_exe().map_err(err)?;
         let mut child = std::process::Command::new(exe)
             .arg("worker")
-            .env("LD_LIBRARY_PATH", lib_dir)
-            .env("DYLD_LIBRARY_PATH", lib_dir)
+            // Prepended, not replacing: a GPU build's own libraries (CUDA runtime, cuBLAS) may
+            // be found only through the caller's path.
+            .env("LD_LIBRARY_PATH", search_path("LD_LIBRARY_PATH", lib_dir)?)
+            .env(
+                "DYLD_LIBRARY_PATH",
+                search_path("DYLD_LIBRARY_PATH", lib_dir)?,
+            )
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()

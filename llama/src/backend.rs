@@ -14,6 +14,7 @@ use llama_sys as sys;
 
 static INIT: Once = Once::new();
 static LOGS_ON: AtomicBool = AtomicBool::new(true);
+static LOGS_TO_STDERR: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
     /// The partial line being assembled on this thread (ggml logs in pieces).
@@ -40,6 +41,18 @@ pub fn init() {
 /// Lines captured for error messages are kept either way.
 pub fn set_logging(on: bool) {
     LOGS_ON.store(on, Ordering::Relaxed);
+}
+
+/// Also writes every forwarded log line to standard error, for programs without a `tracing`
+/// subscriber (a command-line tool's `--verbose`). Off by default; [`set_logging`]`(false)`
+/// silences both.
+///
+/// ```
+/// llama::backend::log_to_stderr(true);
+/// # llama::backend::log_to_stderr(false);
+/// ```
+pub fn log_to_stderr(on: bool) {
+    LOGS_TO_STDERR.store(on, Ordering::Relaxed);
 }
 
 /// Runs `f`, returning its result and the warning/error lines llama.cpp logged
@@ -105,6 +118,9 @@ fn emit(level: i32, msg: &str) {
     });
     if !LOGS_ON.load(Ordering::Relaxed) {
         return;
+    }
+    if LOGS_TO_STDERR.load(Ordering::Relaxed) {
+        eprintln!("{msg}");
     }
     match level as u32 {
         sys::GGML_LOG_LEVEL_ERROR => tracing::error!(target: "llama_cpp", "{msg}"),

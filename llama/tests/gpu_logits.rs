@@ -1,18 +1,20 @@
-//! Teacher-forced logits of a synthetic qwen3next on Vulkan against the CPU.
+//! Teacher-forced logits of a synthetic qwen3next on a GPU backend (Vulkan, CUDA) against the CPU.
 //!
 //! The tiny qwen3next (3 linear-attention layers with 4 q/k heads shared by 8 value heads, head
 //! size 32; 1 full-attention layer; MoE), all weights F32, decodes a prompt and then 32 fixed
 //! tokens one at a time, once on the CPU (`n_gpu_layers(0)`) and once with every layer on the
-//! first Vulkan device. Every step's logits must agree at NMSE < 1e-4 (see [`THRESHOLD`]).
+//! backend's first device. Every step's logits must agree at NMSE < 1e-4 (see [`THRESHOLD`]).
 //!
-//! With patch 0013 (Vulkan implements the series' gated-delta-net forms) the Vulkan graph must
-//! also take the same forms as the CPU one (interleaved q/k broadcast without `REPEAT`s, q/k L2
-//! norm in the op, state written in place): the counts of the nodes those forms remove are
-//! compared between the two graphs of a decode step.
+//! Where the series implements its graph forms on that backend (patch 0013 for Vulkan; 0011 and
+//! 0014 for CUDA), the device's graph must also take the same forms as the CPU one (sigmoids on
+//! views without `CONT`s, interleaved q/k broadcast without `REPEAT`s, q/k L2 norm in the op,
+//! state written in place): the counts of the nodes those forms remove are compared between the
+//! two graphs of a decode step.
 //!
-//! Needs `--features vulkan` and a visible Vulkan device (on a CPU-only machine Mesa's lavapipe,
-//! with `GGML_VK_VISIBLE_DEVICES=0`; see the README's Vulkan section): it fails without one.
-#![cfg(feature = "vulkan")]
+//! Each test needs its feature (`vulkan`, `cuda`) and a visible device of that backend (on a
+//! CPU-only machine Mesa's lavapipe, with `GGML_VK_VISIBLE_DEVICES=0`; see the README's Vulkan
+//! section): it fails without one.
+#![cfg(any(feature = "vulkan", feature = "cuda"))]
 
 mod common;
 
@@ -35,12 +37,17 @@ const STEPS: usize = 32;
 /// NMSE > 1e-3, a skipped q/k norm by > 1e-2 (not measured at the logits).
 const THRESHOLD: f64 = 1e-4;
 
-/// Ops whose counts tell the gated-delta-net forms apart: `REPEAT` (q/k broadcast), `RMS_NORM`
-/// and `SCALE` (q/k L2 norm), `CPY` (the state copy into the cache).
-const FORM_OPS: [&str; 4] = ["REPEAT", "RMS_NORM", "SCALE", "CPY"];
+/// Ops whose counts tell the series' forms apart: `CONT` (copies before the sigmoids), `REPEAT`
+/// (q/k broadcast), `RMS_NORM` and `SCALE` (q/k L2 norm), `CPY` (the state copy into the cache).
+const FORM_OPS: [&str; 5] = ["CONT", "REPEAT", "RMS_NORM", "SCALE", "CPY"];
 
 fn model_path() -> std::path::PathBuf {
     llama::backend::set_logging(false);
+    // Another model to compare on (only the step NMSEs mean anything then: the threshold and
+    // the form counts are this model's)
+    if let Some(path) = std::env::var_os("GPU_LOGITS_MODEL") {
+        return path.into();
+    }
     let opts = SynthOptions {
         ftype: FileType::F32,
         ..SynthOptions::new(Preset::Qwen3NextTiny)
@@ -50,16 +57,13 @@ fn model_path() -> std::path::PathBuf {
 
 /// The logits after the prompt and after each of the [`STEPS`] fixed tokens, and the counts of
 /// [`FORM_OPS`] in the last step's graph.
-fn teacher_forced(model: &Model) -> (Vec<Vec<f32>>, BTreeMap<String, usize>) {
+fn teacher_forced(model: &Model, flash: FlashAttn) -> (Vec<Vec<f32>>, BTreeMap<String, usize>) {
     let ops = Arc::new(Mutex::new(Vec::<String>::new()));
     let seen = Arc::clone(&ops);
     let params = ContextParams::default()
         .n_ctx(256)
         .n_threads(2)
-        // lavapipe crashes (SIGSEGV in its worker thread) in the first decode step with flash
-        // attention on, right after the full-attention layer's FLASH_ATTN_EXT, also when
-        // supports_op rejects every new gated-delta-net form: not what this test is about
-        .flash_attn(FlashAttn::Off)
+        .flash_attn(flash)
         .observe_graph(move |node| {
             seen.lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -90,17 +94,18 @@ fn teacher_forced(model: &Model) -> (Vec<Vec<f32>>, BTreeMap<String, usize>) {
     (logits, counts)
 }
 
-#[test]
-fn qwen3next_logits_on_vulkan_match_the_cpu() {
+/// Runs the comparison on the first device whose name starts with `prefix`; `forms_patches` are
+/// the series files that make that backend take the CPU's forms (all must be applied to check).
+fn matches_the_cpu(prefix: &str, forms_patches: &[&str], flash: FlashAttn) {
     let path = model_path();
-    let vulkan: Vec<String> = llama::backend::devices()
+    let gpus: Vec<String> = llama::backend::devices()
         .into_iter()
         .map(|d| d.name)
-        .filter(|n| n.starts_with("Vulkan"))
+        .filter(|n| n.starts_with(prefix))
         .collect();
     assert!(
-        !vulkan.is_empty(),
-        "no Vulkan device visible (lavapipe needs GGML_VK_VISIBLE_DEVICES=0)"
+        !gpus.is_empty(),
+        "no {prefix} device visible (lavapipe needs GGML_VK_VISIBLE_DEVICES=0)"
     );
 
     let cpu_only = ModelParams::default()
@@ -108,18 +113,18 @@ fn qwen3next_logits_on_vulkan_match_the_cpu() {
         .expect("no offload device")
         .n_gpu_layers(0);
     let cpu_model = Model::load(&path, cpu_only).expect("load");
-    let (cpu, cpu_ops) = teacher_forced(&cpu_model);
+    let (cpu, cpu_ops) = teacher_forced(&cpu_model, flash);
     drop(cpu_model);
 
-    let vk_params = ModelParams::default()
-        .devices(&[vulkan[0].as_str()])
-        .expect("the Vulkan device")
+    let gpu_params = ModelParams::default()
+        .devices(&[gpus[0].as_str()])
+        .expect("the GPU device")
         .n_gpu_layers(999);
-    let vk_model = Model::load(&path, vk_params).expect("load on Vulkan");
-    let (vk, vk_ops) = teacher_forced(&vk_model);
+    let gpu_model = Model::load(&path, gpu_params).expect("load on the GPU");
+    let (gpu, gpu_ops) = teacher_forced(&gpu_model, flash);
 
     let mut worst = 0f64;
-    for (step, (a, b)) in vk.iter().zip(&cpu).enumerate() {
+    for (step, (a, b)) in gpu.iter().zip(&cpu).enumerate() {
         let e = common::nmse(a, b);
         eprintln!("step {step}: NMSE {e:.3e}");
         worst = worst.max(e);
@@ -130,19 +135,47 @@ fn qwen3next_logits_on_vulkan_match_the_cpu() {
     }
     eprintln!(
         "{} steps on {}: worst NMSE {worst:.3e}; decode-step node counts CPU {cpu_ops:?}, \
-         Vulkan {vk_ops:?} ({} build)",
-        vk.len(),
-        vulkan[0],
+         {prefix} {gpu_ops:?} ({} build)",
+        gpu.len(),
+        gpus[0],
         llama::build_info::VARIANT
     );
-    assert_eq!(vk.len(), STEPS + 1);
-    let vulkan_gdn = llama::build_info::PATCHES
-        .iter()
-        .any(|(file, _)| file.contains("vulkan-gdn-interleaved-qk-norm-state-in-place"));
-    if vulkan_gdn {
+    assert_eq!(gpu.len(), STEPS + 1);
+    let forms = forms_patches.iter().all(|p| {
+        llama::build_info::PATCHES
+            .iter()
+            .any(|(file, _)| file.contains(p))
+    });
+    if forms {
         assert_eq!(
-            vk_ops, cpu_ops,
-            "the Vulkan graph does not take the CPU's gated-delta-net forms"
+            gpu_ops, cpu_ops,
+            "the {prefix} graph does not take the CPU's forms"
         );
     }
+}
+
+#[cfg(feature = "vulkan")]
+#[test]
+fn qwen3next_logits_on_vulkan_match_the_cpu() {
+    // lavapipe crashes (SIGSEGV in its worker thread) in the first decode step with flash
+    // attention on, right after the full-attention layer's FLASH_ATTN_EXT, also when
+    // supports_op rejects every new gated-delta-net form: not what this test is about
+    matches_the_cpu(
+        "Vulkan",
+        &["vulkan-gdn-interleaved-qk-norm-state-in-place"],
+        FlashAttn::Off,
+    );
+}
+
+#[cfg(feature = "cuda")]
+#[test]
+fn qwen3next_logits_on_cuda_match_the_cpu() {
+    matches_the_cpu(
+        "CUDA",
+        &[
+            "cuda-unary-ops-read-strided-views",
+            "cuda-gdn-interleaved-qk-norm-state-in-place",
+        ],
+        FlashAttn::Auto,
+    );
 }

@@ -72,6 +72,11 @@ impl Device {
         self.name().starts_with("Vulkan")
     }
 
+    /// Whether this is a device of ggml's CUDA backend.
+    pub fn is_cuda(&self) -> bool {
+        self.name().starts_with("CUDA")
+    }
+
     /// The device's default buffer type (device memory for a GPU).
     pub fn buffer_type(&self) -> BufferType {
         // SAFETY: a valid device; the buffer type it returns is static.

@@ -23,7 +23,8 @@ pub enum Expect {
 /// Every device except the CPU, in registry order: the ones compared with the CPU and the
 /// reference. With this crate's `vulkan` feature, at least one of them must be a Vulkan device
 /// (on a machine without a GPU, Mesa's lavapipe, which ggml lists only when
-/// `GGML_VK_VISIBLE_DEVICES` names it), so that a run cannot pass without testing Vulkan.
+/// `GGML_VK_VISIBLE_DEVICES` names it), and with its `cuda` feature a CUDA device, so that a
+/// run cannot pass without testing the backend it was built for.
 pub fn accelerators() -> Vec<Device> {
     let devices: Vec<Device> = Device::all().into_iter().filter(|d| !d.is_cpu()).collect();
     if cfg!(feature = "vulkan") {
@@ -31,6 +32,13 @@ pub fn accelerators() -> Vec<Device> {
             devices.iter().any(Device::is_vulkan),
             "built with the vulkan feature but no Vulkan device is visible (devices: {:?}); \
              on a machine without a GPU install Mesa's lavapipe and set GGML_VK_VISIBLE_DEVICES=0",
+            Device::all()
+        );
+    }
+    if cfg!(feature = "cuda") {
+        assert!(
+            devices.iter().any(Device::is_cuda),
+            "built with the cuda feature but no CUDA device is visible (devices: {:?})",
             Device::all()
         );
     }

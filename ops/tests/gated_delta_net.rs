@@ -134,7 +134,7 @@ impl Case {
         for (device, tally) in accelerators().into_iter().zip(tallies) {
             let expect = if device.is_vulkan() {
                 self.backend_expect(vulkan_supports_patched_modes())
-            } else if device.name().starts_with("CUDA") {
+            } else if device.is_cuda() {
                 self.backend_expect(cuda_supports_patched_modes())
             } else {
                 Expect::Unknown

@@ -60,7 +60,7 @@ fn views() -> Vec<(&'static str, View)> {
 fn expect(device: &Device, contiguous: bool) -> Expect {
     if device.is_vulkan() {
         Expect::Supported
-    } else if device.name().starts_with("CUDA") {
+    } else if device.is_cuda() {
         if contiguous || build_info::VARIANT == "patched" {
             Expect::Supported
         } else {
