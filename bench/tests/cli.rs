@@ -138,9 +138,11 @@ fn graph_counts_are_stable_and_the_patched_decode_graph_is_smaller() {
     assert_eq!(fewer("RMS_NORM"), 6);
     // 0006: the interleaved q/k broadcast replaces the q and k REPEATs of each linear layer.
     assert_eq!(fewer("REPEAT"), 6);
+    // 0017: each linear layer's gated norm is one SWIGLU instead of a SILU and a MUL.
+    assert_eq!((fewer("SILU"), fewer("SWIGLU")), (3, -3));
     assert_eq!(
         get("upstream", "decode", "n_nodes") - get("patched", "decode", "n_nodes"),
-        3 + 8 + 6 + 6 + 6 + 3 + 12 + 4
+        3 + 8 + 6 + 6 + 6 + 3 + 12 + 4 + 3
     );
     assert!(get("patched", "decode", "copy_bytes") < get("upstream", "decode", "copy_bytes"));
     assert!(get("patched", "prompt", "compute_buffer_bytes") > 0);
@@ -178,4 +180,63 @@ fn plain_run_writes_each_format_and_saved_files_compare() {
     ]);
     assert!(ok, "{err}");
     assert!(out.contains("pp16") && out.contains("tg4"), "{out}");
+}
+
+#[test]
+fn profile_reports_each_matmul_kind_with_its_weight_bandwidth() {
+    let m = tiny();
+    let (ok, out, err) = bench(&["profile", "-m", &m, "-n", "2", "-t", "2", "-o", "json"]);
+    assert!(ok, "stdout:\n{out}\nstderr:\n{err}");
+    let p: serde_json::Value = serde_json::from_str(&out).expect("json profile");
+    let num = |v: &serde_json::Value, key: &str| {
+        v[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("no number {key} in {v}"))
+    };
+    assert_eq!(p["steps"], 2);
+    for key in [
+        "step_ms_plain",
+        "step_ms_plain_no_pool",
+        "step_ms_timed",
+        "nodes_ms",
+        "read_bandwidth_gbs",
+    ] {
+        let x = num(&p, key);
+        assert!(x.is_finite() && x > 0.0, "{key} = {x}");
+    }
+    // The nodes run inside the timed step.
+    assert!(num(&p, "nodes_ms") < num(&p, "step_ms_timed"));
+    let rows = p["rows"].as_array().expect("rows");
+    let matmul =
+        |op: &str| -> Vec<&serde_json::Value> { rows.iter().filter(|r| r["op"] == op).collect() };
+    let (mm, moe) = (matmul("MUL_MAT"), matmul("MUL_MAT_ID"));
+    assert!(!mm.is_empty() && !moe.is_empty(), "{out}");
+    for r in mm.iter().chain(&moe) {
+        assert!(r["role"].is_string(), "{r}");
+        assert!(num(r, "weight_bytes_per_step") > 0.0, "{r}");
+        let gbs = num(r, "gbs");
+        assert!(gbs.is_finite() && gbs > 0.0, "{r}");
+        assert!(num(r, "membw_share").is_finite(), "{r}");
+        let n = num(r, "nodes_per_step");
+        assert!(n >= 1.0 && n.fract() == 0.0, "{r}");
+    }
+    // The lm_head reads its whole matrix; the experts only the used ones' share.
+    assert!(mm.iter().any(|r| r["role"] == "output"), "{out}");
+    assert!(moe.iter().any(|r| r["role"] == "ffn_down_exps"), "{out}");
+    // Other ops read no weights.
+    let add = rows.iter().find(|r| r["op"] == "ADD").expect("ADD row");
+    assert_eq!(num(add, "weight_bytes_per_step"), 0.0);
+    assert!(add["gbs"].is_null());
+    let all = &p["matmuls"];
+    let total: f64 = mm
+        .iter()
+        .chain(&moe)
+        .map(|r| num(r, "weight_bytes_per_step"))
+        .sum();
+    assert!((num(all, "weight_bytes_per_step") - total).abs() <= 1e-6 * total);
+    let shares: f64 = rows.iter().map(|r| num(r, "share")).sum();
+    assert!(
+        shares > 0.0 && shares <= 1.0 + 1e-9,
+        "shares sum to {shares}"
+    );
 }
