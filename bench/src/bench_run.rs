@@ -48,6 +48,9 @@ fn spec(inst: &TestInstance) -> TestSpec {
         },
         no_kv_offload: inst.no_kv_offload,
         embeddings: inst.embeddings,
+        poll: inst.poll.clamp(0, 100) as u32,
+        cpu_strict: inst.cpu_strict,
+        cpu_mask: inst.cpu_mask.clone(),
     }
 }
 

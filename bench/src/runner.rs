@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use llama::{Batch, CacheType, Context, ContextParams, FlashAttn, Model, Token};
+use llama::{Batch, CacheType, Context, ContextParams, FlashAttn, Model, ThreadPoolOptions, Token};
 use serde::{Deserialize, Serialize};
 
 use crate::{Result, err};
@@ -35,6 +35,36 @@ pub struct TestSpec {
     pub no_kv_offload: bool,
     /// Extract embeddings too.
     pub embeddings: bool,
+    /// How idle CPU workers poll (`--poll`, 0-100).
+    #[serde(default = "default_poll")]
+    pub poll: u32,
+    /// Pin each CPU worker to its own CPU of the mask (`--cpu-strict`).
+    #[serde(default)]
+    pub cpu_strict: bool,
+    /// CPU affinity mask as given (`--cpu-mask`, hex; `0x0`: default affinity).
+    #[serde(default)]
+    pub cpu_mask: String,
+}
+
+fn default_poll() -> u32 {
+    50
+}
+
+/// Upstream's CPU mask syntax: hex digits, optional `0x`, the last digit for CPUs 0-3
+/// (its lowest bit CPU 0), the one before it for CPUs 4-7, and so on.
+pub fn parse_cpu_mask(hex: &str) -> Result<Vec<bool>> {
+    let digits = hex
+        .strip_prefix("0x")
+        .or_else(|| hex.strip_prefix("0X"))
+        .unwrap_or(hex);
+    let mut mask = Vec::with_capacity(digits.len() * 4);
+    for c in digits.chars().rev() {
+        let v = c
+            .to_digit(16)
+            .ok_or_else(|| format!("--cpu-mask {hex:?}: {c:?} is not a hex digit"))?;
+        mask.extend((0..4).map(|bit| v >> bit & 1 == 1));
+    }
+    Ok(mask)
 }
 
 impl TestSpec {
@@ -59,7 +89,13 @@ impl TestSpec {
             .flash_attn(fa)
             .offload_kqv(!self.no_kv_offload)
             .embeddings(self.embeddings)
-            .no_perf(true))
+            .no_perf(true)
+            // As upstream's llama-bench: CPU workers stay alive between graphs.
+            .thread_pool_options(ThreadPoolOptions {
+                poll: self.poll,
+                strict_cpu: self.cpu_strict,
+                cpu_mask: parse_cpu_mask(&self.cpu_mask)?,
+            }))
     }
 }
 
@@ -180,5 +216,20 @@ impl<'m> Prepared<'m> {
             self.generate(ng, d + np)?;
         }
         Ok(t0.elapsed().as_nanos() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_cpu_mask;
+
+    #[test]
+    fn cpu_masks_read_as_upstream_reads_them() {
+        assert_eq!(parse_cpu_mask("0x0").unwrap(), vec![false; 4]);
+        let m = parse_cpu_mask("0x12").unwrap();
+        let on: Vec<usize> = (0..m.len()).filter(|&i| m[i]).collect();
+        assert_eq!(on, vec![1, 4]);
+        assert_eq!(parse_cpu_mask("F").unwrap(), vec![true; 4]);
+        assert!(parse_cpu_mask("0xz").is_err());
     }
 }

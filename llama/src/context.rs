@@ -13,7 +13,7 @@ use crate::batch::Batch;
 use crate::error::{Error, Result, check_decode};
 use crate::lora::LoraAdapter;
 use crate::model::Model;
-use crate::params::{ContextParams, GraphCallback, GraphNode, SrcInfo};
+use crate::params::{ContextParams, GraphCallback, GraphNode, SrcInfo, ThreadPoolOptions};
 use crate::vocab::Token;
 
 /// Callback state that must stay at a fixed address while the context lives.
@@ -107,9 +107,14 @@ unsafe fn describe(t: *mut sys::ggml_tensor) -> GraphNode {
 struct ThreadPool(NonNull<sys::ggml_threadpool>);
 
 impl ThreadPool {
-    fn new(n_threads: i32) -> Result<ThreadPool> {
+    fn new(n_threads: i32, options: &ThreadPoolOptions) -> Result<ThreadPool> {
         // SAFETY: returns a plain struct by value.
         let mut tpp = unsafe { sys::ggml_threadpool_params_default(n_threads) };
+        tpp.poll = options.poll;
+        tpp.strict_cpu = options.strict_cpu;
+        for (slot, &on) in tpp.cpumask.iter_mut().zip(&options.cpu_mask) {
+            *slot = on;
+        }
         // SAFETY: `tpp` is a valid parameter block; the pool is freed by Drop.
         let ptr = unsafe { sys::ggml_threadpool_new(&mut tpp) };
         NonNull::new(ptr).map(ThreadPool).ok_or(Error::Null {
@@ -202,10 +207,12 @@ impl<'m> Context<'m> {
             graph,
             thread_pool,
         } = params;
-        let pool = if thread_pool {
-            Some(ThreadPool::new(raw.n_threads.max(raw.n_threads_batch))?)
-        } else {
-            None
+        let pool = match &thread_pool {
+            Some(options) => Some(ThreadPool::new(
+                raw.n_threads.max(raw.n_threads_batch),
+                options,
+            )?),
+            None => None,
         };
         let mut callbacks = Box::new(Callbacks {
             abort,

@@ -51,6 +51,7 @@ pub use model_params::{
 };
 pub use params::{
     AttentionType, CacheType, ContextParams, FlashAttn, GraphNode, Pooling, RopeScaling, SrcInfo,
+    ThreadPoolOptions,
 };
 pub use sampler::{SamplerBuilder, SamplerChain};
 pub use vocab::{Token, Utf8Decoder, Vocab};

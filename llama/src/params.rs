@@ -192,7 +192,37 @@ pub struct ContextParams {
     pub(crate) raw: sys::llama_context_params,
     pub(crate) abort: Option<Arc<AtomicBool>>,
     pub(crate) graph: Option<GraphCallback>,
-    pub(crate) thread_pool: bool,
+    pub(crate) thread_pool: Option<ThreadPoolOptions>,
+}
+
+/// How the workers of a context's CPU thread pool ([`ContextParams::thread_pool_options`])
+/// behave; the fields are ggml's `ggml_threadpool_params`.
+///
+/// ```
+/// let o = llama::ThreadPoolOptions { poll: 0, ..Default::default() };
+/// let p = llama::ContextParams::default().thread_pool_options(o);
+/// # let _ = p;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadPoolOptions {
+    /// How long an idle worker polls for new work before it sleeps: 0 sleeps at once,
+    /// 100 polls longest (ggml's default, 50, is also upstream `llama-bench`'s `--poll`).
+    pub poll: u32,
+    /// Pin each worker to its own CPU of `cpu_mask` (ggml's `strict_cpu`).
+    pub strict_cpu: bool,
+    /// The CPUs the workers may run on, by CPU number (entries past ggml's thread limit
+    /// are ignored); empty or all-false keeps the default affinity.
+    pub cpu_mask: Vec<bool>,
+}
+
+impl Default for ThreadPoolOptions {
+    fn default() -> Self {
+        Self {
+            poll: 50,
+            strict_cpu: false,
+            cpu_mask: Vec::new(),
+        }
+    }
 }
 
 impl Default for ContextParams {
@@ -204,7 +234,7 @@ impl Default for ContextParams {
             raw,
             abort: None,
             graph: None,
-            thread_pool: false,
+            thread_pool: None,
         }
     }
 }
@@ -420,7 +450,14 @@ impl ContextParams {
     /// The pool has `max(n_threads_gen, n_threads_batch)` threads; it is freed
     /// with the context.
     pub fn thread_pool(mut self, on: bool) -> Self {
-        self.thread_pool = on;
+        self.thread_pool = on.then(ThreadPoolOptions::default);
+        self
+    }
+
+    /// A [`thread_pool`](Self::thread_pool) whose workers poll, and are placed on CPUs,
+    /// as `options` says.
+    pub fn thread_pool_options(mut self, options: ThreadPoolOptions) -> Self {
+        self.thread_pool = Some(options);
         self
     }
 
