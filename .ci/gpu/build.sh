@@ -2,7 +2,7 @@
 # Builds, on a machine without a GPU, what .ci/gpu/run.sh runs on a CUDA machine without Rust: the
 # patched and upstream llama.cpp as shared libraries with ggml-cuda for sm_90 (H100/H200), compiled by
 # the wheel-based nvcc of cuda-toolkit.sh, plus llama-bench, the op tests and gpu_logits built with the
-# `cuda` features; then packs them into .gpu/ (git-ignored: add `/.gpu/` to .git/info/exclude).
+# `cuda` features; then packs them into .gpu/ (git-ignored).
 # The two CUDA builds take about 45 minutes on 2 cores (ccache shares nothing between the variants:
 # the series changes ggml.h, which every ggml-cuda file includes).
 #   usage: .ci/gpu/build.sh   (from the workspace root)   then carry .gpu to the GPU machine and run
