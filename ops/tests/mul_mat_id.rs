@@ -51,6 +51,12 @@ impl Case {
     /// Runs the op with the weights in the repack buffer; returns the NMSE against the
     /// reference and the rows each expert got.
     fn run(&self) -> (f64, Vec<usize>) {
+        let repack = BufferType::cpu_repack().expect("this build has a CPU_REPACK buffer type");
+        self.run_in(repack, true)
+    }
+
+    /// Runs the case with its weights in `buffer`, which must (or must not) repack them.
+    fn run_in(&self, buffer: BufferType, repacked: bool) -> (f64, Vec<usize>) {
         let inputs = Inputs::random(
             self.ty,
             self.shape,
@@ -60,19 +66,19 @@ impl Case {
             self.seed,
         )
         .expect("inputs");
-        let repack = BufferType::cpu_repack().expect("this build has a CPU_REPACK buffer type");
         let op = MulMatId::new(
             self.ty,
             self.shape,
             self.layout,
             &inputs,
-            repack,
+            buffer,
             self.threads,
         )
         .expect("build the graph");
-        assert!(
+        assert_eq!(
             op.weight_repacked(),
-            "{}: weights in {} were not repacked: this would test the generic path",
+            repacked,
+            "{}: weights in {}: repacked is not {repacked}, so another path would be tested",
             self.name(),
             op.weight_buffer_name()
         );
@@ -409,29 +415,22 @@ fn generic_path_blocks() {
         for (i, &(n_expert, n_used, n_tokens, m, layout, routing, threads)) in
             runs.iter().enumerate()
         {
-            let shape = Shape {
-                k: K,
-                m,
-                n_expert,
-                n_used,
-                n_tokens,
+            let case = Case {
+                ty,
+                shape: Shape {
+                    k: K,
+                    m,
+                    n_expert,
+                    n_used,
+                    n_tokens,
+                },
+                layout,
+                routing,
+                threads,
+                seed: 700 + i as u64,
             };
-            let seed = 700 + i as u64;
-            let name = format!(
-                "{} {m}x{K} top-{n_used} of {n_expert}, {n_tokens} tokens, {layout:?} src1, \
-                 {routing:?} ids, {threads} threads",
-                type_name(ty)
-            );
-            let inputs = Inputs::random(ty, shape, layout, routing, None, seed).expect("inputs");
-            let op = MulMatId::new(ty, shape, layout, &inputs, BufferType::cpu(), threads)
-                .expect("build the graph");
-            assert!(!op.weight_repacked(), "{name}: weights were repacked");
-            {
-                let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-                op.compute().expect("compute");
-            }
-            let want = reference(ty, shape, layout, &inputs).expect("reference");
-            let err = nmse(&op.output(), &want);
+            let (err, _) = case.run_in(BufferType::cpu(), false);
+            let name = case.name();
             eprintln!("{name}: NMSE {err:.3e}");
             assert!(
                 err < MATMUL_NMSE_THRESHOLD,
