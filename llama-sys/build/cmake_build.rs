@@ -63,6 +63,9 @@ pub fn build(cfg: &Config, tree: &Tree, variant: Variant, dynamic: bool) -> Resu
         };
         c.define("CMAKE_INSTALL_RPATH", origin);
     }
+    for flag in native_amx_off(cfg) {
+        c.cflag(flag).cxxflag(flag);
+    }
     if let Some(arch) = &cfg.cuda_architectures {
         c.define("CMAKE_CUDA_ARCHITECTURES", arch);
     }
@@ -81,6 +84,26 @@ pub fn build(cfg: &Config, tree: &Tree, variant: Variant, dynamic: bool) -> Resu
         vec![tree.dir.join("include"), tree.dir.join("ggml/include")],
         dynamic,
     )
+}
+
+/// Compiler flags that keep `-march=native` from enabling ggml's AMX kernels.
+///
+/// The pinned AMX code fills its tile configuration on the stack and GCC drops those stores
+/// (the `ldtilecfg` builtin is not seen as reading them), so the first tile instruction
+/// raises SIGILL on an AMX host: a native build would crash on any model with a dense
+/// Q4_0/Q4_K/Q8_0 weight. Both variants get the same flags, so comparisons stay fair; the
+/// repacked AVX-512 kernels serve those weights instead.
+fn native_amx_off(cfg: &Config) -> Vec<&'static str> {
+    let x86 = matches!(cfg.target_arch.as_str(), "x86" | "x86_64");
+    if !cfg.features.native || !x86 || cfg.target_env == "msvc" {
+        return Vec::new();
+    }
+    let mut probe = cc::Build::new();
+    probe.cpp(true).cargo_warnings(false);
+    ["-mno-amx-tile", "-mno-amx-int8", "-mno-amx-bf16"]
+        .into_iter()
+        .filter(|f| probe.is_flag_supported(f).unwrap_or(false))
+        .collect()
 }
 
 impl Built {

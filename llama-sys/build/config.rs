@@ -50,6 +50,7 @@ pub struct Config {
     pub patches_dir: PathBuf,
     pub cargo: PathBuf,
     pub target_os: String,
+    pub target_arch: String,
     pub target_env: String,
     pub features: Features,
     pub variant: Variant,
@@ -108,6 +109,7 @@ impl Config {
             patches_dir: workspace.join("patches"),
             cargo: PathBuf::from(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())),
             target_os: cargo_env("CARGO_CFG_TARGET_OS")?,
+            target_arch: cargo_env("CARGO_CFG_TARGET_ARCH")?,
             target_env: std::env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default(),
             features: Features {
                 cuda: feature("cuda"),
