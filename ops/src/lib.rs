@@ -31,6 +31,7 @@ pub mod ggml;
 pub mod harness;
 pub mod mul_mat_id;
 pub mod rng;
+pub mod ssm_conv;
 pub mod sum_rows;
 pub mod unary;
 

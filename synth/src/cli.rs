@@ -13,7 +13,7 @@ use crate::writer::{WriteReport, write_gguf};
 /// Arguments of `synth`: write a random-weight GGUF model.
 #[derive(Clone, Debug, clap::Args)]
 pub struct SynthArgs {
-    /// Model preset: qwen3next-80b-a3b, qwen3next-tiny, qwen35moe-tiny, qwen3moe-30b-a3b, qwen3moe-tiny, llama-tiny.
+    /// Model preset: qwen3next-80b-a3b, qwen3next-tiny, qwen35moe-tiny, qwen3moe-30b-a3b, qwen3moe-tiny, llama-tiny, llama3-8b.
     #[arg(long)]
     pub preset: Preset,
     /// Number of layers, at full width (default: the preset's).

@@ -47,6 +47,24 @@ impl LlamaParams {
         }
     }
 
+    /// Llama-3-8B's shapes (its `config.json`): 32 layers, hidden 4096, 32 query and 8
+    /// key/value heads of 128, FFN 14336, vocabulary 128256: a real-width dense model, the
+    /// baseline every MoE speed-up is checked against.
+    #[must_use]
+    pub fn llama3_8b() -> Self {
+        Self {
+            n_embd: 4096,
+            n_layer: 32,
+            n_head: 32,
+            n_head_kv: 8,
+            n_ff: 14336,
+            rope_base: 500_000.0,
+            n_ctx: 8192,
+            rms_eps: 1e-5,
+            n_vocab: 128_256,
+        }
+    }
+
     /// Head size.
     #[must_use]
     pub fn head_dim(&self) -> u64 {
@@ -87,4 +105,30 @@ pub(crate) fn build(p: &LlamaParams, opts: &SynthOptions) -> Result<ModelSpec> {
         b.matrix(blk(il, "ffn_down.weight"), &[p.n_ff, p.n_embd]);
     }
     Ok(b.finish(n_layer, p.n_embd))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Preset;
+
+    #[test]
+    fn llama3_8b_matches_the_published_parameter_count() {
+        let spec = ModelSpec::from_options(&SynthOptions::new(Preset::Llama3_8b)).unwrap();
+        // Meta-Llama-3-8B has 8,030,261,248 parameters (untied embeddings and output)
+        assert_eq!(spec.n_params(), 8_030_261_248);
+        assert_eq!(spec.n_layer, 32);
+        assert_eq!(
+            spec.tensor("blk.31.attn_k.weight").unwrap().shape,
+            vec![4096, 1024]
+        );
+        assert_eq!(
+            spec.tensor("blk.0.ffn_down.weight").unwrap().shape,
+            vec![14336, 4096]
+        );
+        assert_eq!(
+            spec.metadata.get_u32("llama.rope.dimension_count"),
+            Some(128)
+        );
+    }
 }

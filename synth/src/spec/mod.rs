@@ -103,6 +103,7 @@ impl ModelSpec {
                 qwen3moe::build(&qwen3moe::Qwen3MoeParams::qwen3moe_30b_a3b(), opts)
             }
             Preset::LlamaTiny => llama::build(&llama::LlamaParams::tiny(), opts),
+            Preset::Llama3_8b => llama::build(&llama::LlamaParams::llama3_8b(), opts),
         }
     }
 

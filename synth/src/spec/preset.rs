@@ -21,17 +21,20 @@ pub enum Preset {
     Qwen3MoeTiny,
     /// A few-MB dense llama with grouped-query attention.
     LlamaTiny,
+    /// Llama-3-8B at its true width (32 layers unless overridden): the dense baseline.
+    Llama3_8b,
 }
 
 impl Preset {
     /// Every preset.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Qwen3Next80bA3b,
         Self::Qwen3NextTiny,
         Self::Qwen35MoeTiny,
         Self::Qwen3Moe30bA3b,
         Self::Qwen3MoeTiny,
         Self::LlamaTiny,
+        Self::Llama3_8b,
     ];
 
     /// The presets small enough for tests.
@@ -52,6 +55,7 @@ impl Preset {
             Self::Qwen3Moe30bA3b => "qwen3moe-30b-a3b",
             Self::Qwen3MoeTiny => "qwen3moe-tiny",
             Self::LlamaTiny => "llama-tiny",
+            Self::Llama3_8b => "llama3-8b",
         }
     }
 
@@ -66,6 +70,7 @@ impl Preset {
             Self::Qwen3Moe30bA3b => super::qwen3moe::Qwen3MoeParams::qwen3moe_30b_a3b().n_vocab,
             Self::Qwen3MoeTiny => super::qwen3moe::Qwen3MoeParams::tiny().n_vocab,
             Self::LlamaTiny => super::llama::LlamaParams::tiny().n_vocab,
+            Self::Llama3_8b => super::llama::LlamaParams::llama3_8b().n_vocab,
         }
     }
 
@@ -76,7 +81,7 @@ impl Preset {
             Self::Qwen3Next80bA3b | Self::Qwen3NextTiny => "qwen3next",
             Self::Qwen35MoeTiny => "qwen35moe",
             Self::Qwen3Moe30bA3b | Self::Qwen3MoeTiny => "qwen3moe",
-            Self::LlamaTiny => "llama",
+            Self::LlamaTiny | Self::Llama3_8b => "llama",
         }
     }
 }

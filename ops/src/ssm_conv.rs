@@ -1,0 +1,228 @@
+//! `SSM_CONV` (the depthwise causal convolution of Mamba-style and gated-delta-net layers) as a
+//! single-op graph on a backend device. Output `[d_inner, n_t, n_s]`: for channel `c`, token `t`
+//! and sequence `s`, the dot product of the convolution kernel's row `c` (`d_conv` taps) with
+//! the window `x[t .. t + d_conv, c, s]` of the input `[d_conv - 1 + n_t, d_inner, n_s]`.
+//!
+//! The input is read through a [`View`] of a larger base tensor. ggml's CPU kernel asserts that
+//! each input row is contiguous (dim 0 adjacent, dim 1 packed), so the views that exist are
+//! whole rows at an offset with the sequences strided: a range of channels of a wider tensor, or
+//! a range of sequences (Qwen3-Next's conv input is the conv state concatenated with the new
+//! tokens, one such tensor per layer). Patch 0020 changes the CPU kernel's loop order.
+
+use std::ptr::NonNull;
+
+use llama_sys as sys;
+
+use crate::Error;
+use crate::device::{Backend, Device};
+use crate::ggml::{self, Buffer, Context, download, non_null, upload};
+use crate::rng::Rng;
+pub use crate::sum_rows::View;
+
+/// The convolution's sizes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    /// Taps of the kernel (Qwen3-Next: 4).
+    pub d_conv: usize,
+    /// Channels (Qwen3-Next-80B-A3B: 8192).
+    pub d_inner: usize,
+    /// Tokens per sequence.
+    pub n_t: usize,
+    /// Sequences.
+    pub n_s: usize,
+}
+
+impl Shape {
+    /// Sizes of the input, `[d_conv - 1 + n_t, d_inner, n_s, 1]`.
+    pub fn input(&self) -> [usize; 4] {
+        [self.d_conv - 1 + self.n_t, self.d_inner, self.n_s, 1]
+    }
+
+    /// Number of outputs.
+    pub fn outputs(&self) -> usize {
+        self.d_inner * self.n_t * self.n_s
+    }
+}
+
+/// Random input base values (the view's elements uniform in [-1, 1), NaN everywhere else, so a
+/// kernel reading outside the view fails the comparison) and kernel weights (uniform in [-1, 1)).
+pub fn random_inputs(shape: &Shape, view: &View, seed: u64) -> (Vec<f32>, Vec<f32>) {
+    let mut rng = Rng::new(seed);
+    let mut base = vec![f32::NAN; view.base_len()];
+    let l = view.layout();
+    for i3 in 0..l.ne[3] {
+        for i2 in 0..l.ne[2] {
+            for i1 in 0..l.ne[1] {
+                for i0 in 0..l.ne[0] {
+                    let i = l.offset
+                        + i0 * l.strides[0]
+                        + i1 * l.strides[1]
+                        + i2 * l.strides[2]
+                        + i3 * l.strides[3];
+                    base[i] = rng.uniform();
+                }
+            }
+        }
+    }
+    let weights = (0..shape.d_conv * shape.d_inner)
+        .map(|_| rng.uniform())
+        .collect();
+    (base, weights)
+}
+
+/// The convolution in f64, rounded once to f32, in the output's order (channel fastest).
+pub fn reference(shape: &Shape, view: &View, base: &[f32], weights: &[f32]) -> Vec<f32> {
+    let l = view.layout();
+    let mut out = Vec::with_capacity(shape.outputs());
+    for s in 0..shape.n_s {
+        for t in 0..shape.n_t {
+            for c in 0..shape.d_inner {
+                let sum: f64 = (0..shape.d_conv)
+                    .map(|k| {
+                        let x = base[l.offset
+                            + (t + k) * l.strides[0]
+                            + c * l.strides[1]
+                            + s * l.strides[2]];
+                        f64::from(x) * f64::from(weights[c * shape.d_conv + k])
+                    })
+                    .sum();
+                out.push(sum as f32);
+            }
+        }
+    }
+    out
+}
+
+/// A built `ssm_conv(view(base), weights)` graph with its data uploaded, ready to compute.
+pub struct SsmConv {
+    backend: Backend,
+    // The tensors live in the context and point into the buffer: both are kept for as long as
+    // the raw pointers below are used, and dropped together.
+    _buffer: Buffer,
+    _ctx: Context,
+    src0: NonNull<sys::ggml_tensor>,
+    out: NonNull<sys::ggml_tensor>,
+    graph: NonNull<sys::ggml_cgraph>,
+    len: usize,
+}
+
+impl SsmConv {
+    /// Builds the graph on `device` (`threads` counts on the CPU only) and uploads `base`
+    /// (`view.base_len()` values) and `weights` (`d_conv * d_inner`). The view must not be
+    /// permuted and must have `shape.input()`'s sizes with whole, packed rows (what ggml's CPU
+    /// kernel asserts: anything else is [`Error::Unsupported`], not a process abort); checks
+    /// that ggml's view has the strides [`View::layout`] predicts. A device that rejects the
+    /// node gives [`Error::DeviceUnsupported`].
+    pub fn on(
+        device: Device,
+        shape: &Shape,
+        view: &View,
+        base: &[f32],
+        weights: &[f32],
+        threads: usize,
+    ) -> Result<Self, Error> {
+        if !view.is_valid()
+            || view.ne != shape.input()
+            || base.len() != view.base_len()
+            || weights.len() != shape.d_conv * shape.d_inner
+            || shape.d_conv == 0
+        {
+            return Err(Error::Shape(format!(
+                "{shape:?} from {view:?} with {} base values and {} weights",
+                base.len(),
+                weights.len()
+            )));
+        }
+        if view.perm != [0, 1, 2, 3] || view.base[0] != view.ne[0] {
+            return Err(Error::Unsupported(format!(
+                "ssm_conv needs whole, packed input rows: {view:?}"
+            )));
+        }
+        let layout = view.layout();
+        let ctx = Context::new(6)?;
+        let f = size_of::<f32>();
+        let [b0, b1, b2, b3] = view.base.map(|x| x as i64);
+        let [v0, v1, v2, _] = view.ne.map(|x| x as i64);
+        let offset_bytes = layout.offset * f;
+        // SAFETY: a live no_alloc context with room for these tensors and the graph; the view lies
+        // inside the base (is_valid) and has ssm_conv's sizes (checked above, so its asserts
+        // hold), and every returned pointer is checked before use.
+        let (base_t, weights_t, src0, out, graph) = unsafe {
+            let c = ctx.as_ptr();
+            let base_t = non_null(
+                sys::ggml_new_tensor_4d(c, sys::GGML_TYPE_F32, b0, b1, b2, b3),
+                "ggml_new_tensor_4d",
+            )?;
+            ggml::set_name(base_t.as_ptr(), "base");
+            let weights_t = non_null(
+                sys::ggml_new_tensor_2d(
+                    c,
+                    sys::GGML_TYPE_F32,
+                    shape.d_conv as i64,
+                    shape.d_inner as i64,
+                ),
+                "ggml_new_tensor_2d",
+            )?;
+            ggml::set_name(weights_t.as_ptr(), "weights");
+            let nb = (*base_t.as_ptr()).nb;
+            let src0 = non_null(
+                sys::ggml_view_3d(c, base_t.as_ptr(), v0, v1, v2, nb[1], nb[2], offset_bytes),
+                "ggml_view_3d",
+            )?;
+            let out = non_null(
+                sys::ggml_ssm_conv(c, src0.as_ptr(), weights_t.as_ptr()),
+                "ggml_ssm_conv",
+            )?;
+            ggml::set_name(out.as_ptr(), "out");
+            let graph = non_null(sys::ggml_new_graph(c), "ggml_new_graph")?;
+            sys::ggml_build_forward_expand(graph.as_ptr(), out.as_ptr());
+            (base_t, weights_t, src0, out, graph)
+        };
+        // SAFETY: reading fields of the live src0 tensor.
+        let (ne, nb) = unsafe { ((*src0.as_ptr()).ne, (*src0.as_ptr()).nb) };
+        let predicted =
+            (0..3).all(|d| ne[d] as usize == layout.ne[d] && nb[d] == layout.strides[d] * f);
+        if !predicted {
+            return Err(Error::Shape(format!(
+                "ggml's view is ne {ne:?} nb {nb:?}, expected {layout:?} (in floats)"
+            )));
+        }
+        let buffer = Buffer::alloc_ctx_tensors(&ctx, device.buffer_type())?;
+        // SAFETY: the graph and its tensors are live and allocated.
+        unsafe { device.check_graph(graph.as_ptr())? };
+        // SAFETY: both tensors are allocated (upload checks their sizes).
+        unsafe {
+            upload(base_t, base)?;
+            upload(weights_t, weights)?;
+        }
+        Ok(Self {
+            backend: Backend::new(device, threads)?,
+            _buffer: buffer,
+            _ctx: ctx,
+            src0,
+            out,
+            graph,
+            len: shape.outputs(),
+        })
+    }
+
+    /// Whether the input is one contiguous block (no gaps, no offset from its base's order).
+    pub fn input_contiguous(&self) -> bool {
+        // SAFETY: the live src0 tensor.
+        unsafe { sys::ggml_is_contiguous(self.src0.as_ptr()) }
+    }
+
+    /// Computes the graph once.
+    pub fn compute(&self) -> Result<(), Error> {
+        // SAFETY: the graph and all its tensors are allocated and initialised in `on`.
+        unsafe { self.backend.compute(self.graph.as_ptr()) }
+    }
+
+    /// The op's output `[d_inner, n_t, n_s]`, contiguous.
+    pub fn output(&self) -> Vec<f32> {
+        // SAFETY: the output is an allocated, contiguous F32 tensor.
+        let out = unsafe { download(self.out) };
+        debug_assert_eq!(out.len(), self.len);
+        out
+    }
+}
