@@ -25,6 +25,7 @@
 //! # Ok::<(), llama_ops::Error>(())
 //! ```
 
+pub mod binary;
 pub mod device;
 pub mod gated_delta_net;
 pub mod ggml;
