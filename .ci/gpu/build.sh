@@ -23,7 +23,7 @@ t=$CARGO_TARGET_DIR/release
 newest() { find "$t/deps" -maxdepth 1 -type f -executable -name "$1-*" -printf '%T@ %p\n' | sort -n | tail -n1 | cut -d' ' -f2; }
 rm -rf .gpu/bin && mkdir -p .gpu/bin
 cp "$t/llama-bench" .gpu/bin/
-for test in gated_delta_net unary_views mul_mat_id sum_rows; do cp "$(newest "$test")" ".gpu/bin/ops-$test"; done
+for test in gated_delta_net unary_views mul_mat_id sum_rows concat; do cp "$(newest "$test")" ".gpu/bin/ops-$test"; done
 cp "$(newest gpu_logits)" .gpu/bin/gpu_logits
 strip .gpu/bin/*
 cp .ci/gpu/run.sh .gpu/

@@ -26,6 +26,7 @@
 //! ```
 
 pub mod binary;
+pub mod concat;
 pub mod device;
 pub mod gated_delta_net;
 pub mod ggml;
