@@ -11,10 +11,10 @@
 //! (after two warm-up runs) and the bytes read and written per run over the median time.
 
 use std::error::Error;
-use std::time::Instant;
 
 use llama_ops::Device;
 use llama_ops::binary::{Binary, BinaryOp, Src1, View, random_inputs};
+use llama_ops::timing::median_min_ms;
 use llama_sys::build_info;
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -54,20 +54,11 @@ fn main() -> Result<(), Box<dyn Error>> {
                 (&base0, &base1),
                 threads,
             )?;
-            let mut times = Vec::with_capacity(reps);
-            for i in 0..reps + 2 {
-                let t = Instant::now();
-                op.compute()?;
-                if i >= 2 {
-                    times.push(t.elapsed().as_secs_f64() * 1e3);
-                }
-            }
-            times.sort_by(f64::total_cmp);
-            let median = times[times.len() / 2];
+            let (median, min) = median_min_ms(reps, || op.compute())?;
             let bytes = (2 * base0.len() + base1.len()) * 4;
             println!(
                 "| {name} | {tokens} | {median:.4} | {:.4} | {:.1} |",
-                times[0],
+                min,
                 bytes as f64 / median / 1e6
             );
         }

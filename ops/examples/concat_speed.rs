@@ -11,10 +11,10 @@
 //! fastest time per graph (after two warm-up runs).
 
 use std::error::Error;
-use std::time::Instant;
 
 use llama_ops::Device;
 use llama_ops::concat::{Concat, Elem, View, random_base};
+use llama_ops::timing::median_min_ms;
 use llama_sys::build_info;
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -56,20 +56,8 @@ fn main() -> Result<(), Box<dyn Error>> {
             [&b0, &b1],
             threads,
         )?;
-        let mut times = Vec::with_capacity(reps);
-        for i in 0..reps + 2 {
-            let t = Instant::now();
-            op.compute()?;
-            if i >= 2 {
-                times.push(t.elapsed().as_secs_f64() * 1e3);
-            }
-        }
-        times.sort_by(f64::total_cmp);
-        println!(
-            "| {tokens} | {:.4} | {:.4} |",
-            times[times.len() / 2],
-            times[0]
-        );
+        let (median, min) = median_min_ms(reps, || op.compute())?;
+        println!("| {tokens} | {:.4} | {:.4} |", median, min);
     }
     Ok(())
 }

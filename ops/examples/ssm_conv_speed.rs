@@ -11,10 +11,10 @@
 //! fastest time per graph (after two warm-up runs).
 
 use std::error::Error;
-use std::time::Instant;
 
 use llama_ops::Device;
 use llama_ops::ssm_conv::{Shape, SsmConv, View, random_inputs};
+use llama_ops::timing::median_min_ms;
 use llama_sys::build_info;
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -51,24 +51,12 @@ fn main() -> Result<(), Box<dyn Error>> {
         let view = View::contiguous(shape.input());
         let (base, weights) = random_inputs(&shape, &view, 1);
         let op = SsmConv::on(Device::cpu(), &shape, &view, &base, &weights, threads)?;
-        let mut times = Vec::with_capacity(reps);
-        for i in 0..reps + 2 {
-            let t = Instant::now();
-            op.compute()?;
-            if i >= 2 {
-                times.push(t.elapsed().as_secs_f64() * 1e3);
-            }
-        }
+        let (median, min) = median_min_ms(reps, || op.compute())?;
         if let Some(dir) = &dump {
             let bytes: Vec<u8> = op.output().iter().flat_map(|v| v.to_le_bytes()).collect();
             std::fs::write(dir.join(format!("ssm_conv-{tokens}.f32")), bytes)?;
         }
-        times.sort_by(f64::total_cmp);
-        println!(
-            "| {tokens} | {:.4} | {:.4} |",
-            times[times.len() / 2],
-            times[0]
-        );
+        println!("| {tokens} | {:.4} | {:.4} |", median, min);
     }
     Ok(())
 }

@@ -12,9 +12,9 @@
 //! rows are left out (its CPU kernel asserts a contiguous dim 0).
 
 use std::error::Error;
-use std::time::Instant;
 
 use llama_ops::sum_rows::{Method, SumRows, View, random_base};
+use llama_ops::timing::median_min_ms;
 use llama_sys::build_info;
 
 fn main() -> Result<(), Box<dyn Error>> {
@@ -47,20 +47,8 @@ fn main() -> Result<(), Box<dyn Error>> {
                 continue;
             }
             let op = SumRows::with_method(&view, &base, threads, method)?;
-            let mut times = Vec::with_capacity(reps);
-            for i in 0..reps + 2 {
-                let t = Instant::now();
-                op.compute()?;
-                if i >= 2 {
-                    times.push(t.elapsed().as_secs_f64() * 1e3);
-                }
-            }
-            times.sort_by(f64::total_cmp);
-            println!(
-                "| {tokens} | {method:?} | {:.4} | {:.4} |",
-                times[times.len() / 2],
-                times[0]
-            );
+            let (median, min) = median_min_ms(reps, || op.compute())?;
+            println!("| {tokens} | {method:?} | {:.4} | {:.4} |", median, min);
         }
     }
     Ok(())

@@ -166,41 +166,12 @@ impl Binary {
         }
         let ctx = Context::new(8)?;
         let f = size_of::<f32>();
-        let [b0, b1, b2, b3] = view.base.map(|x| x as i64);
-        let [v0, v1, v2, v3] = view.ne.map(|x| x as i64);
-        let [p0, p1, p2, p3] = view.perm.map(|x| x as i32);
         let [_, s1, s2, s3] = src1.ne.map(|x| x as i64);
-        // SAFETY: a live no_alloc context with room for these tensors and the graph; both views
-        // lie inside their bases, the permutation is valid and keeps dim 0 adjacent, src1
-        // broadcasts over src0 (checked above, so ggml's asserts hold), and every returned
-        // pointer is checked before use.
+        // SAFETY: context with room for these tensors and the graph; both views inside their
+        // bases, src1 broadcasting over src0 (checked above: ggml's asserts hold); pointers checked.
         let (base0_t, base1_t, out, graph) = unsafe {
             let c = ctx.as_ptr();
-            let base0_t = non_null(
-                sys::ggml_new_tensor_4d(c, sys::GGML_TYPE_F32, b0, b1, b2, b3),
-                "ggml_new_tensor_4d",
-            )?;
-            ggml::set_name(base0_t.as_ptr(), "base0");
-            let nb = (*base0_t.as_ptr()).nb;
-            let v = non_null(
-                sys::ggml_view_4d(
-                    c,
-                    base0_t.as_ptr(),
-                    v0,
-                    v1,
-                    v2,
-                    v3,
-                    nb[1],
-                    nb[2],
-                    nb[3],
-                    layout.offset * f,
-                ),
-                "ggml_view_4d",
-            )?;
-            let a = non_null(
-                sys::ggml_permute(c, v.as_ptr(), p0, p1, p2, p3),
-                "ggml_permute",
-            )?;
+            let (base0_t, a) = view.build(c, sys::GGML_TYPE_F32, "base0")?;
             let base1_t = non_null(
                 sys::ggml_new_tensor_4d(c, sys::GGML_TYPE_F32, src1.width as i64, s1, s2, s3),
                 "ggml_new_tensor_4d",

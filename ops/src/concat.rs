@@ -82,20 +82,8 @@ pub fn output_shape(dim: usize, views: [&View; 2]) -> Result<[usize; 4], Error> 
 pub fn random_base(ty: Elem, view: &View, seed: u64) -> Vec<u32> {
     let mut rng = Rng::new(seed);
     let mut base = vec![ty.outside(); view.base_len()];
-    let l = view.layout();
-    for i3 in 0..l.ne[3] {
-        for i2 in 0..l.ne[2] {
-            for i1 in 0..l.ne[1] {
-                for i0 in 0..l.ne[0] {
-                    let i = l.offset
-                        + i0 * l.strides[0]
-                        + i1 * l.strides[1]
-                        + i2 * l.strides[2]
-                        + i3 * l.strides[3];
-                    base[i] = ty.random(&mut rng);
-                }
-            }
-        }
+    for i in view.layout().indices() {
+        base[i] = ty.random(&mut rng);
     }
     base
 }
@@ -168,9 +156,8 @@ impl Concat {
             let c = ctx.as_ptr();
             let mut base_ts = Vec::with_capacity(2);
             let mut srcs = Vec::with_capacity(2);
-            for (k, v) in views.iter().enumerate() {
-                let (base_t, src) = permuted_view(c, ty, v)?;
-                ggml::set_name(base_t.as_ptr(), if k == 0 { "base0" } else { "base1" });
+            for (v, name) in views.iter().zip(["base0", "base1"]) {
+                let (base_t, src) = v.build(c, ty.ggml(), name)?;
                 base_ts.push(base_t);
                 srcs.push(src);
             }
@@ -247,49 +234,6 @@ impl Concat {
                 .map(|b| u32::from(u16::from_le_bytes([b[0], b[1]])))
                 .collect(),
         }
-    }
-}
-
-/// A contiguous base tensor and the permuted view `v` of it.
-///
-/// # Safety
-/// `c` must be a live no_alloc context with room for four more tensors, and `v` valid.
-unsafe fn permuted_view(
-    c: *mut sys::ggml_context,
-    ty: Elem,
-    v: &View,
-) -> Result<(NonNull<sys::ggml_tensor>, NonNull<sys::ggml_tensor>), Error> {
-    let [b0, b1, b2, b3] = v.base.map(|x| x as i64);
-    let [v0, v1, v2, v3] = v.ne.map(|x| x as i64);
-    let [p0, p1, p2, p3] = v.perm.map(|x| x as i32);
-    let offset = v.layout().offset * ty.size();
-    // SAFETY: the caller guarantees the context and the view; pointers are checked.
-    unsafe {
-        let base = non_null(
-            sys::ggml_new_tensor_4d(c, ty.ggml(), b0, b1, b2, b3),
-            "ggml_new_tensor_4d",
-        )?;
-        let nb = (*base.as_ptr()).nb;
-        let view = non_null(
-            sys::ggml_view_4d(
-                c,
-                base.as_ptr(),
-                v0,
-                v1,
-                v2,
-                v3,
-                nb[1],
-                nb[2],
-                nb[3],
-                offset,
-            ),
-            "ggml_view_4d",
-        )?;
-        let src = non_null(
-            sys::ggml_permute(c, view.as_ptr(), p0, p1, p2, p3),
-            "ggml_permute",
-        )?;
-        Ok((base, src))
     }
 }
 

@@ -35,6 +35,7 @@ pub mod mul_mat_id;
 pub mod rng;
 pub mod ssm_conv;
 pub mod sum_rows;
+pub mod timing;
 pub mod unary;
 
 pub use device::Device;

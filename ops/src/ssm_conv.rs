@@ -49,20 +49,8 @@ impl Shape {
 pub fn random_inputs(shape: &Shape, view: &View, seed: u64) -> (Vec<f32>, Vec<f32>) {
     let mut rng = Rng::new(seed);
     let mut base = vec![f32::NAN; view.base_len()];
-    let l = view.layout();
-    for i3 in 0..l.ne[3] {
-        for i2 in 0..l.ne[2] {
-            for i1 in 0..l.ne[1] {
-                for i0 in 0..l.ne[0] {
-                    let i = l.offset
-                        + i0 * l.strides[0]
-                        + i1 * l.strides[1]
-                        + i2 * l.strides[2]
-                        + i3 * l.strides[3];
-                    base[i] = rng.uniform();
-                }
-            }
-        }
+    for i in view.layout().indices() {
+        base[i] = rng.uniform();
     }
     let weights = (0..shape.d_conv * shape.d_inner)
         .map(|_| rng.uniform())

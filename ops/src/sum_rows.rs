@@ -87,6 +87,56 @@ impl View {
     }
 }
 
+impl View {
+    /// Builds a contiguous base tensor of type `ty` named `name` and this view of it (the box at
+    /// its offset, then permuted) in `c`; returns both.
+    ///
+    /// # Safety
+    /// `c` must be a live no_alloc context with room for three more tensors, and the view valid
+    /// ([`View::is_valid`]).
+    pub(crate) unsafe fn build(
+        &self,
+        c: *mut sys::ggml_context,
+        ty: sys::ggml_type,
+        name: &str,
+    ) -> Result<(NonNull<sys::ggml_tensor>, NonNull<sys::ggml_tensor>), Error> {
+        let [b0, b1, b2, b3] = self.base.map(|x| x as i64);
+        let [v0, v1, v2, v3] = self.ne.map(|x| x as i64);
+        let [p0, p1, p2, p3] = self.perm.map(|x| x as i32);
+        // SAFETY: the caller guarantees the context and a valid view, so the box lies inside the
+        // base and the permutation is one; every returned pointer is checked before use.
+        unsafe {
+            let base = non_null(
+                sys::ggml_new_tensor_4d(c, ty, b0, b1, b2, b3),
+                "ggml_new_tensor_4d",
+            )?;
+            ggml::set_name(base.as_ptr(), name);
+            let nb = (*base.as_ptr()).nb;
+            let offset = self.layout().offset * sys::ggml_type_size(ty);
+            let v = non_null(
+                sys::ggml_view_4d(
+                    c,
+                    base.as_ptr(),
+                    v0,
+                    v1,
+                    v2,
+                    v3,
+                    nb[1],
+                    nb[2],
+                    nb[3],
+                    offset,
+                ),
+                "ggml_view_4d",
+            )?;
+            let view = non_null(
+                sys::ggml_permute(c, v.as_ptr(), p0, p1, p2, p3),
+                "ggml_permute",
+            )?;
+            Ok((base, view))
+        }
+    }
+}
+
 /// `src0` as the kernel sees it: element `(i0, i1, i2, i3)` is base element
 /// `offset + Σ i_d * strides[d]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,6 +153,11 @@ impl Layout {
     /// Number of outputs (rows of `src0`).
     pub fn rows(&self) -> usize {
         self.ne[1] * self.ne[2] * self.ne[3]
+    }
+
+    /// Base indices of every element, in order (`i0` fastest).
+    pub fn indices(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.rows()).flat_map(|r| self.row(r))
     }
 
     /// Base indices of row `r`'s elements (rows in `i1`, then `i2`, then `i3` order).
@@ -220,50 +275,11 @@ impl SumRows {
         }
         let ctx = Context::new(6 + 2 * view.ne.iter().max().copied().unwrap_or(0))?;
         let f = size_of::<f32>();
-        let [b0, b1, b2, b3] = view.base.map(|x| x as i64);
-        let [v0, v1, v2, v3] = view.ne.map(|x| x as i64);
-        let [p0, p1, p2, p3] = view.perm.map(|x| x as i32);
-        let offset_bytes = view
-            .start
-            .iter()
-            .zip([
-                1,
-                view.base[0],
-                view.base[0] * view.base[1],
-                view.base[0] * view.base[1] * view.base[2],
-            ])
-            .map(|(s, st)| s * st * f)
-            .sum::<usize>();
-        // SAFETY: a live no_alloc context with room for these tensors and the graph; the view
-        // lies inside the base (is_valid), the permutation is valid, and every returned
-        // pointer is checked before use.
+        // SAFETY: a live no_alloc context with room for these tensors and the graph, a valid
+        // view (checked above); every returned pointer is checked before use.
         let (base_t, src0, out, graph) = unsafe {
             let c = ctx.as_ptr();
-            let base_t = non_null(
-                sys::ggml_new_tensor_4d(c, sys::GGML_TYPE_F32, b0, b1, b2, b3),
-                "ggml_new_tensor_4d",
-            )?;
-            ggml::set_name(base_t.as_ptr(), "base");
-            let nb = (*base_t.as_ptr()).nb;
-            let v = non_null(
-                sys::ggml_view_4d(
-                    c,
-                    base_t.as_ptr(),
-                    v0,
-                    v1,
-                    v2,
-                    v3,
-                    nb[1],
-                    nb[2],
-                    nb[3],
-                    offset_bytes,
-                ),
-                "ggml_view_4d",
-            )?;
-            let src0 = non_null(
-                sys::ggml_permute(c, v.as_ptr(), p0, p1, p2, p3),
-                "ggml_permute",
-            )?;
+            let (base_t, src0) = view.build(c, sys::GGML_TYPE_F32, "base")?;
             let out = match method {
                 Method::SumRows => non_null(sys::ggml_sum_rows(c, src0.as_ptr()), "ggml_sum_rows")?,
                 Method::AddChain => add_chain(c, src0)?,

@@ -133,40 +133,11 @@ impl Unary {
         }
         let ctx = Context::new(6)?;
         let f = size_of::<f32>();
-        let [b0, b1, b2, b3] = view.base.map(|x| x as i64);
-        let [v0, v1, v2, v3] = view.ne.map(|x| x as i64);
-        let [p0, p1, p2, p3] = view.perm.map(|x| x as i32);
-        let offset_bytes = layout.offset * f;
-        // SAFETY: a live no_alloc context with room for these tensors and the graph; the view lies
-        // inside the base (is_valid), the permutation is valid, and every returned pointer is
-        // checked before use.
+        // SAFETY: a live no_alloc context with room for these tensors and the graph, a valid
+        // view with adjacent rows (checked above); every returned pointer is checked before use.
         let (base_t, src0, out, graph) = unsafe {
             let c = ctx.as_ptr();
-            let base_t = non_null(
-                sys::ggml_new_tensor_4d(c, sys::GGML_TYPE_F32, b0, b1, b2, b3),
-                "ggml_new_tensor_4d",
-            )?;
-            ggml::set_name(base_t.as_ptr(), "base");
-            let nb = (*base_t.as_ptr()).nb;
-            let v = non_null(
-                sys::ggml_view_4d(
-                    c,
-                    base_t.as_ptr(),
-                    v0,
-                    v1,
-                    v2,
-                    v3,
-                    nb[1],
-                    nb[2],
-                    nb[3],
-                    offset_bytes,
-                ),
-                "ggml_view_4d",
-            )?;
-            let src0 = non_null(
-                sys::ggml_permute(c, v.as_ptr(), p0, p1, p2, p3),
-                "ggml_permute",
-            )?;
+            let (base_t, src0) = view.build(c, sys::GGML_TYPE_F32, "base")?;
             let out = non_null(sys::ggml_unary(c, src0.as_ptr(), op.ggml()), "ggml_unary")?;
             ggml::set_name(out.as_ptr(), "out");
             let graph = non_null(sys::ggml_new_graph(c), "ggml_new_graph")?;
