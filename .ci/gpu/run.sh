@@ -6,6 +6,10 @@
 #   c  `llama-bench compare -ngl 99 -p 512 -n 128` on the synthetic Qwen3-Next-80B-A3B, Q4_0, with
 #      LAYERS layers (default: 48 if this machine writes it in time, see below), REPS repetitions
 #   g  the patched build's tg128 with and without CUDA graphs (GGML_CUDA_DISABLE_GRAPHS=1)
+#   p  where the time goes, per build, on the same model: `llama-bench profile -ngl 99` for a
+#      512-token ubatch and for decode steps (each node computed and synchronised alone: per-op
+#      times, CUDA graphs off), and, where nsys is installed, its CUDA kernel summary of a plain
+#      pp512 and tg32 run
 # Usage: bash .gpu/run.sh [STAGES]   (default olscg; summary in $OUT/summary.txt, logs beside it)
 set -u
 stages=${1:-olscg}
@@ -77,7 +81,7 @@ fi
 # The model: 48 layers (45 GB) when this machine writes it fast enough, else as many as fit ~120 s.
 D=/dev/shm; [ "$(df -B1G --output=avail $D 2>/dev/null | tail -n1)" -gt 60 ] 2>/dev/null || D=/tmp
 M=$D/m.gguf
-if [[ $stages == *c* || $stages == *g* ]]; then
+if [[ $stages == *c* || $stages == *g* || $stages == *p* ]]; then
   s0=$(date +%s.%N)
   "$B/llama-bench" synth --preset qwen3next-80b-a3b --layers 2 --type q4_0 --no-vocab --vocab-size 151936 -q -o $M
   per=$(python3 -c "print(($(date +%s.%N) - $s0) / 2)"); rm -f $M
@@ -101,6 +105,32 @@ if [[ $stages == *g* ]]; then
     if [ $dis = 1 ]; then export GGML_CUDA_DISABLE_GRAPHS=1; fi
     LD_LIBRARY_PATH=$P timeout 60 "$B/llama-bench" -m $M -ngl 99 -p 0 -n 128 -r 3 -o md > "$OUT/graphs$dis.md" 2>&1
     say "$(el) patched tg128, GGML_CUDA_DISABLE_GRAPHS=$dis rc=$?"; grep -E 'tg128|error' "$OUT/graphs$dis.md" | tee -a "$log"
+  done
+fi
+if [[ $stages == *p* ]]; then
+  nsys=$(command -v nsys || ls /usr/local/cuda*/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2>/dev/null | head -n1)
+  for v in patched upstream; do
+    L=$(grep "/out/$v/lib" "$G/libdirs")
+    for b in 512 1; do
+      n=$([ $b = 1 ] && echo 32 || echo 3)
+      LD_LIBRARY_PATH=$L timeout 240 "$B/llama-bench" profile -m $M -ngl 99 -b $b -n $n \
+        > "$OUT/profile-$v-b$b.md" 2> "$OUT/profile-$v-b$b.err"
+      say "$(el) profile $v -b $b rc=$?"; head -n 3 "$OUT/profile-$v-b$b.md" | tail -n 2 | tee -a "$log"
+      sed -n '6,21p' "$OUT/profile-$v-b$b.md" | tee -a "$log"
+    done
+    if [ -n "$nsys" ]; then
+      for pn in "-p 512 -n 0" "-p 0 -n 32"; do
+        tag=$(echo "$pn" | tr -d ' -')
+        LD_LIBRARY_PATH=$L timeout 240 "$nsys" profile -t cuda -f true -o "$OUT/nsys-$v-$tag" \
+          "$B/llama-bench" -m $M -ngl 99 $pn -r 2 > /dev/null 2>&1
+        "$nsys" stats -q -r cuda_gpu_kern_sum -f csv "$OUT/nsys-$v-$tag.nsys-rep" > "$OUT/kern-$v-$tag.csv" 2>/dev/null
+        say "$(el) nsys $v $tag: top kernels (time %, total ns, instances, name)"
+        head -n 16 "$OUT/kern-$v-$tag.csv" | cut -d, -f1,2,3,9- | tee -a "$log"
+        rm -f "$OUT/nsys-$v-$tag.nsys-rep" "$OUT/nsys-$v-$tag.sqlite"
+      done
+    else
+      say "no nsys on this machine: per-op times from llama-bench profile only"
+    fi
   done
 fi
 say "$(el) done"

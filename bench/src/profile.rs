@@ -1,6 +1,9 @@
 //! `llama-bench profile`: where a decode step's time goes, node kind by node kind,
 //! and the bandwidth each kind of matrix multiplication reaches reading its weights,
 //! beside the machine's read bandwidth (measured as `llama-bench membw` measures it).
+//! A step may also be a prompt ubatch (`-b 512`), and the layers may be offloaded
+//! (`-ngl 99`): then the per-op times are a GPU's (each node computed and synchronised
+//! alone) and the CPU's read bandwidth is not measured.
 //!
 //! The step is timed node by node with [`ContextParams::time_graph`], which computes
 //! each node alone, on a persistent thread pool ([`ContextParams::thread_pool`]) so
@@ -12,8 +15,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use llama::{Batch, Context, ContextParams, GraphNode, Model, ModelParams, Token};
+use llama_bench::params::normalize_args;
 use llama_bench::table::{Align, Table};
 use serde::Serialize;
 
@@ -40,6 +44,12 @@ struct ProfileArgs {
     /// Decode steps to time, after an 8-token prompt and 2 warm-up steps.
     #[arg(short = 'n', long = "n-steps", default_value_t = 16)]
     steps: u32,
+    /// Tokens per step, decoded as one ubatch: 1 times a decode step, 512 a pp512 ubatch.
+    #[arg(short = 'b', long = "batch", default_value_t = 1)]
+    batch: u32,
+    /// Layers offloaded to the first GPU (as `llama-bench -ngl`).
+    #[arg(long = "n-gpu-layers", alias = "ngl", default_value_t = 0)]
+    n_gpu_layers: i32,
     /// Output format: md or json.
     #[arg(short = 'o', long = "output", default_value = "md")]
     output: String,
@@ -81,6 +91,10 @@ pub struct Profile {
     pub build_commit: String,
     /// Threads.
     pub threads: i32,
+    /// Layers offloaded to a GPU.
+    pub n_gpu_layers: i32,
+    /// Tokens per step (one ubatch).
+    pub batch: u32,
     /// Prompt tokens before the steps.
     pub n_prompt: u32,
     /// Untimed warm-up steps.
@@ -98,7 +112,8 @@ pub struct Profile {
     pub nodes_ms: f64,
     /// `step_ms_timed - nodes_ms`: graph building, scheduling and the output copy.
     pub outside_nodes_ms: f64,
-    /// Read bandwidth of the machine with `threads` threads (as `llama-bench membw`), GB/s.
+    /// Read bandwidth of the machine with `threads` threads (as `llama-bench membw`), GB/s;
+    /// 0 when layers are offloaded (not measured: the weights are read by a GPU).
     pub read_bandwidth_gbs: f64,
     /// Every matmul row together.
     pub matmuls: ProfileRow,
@@ -159,31 +174,41 @@ struct Acc {
 
 type Sink = Arc<Mutex<BTreeMap<(String, Option<String>), Acc>>>;
 
-/// Decodes the prompt and the warm-up steps, calls `start`, then decodes `tokens`' rest
-/// one step at a time; returns each of those steps' wall times.
-fn decode(ctx: &mut Context<'_>, tokens: &[Token], start: impl FnOnce()) -> Result<Vec<Duration>> {
+/// Decodes the prompt, then `tokens`' rest in steps of `per_step` tokens (one ubatch
+/// each, logits of the last): the warm-up steps, a call of `start`, and the timed steps,
+/// whose wall times it returns.
+fn decode(
+    ctx: &mut Context<'_>,
+    tokens: &[Token],
+    per_step: usize,
+    start: impl FnOnce(),
+) -> Result<Vec<Duration>> {
     let n_prompt = N_PROMPT as usize;
-    let mut batch = Batch::new(n_prompt, 1).map_err(err)?;
-    for (i, &t) in tokens.iter().take(n_prompt).enumerate() {
-        batch
-            .add(t, i as i32, &[0], i + 1 == n_prompt)
-            .map_err(err)?;
-    }
+    let mut batch = Batch::new(n_prompt.max(per_step), 1).map_err(err)?;
+    let add = |batch: &mut Batch, from: usize, n: usize| -> Result<()> {
+        batch.clear();
+        for (i, &t) in tokens.iter().enumerate().skip(from).take(n) {
+            batch
+                .add(t, i as i32, &[0], i + 1 == from + n)
+                .map_err(err)?;
+        }
+        Ok(())
+    };
+    add(&mut batch, 0, n_prompt)?;
     ctx.decode(&mut batch).map_err(err)?;
     let mut start = Some(start);
     let mut walls = Vec::new();
-    for (i, &t) in tokens.iter().enumerate().skip(n_prompt) {
-        if i == n_prompt + N_WARMUP as usize
+    for (step, from) in (n_prompt..tokens.len()).step_by(per_step).enumerate() {
+        if step == N_WARMUP as usize
             && let Some(f) = start.take()
         {
             f();
         }
-        batch.clear();
-        batch.add(t, i as i32, &[0], true).map_err(err)?;
+        add(&mut batch, from, per_step)?;
         let t0 = Instant::now();
         ctx.decode(&mut batch).map_err(err)?;
         ctx.synchronize();
-        if i >= n_prompt + N_WARMUP as usize {
+        if step >= N_WARMUP as usize {
             walls.push(t0.elapsed());
         }
     }
@@ -220,36 +245,62 @@ fn row(
     }
 }
 
+/// What to measure.
+struct Setup<'a> {
+    model_path: &'a str,
+    threads: i32,
+    steps: u32,
+    batch: u32,
+    n_gpu_layers: i32,
+}
+
 /// Measures the profile.
-fn measure(model_path: &str, threads: i32, steps: u32) -> Result<Profile> {
-    eprintln!("profile: measuring read bandwidth ({threads} threads)");
-    let bw = roofline::measure_read_bandwidth(threads.max(1) as usize) / 1e9;
-    let model = Model::load(model_path, ModelParams::default().n_gpu_layers(0)).map_err(err)?;
+fn measure(s: &Setup<'_>) -> Result<Profile> {
+    let Setup {
+        model_path,
+        threads,
+        steps,
+        batch,
+        n_gpu_layers,
+    } = *s;
+    let bw = if n_gpu_layers > 0 {
+        0.0
+    } else {
+        eprintln!("profile: measuring read bandwidth ({threads} threads)");
+        roofline::measure_read_bandwidth(threads.max(1) as usize) / 1e9
+    };
+    let model = Model::load(
+        model_path,
+        ModelParams::default().n_gpu_layers(n_gpu_layers),
+    )
+    .map_err(err)?;
     let vocab = model.vocab();
     let mut rng = TokenRng::new(99);
-    let tokens = (0..N_PROMPT + N_WARMUP + steps)
+    let tokens = (0..N_PROMPT + (N_WARMUP + steps) * batch)
         .map(|_| vocab.token(rng.next(vocab.n_tokens())))
         .collect::<llama::Result<Vec<Token>>>()
         .map_err(err)?;
     let n_ctx = tokens.len() as u32 + 8;
+    let n_batch = N_PROMPT.max(batch);
     let params = || {
         ContextParams::default()
             .n_ctx(n_ctx)
-            .n_batch(N_PROMPT)
-            .n_ubatch(N_PROMPT)
+            .n_batch(n_batch)
+            .n_ubatch(n_batch)
             .n_threads(threads)
             .no_perf(true)
     };
+    let per_step = batch as usize;
 
-    eprintln!("profile: {steps} plain decode steps without and with a thread pool");
+    eprintln!("profile: {steps} plain steps of {batch} token(s) without and with a thread pool");
     let mut ctx = Context::new(&model, params()).map_err(err)?;
-    let plain_no_pool = decode(&mut ctx, &tokens, || {})?;
+    let plain_no_pool = decode(&mut ctx, &tokens, per_step, || {})?;
     drop(ctx);
     let mut ctx = Context::new(&model, params().thread_pool(true)).map_err(err)?;
-    let plain = decode(&mut ctx, &tokens, || {})?;
+    let plain = decode(&mut ctx, &tokens, per_step, || {})?;
     drop(ctx);
 
-    eprintln!("profile: {steps} decode steps timed node by node");
+    eprintln!("profile: {steps} steps timed node by node");
     let sink: Sink = Arc::default();
     let on = Arc::clone(&sink);
     let timed_params = params().thread_pool(true).time_graph(move |node, took| {
@@ -262,7 +313,7 @@ fn measure(model_path: &str, threads: i32, steps: u32) -> Result<Profile> {
     });
     let mut ctx = Context::new(&model, timed_params).map_err(err)?;
     let clear = Arc::clone(&sink);
-    let timed = decode(&mut ctx, &tokens, move || {
+    let timed = decode(&mut ctx, &tokens, per_step, move || {
         if let Ok(mut m) = clear.lock() {
             m.clear();
         }
@@ -290,6 +341,8 @@ fn measure(model_path: &str, threads: i32, steps: u32) -> Result<Profile> {
         model_desc: model.description(),
         build_commit: crate::worker::loaded_commit(),
         threads,
+        n_gpu_layers,
+        batch,
         n_prompt: N_PROMPT,
         n_warmup: N_WARMUP,
         steps,
@@ -313,16 +366,28 @@ fn markdown(p: &Profile) -> String {
             "?".into()
         }
     };
+    let offload = if p.n_gpu_layers > 0 {
+        format!(", {} layers offloaded", p.n_gpu_layers)
+    } else {
+        String::new()
+    };
+    let bandwidth = if p.read_bandwidth_gbs > 0.0 {
+        format!("{:.2} GB/s", p.read_bandwidth_gbs)
+    } else {
+        "not measured (offloaded)".into()
+    };
     let mut out = format!(
-        "model: {} ({}), build {}, {} threads: {} decode steps after a {}-token prompt and {} warm-up steps\n\
+        "model: {} ({}), build {}, {} threads{}: {} steps of {} token(s) after a {}-token prompt and {} warm-up steps\n\
          step, plain: {:.2} ms on a thread pool, {:.2} ms starting threads per graph ({})\n\
          step, timed node by node on the pool: {:.2} ms ({}): nodes {:.2} ms, outside nodes {:.2} ms\n\
-         read bandwidth (as `llama-bench membw`): {:.2} GB/s\n\n",
+         read bandwidth (as `llama-bench membw`): {}\n\n",
         p.model_desc,
         p.model,
         p.build_commit,
         p.threads,
+        offload,
         p.steps,
+        p.batch,
         p.n_prompt,
         p.n_warmup,
         p.step_ms_plain,
@@ -332,7 +397,7 @@ fn markdown(p: &Profile) -> String {
         pct(p.step_ms_timed, p.step_ms_plain),
         p.nodes_ms,
         p.outside_nodes_ms,
-        p.read_bandwidth_gbs,
+        bandwidth,
     );
     let mut t = Table::new([
         ("op", Align::Left),
@@ -380,12 +445,14 @@ fn markdown(p: &Profile) -> String {
     out
 }
 
-/// `llama-bench profile [-m MODEL] [-t THREADS] [-n STEPS] [-o md|json]`.
+/// `llama-bench profile [-m MODEL] [-t THREADS] [-n STEPS] [-b TOKENS] [-ngl N] [-o md|json]`.
 pub fn run(args: &[String]) -> Result<()> {
-    let a = ProfileArgs::try_parse_from(
+    // upstream's single-dash long flags (`-ngl 99`) as `llama-bench` itself takes them
+    let argv = normalize_args(
+        &ProfileArgs::command(),
         std::iter::once("profile".to_string()).chain(args.iter().cloned()),
-    )
-    .map_err(err)?;
+    );
+    let a = ProfileArgs::try_parse_from(argv).map_err(err)?;
     if !matches!(a.output.as_str(), "md" | "json") {
         return Err(format!("-o {}: expected md or json", a.output));
     }
@@ -395,9 +462,18 @@ pub fn run(args: &[String]) -> Result<()> {
     if a.threads < 1 {
         return Err(format!("-t {}: at least one thread", a.threads));
     }
+    if a.batch == 0 {
+        return Err("-b: at least one token per step".into());
+    }
     llama::backend::set_logging(false);
     let model = model_or_default(a.model)?;
-    let p = measure(&model, a.threads, a.steps)?;
+    let p = measure(&Setup {
+        model_path: &model,
+        threads: a.threads,
+        steps: a.steps,
+        batch: a.batch,
+        n_gpu_layers: a.n_gpu_layers,
+    })?;
     if a.output == "json" {
         println!("{}", serde_json::to_string_pretty(&p).map_err(err)?);
     } else {

@@ -246,3 +246,36 @@ fn profile_reports_each_matmul_kind_with_its_weight_bandwidth() {
         "shares sum to {shares}"
     );
 }
+
+#[test]
+fn profile_times_prompt_ubatches_and_takes_upstreams_ngl_flag() {
+    let m = tiny();
+    let args = [
+        "profile", "-m", &m, "-n", "2", "-b", "6", "-ngl", "99", "-o", "json",
+    ];
+    let (ok, out, err) = bench(&args);
+    assert!(ok, "stdout:\n{out}\nstderr:\n{err}");
+    let p: serde_json::Value = serde_json::from_str(&out).expect("json profile");
+    assert_eq!(p["batch"], 6);
+    assert_eq!(p["n_gpu_layers"], 99);
+    // offloaded: the CPU's read bandwidth is not what the weights are read at
+    assert_eq!(p["read_bandwidth_gbs"], 0.0);
+    let rows = p["rows"].as_array().expect("rows");
+    let moe = rows
+        .iter()
+        .find(|r| r["op"] == "MUL_MAT_ID")
+        .expect("MUL_MAT_ID row");
+    assert!(moe["membw_share"].is_null(), "{moe}");
+    // a 6-token ubatch routes each token: the expert matmuls read more than one token's experts
+    let (ok1, out1, err1) = bench(&["profile", "-m", &m, "-n", "2", "-o", "json"]);
+    assert!(ok1, "{err1}");
+    let p1: serde_json::Value = serde_json::from_str(&out1).expect("json profile");
+    let bytes = |p: &serde_json::Value| {
+        p["matmuls"]["weight_bytes_per_step"]
+            .as_f64()
+            .expect("matmul bytes")
+    };
+    assert!(bytes(&p) > bytes(&p1), "{} vs {}", bytes(&p), bytes(&p1));
+    let (bad, _, e) = bench(&["profile", "-m", &m, "-b", "0"]);
+    assert!(!bad && e.contains("-b"), "{e}");
+}
