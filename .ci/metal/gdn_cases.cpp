@@ -9,6 +9,7 @@
 #include "gdn_cases.h"
 
 #include <cmath>
+#include <cstring>
 
 std::vector<gdn_case> gdn_cases() {
     using C = gdn_case;
@@ -60,6 +61,9 @@ std::vector<gdn_case> gdn_cases() {
     // what the patched llama builds for Qwen3-Next decode with every fused form on
     add({"qwen3next inplace alias + qk l2 norm t1 b1", 128, 16, 32, 1, 1, 1, true, false, C::QK_QKV_SLICES, false,
          C::INPLACE_ALIAS, 1e-6f});
+    // two decode steps in one graph through the same cache rows
+    add({"inplace alias, 2 chained steps, t1 b2", 64, 2, 4, 1, 2, 1, true, false, C::QK_QKV_SLICES, false,
+         C::INPLACE_ALIAS, 1e-6f, true});
 #endif
     return v;
 }
@@ -155,6 +159,13 @@ gdn_graph gdn_build(ggml_context * ctx, const gdn_case & c) {
         }
     }
 
+    if (c.chain) {
+        // Metal's concurrency check counts ranges that only touch as overlapping: without a gap,
+        // the output allocated right after the cache would keep the two steps apart by itself
+        // and the case could not tell whether the host code sees the in-place writes
+        ggml_new_tensor_1d(ctx, GGML_TYPE_F32, 64);
+    }
+
     ggml_tensor * out;
     if (c.inplace != gdn_case::INPLACE_NONE) {
 #ifdef GDN_HAS_STATE_INPLACE
@@ -181,6 +192,23 @@ gdn_graph gdn_build(ggml_context * ctx, const gdn_case & c) {
     }
     g.gdn = out;
 
+    // the chained second step: the same forms over new tokens, reading and rewriting the rows
+    ggml_tensor *q2 = nullptr, *k2 = nullptr, *v2 = nullptr, *gate2 = nullptr, *beta2 = nullptr, *out2 = nullptr;
+    if (c.chain) {
+        GGML_ASSERT(c.inplace == gdn_case::INPLACE_ALIAS);
+        q2    = ggml_new_tensor_4d(ctx, GGML_TYPE_F32, S, H_k, T, B);
+        k2    = ggml_new_tensor_4d(ctx, GGML_TYPE_F32, S, H_k, T, B);
+        v2    = ggml_new_tensor_4d(ctx, GGML_TYPE_F32, S, H_v, T, B);
+        gate2 = ggml_new_tensor_4d(ctx, GGML_TYPE_F32, c.kda ? S : 1, H_v, T, B);
+        beta2 = ggml_new_tensor_4d(ctx, GGML_TYPE_F32, 1, H_v, T, B);
+#ifdef GDN_HAS_STATE_INPLACE
+        out2 = ggml_gated_delta_net_state_inplace(ctx, q2, k2, v2, gate2, beta2, state, state_dst, c.K);
+#endif
+        GGML_ASSERT(out2 != nullptr);
+        // the op params carry the broadcast and the norm: the second step takes the first's
+        memcpy(out2->op_params, out->op_params, sizeof(out->op_params));
+    }
+
     const size_t  f        = sizeof(float);
     const int64_t attn_n   = S * H_v * T * B;
     const int64_t snap_n   = D * B;  // one snapshot slot of all sequences
@@ -188,6 +216,10 @@ gdn_graph gdn_build(ggml_context * ctx, const gdn_case & c) {
     g.roots.push_back(out);
 
     if (c.inplace != gdn_case::INPLACE_NONE) {
+        if (out2) {
+            g.roots.push_back(out2);  // after the first step: the CPU runs them in this order
+            g.states.push_back(ggml_view_1d(ctx, out2, attn_n, 0));
+        }
         g.states.push_back(cache);
         g.states_have_unwritten = true;
     } else if (c.cache_cpy) {
@@ -223,6 +255,13 @@ gdn_graph gdn_build(ggml_context * ctx, const gdn_case & c) {
         fill_each(gate, [&] { return lg(rng); });
         fill_each(beta, [&] { return b01(rng); });
         fill_each(state, [&] { return 0.1f * n01(rng); });
+        if (out2) {
+            fill_each(v2, [&] { return n01(rng); });
+            fill_rows(q2, rng, 1.0f / 16, 16.0f);
+            fill_rows(k2, rng, 1.0f / 16, norm_in_op ? 16.0f : 1.0f);
+            fill_each(gate2, [&] { return lg(rng); });
+            fill_each(beta2, [&] { return b01(rng); });
+        }
     });
     return g;
 }

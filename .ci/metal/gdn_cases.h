@@ -22,6 +22,11 @@ struct gdn_case {
     enum inplace_mode { INPLACE_NONE, INPLACE_DISTINCT, INPLACE_ALIAS, INPLACE_PADDED_CACHE } inplace = INPLACE_NONE;
 
     float l2_eps = 0.0f;  // > 0: the op L2-normalises q and k itself (patched API)
+
+    // with INPLACE_ALIAS: a second step of new tokens reads the cache rows the first wrote in
+    // place and rewrites them; no graph edge orders the two (the cache is a source of both), so
+    // the Metal host code must see src[6] as written to keep them apart
+    bool chain = false;
 };
 
 struct gdn_graph {

@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -76,6 +77,13 @@ static int fusions_fired(ggml_metal_fusion_info * finfo, const char * label) {
     return 0;
 }
 
+// METAL_EMU_DEBUG_GRAPH=1 (or 2) makes the host code log each node it encodes, as
+// GGML_METAL_GRAPH_DEBUG does on a Mac: which nodes ran concurrently, which were fused
+static int debug_graph() {
+    const char * v = getenv("METAL_EMU_DEBUG_GRAPH");
+    return v ? atoi(v) : 0;
+}
+
 // encodes the graph as ggml-metal-context.m does: graph optimizer (run by the scheduler through
 // the backend's graph_optimize), one op context over all nodes, ggml_metal_op_encode advancing by
 // the number of nodes each call consumed (more than one when a fusion fired)
@@ -84,7 +92,7 @@ static int encode_metal(ggml_metal_device_t dev, ggml_cgraph * gf) {
     ggml_metal_fusion_info_stats_init(finfo);  // counts the fusions, which the check reports
     ggml_graph_optimize(gf);
     ggml_metal_op_t op = ggml_metal_op_init(dev, /*cmd_buf*/ nullptr, gf, finfo, 0, gf->n_nodes,
-                                            /*use_concurrency*/ true, /*use_capture*/ true, /*debug_graph*/ 0);
+                                            /*use_concurrency*/ true, /*use_capture*/ true, debug_graph());
     for (int idx = 0; idx < ggml_metal_op_n_nodes(op); ++idx) {
         const int res = ggml_metal_op_encode(op, idx);
         if (res == 0) break;
