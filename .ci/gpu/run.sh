@@ -81,7 +81,13 @@ fi
 # The model: 48 layers (45 GB) when this machine writes it fast enough, else as many as fit ~120 s.
 D=/dev/shm; [ "$(df -B1G --output=avail $D 2>/dev/null | tail -n1)" -gt 60 ] 2>/dev/null || D=/tmp
 M=$D/m.gguf
-if [[ $stages == *c* || $stages == *g* || $stages == *p* ]]; then
+if [[ $stages == *c* || $stages == *g* || $stages == *p* ]] && [ -s $M ] && [ -s $M.layers ] \
+    && { [ -z "${LAYERS:-}" ] || [ "$LAYERS" = "$(cat $M.layers)" ]; }; then
+  # a later call on the same warm machine: the model of the earlier one (writing 48 layers takes
+  # about two minutes of the device budget)
+  say "$(el) reusing $M ($(cat $M.layers) layers)"
+elif [[ $stages == *c* || $stages == *g* || $stages == *p* ]]; then
+  rm -f $M.layers  # written again only once the model is complete
   s0=$(date +%s.%N)
   "$B/llama-bench" synth --preset qwen3next-80b-a3b --layers 2 --type q4_0 --no-vocab --vocab-size 151936 -q -o $M
   per=$(python3 -c "print(($(date +%s.%N) - $s0) / 2)"); rm -f $M
@@ -90,6 +96,7 @@ if [[ $stages == *c* || $stages == *g* || $stages == *p* ]]; then
   timeout 200 "$B/llama-bench" synth --preset qwen3next-80b-a3b --layers $layers --type q4_0 \
     --no-vocab --vocab-size 151936 -q -o $M; rc=$?
   say "$(el) synth rc=$rc $(ls -la $M 2>&1)"
+  [ $rc = 0 ] && echo "$layers" > $M.layers
 fi
 
 if [[ $stages == *c* ]]; then
