@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks ggml's Metal backend without a Mac, for the GATED_DELTA_NET op:
-#  1. compiles every ggml-metal/*.cpp of the tree (g++ -fsyntax-only, C++17), and the tree's
+#  1. compiles every ggml-metal/*.cpp of the tree (C++17; ggml-metal.cpp, the backend interface
+#     over the Objective-C context, with -fsyntax-only, the others into metal-emu), and the tree's
 #     ggml_metal_device_supports_op cut from ggml-metal-device.m as C (gnu11, the language CMake
 #     gives that Objective-C file), so that C++-only syntax there is caught;
 #  2. builds ggml for the CPU from the tree (the reference, and ggml itself);
@@ -55,24 +56,14 @@ metal=$src/ggml/src/ggml-metal
 failed=0
 
 echo "== host compile check ($variant)"
+# the one host file metal-emu does not link (the others are compiled into it below)
 inc=(-I"$src/ggml/include" -I"$src/ggml/src" -I"$metal")
-for f in "$metal"/*.cpp; do
-  extra=()
-  # ggml-metal.cpp uses std::unique_ptr without <memory>: Apple's libc++ pulls it in through
-  # another header, libstdc++ does not
-  [ "$(basename "$f")" = ggml-metal.cpp ] && extra=(-include memory)
-  if g++ -std=c++17 -fsyntax-only "${inc[@]}" "${extra[@]}" "$f" 2>"$out/syntax.log"; then
-    echo "  ok    $(basename "$f")"
-  else
-    echo "  FAIL  $(basename "$f")"; sed 's/^/        /' "$out/syntax.log"; failed=1
-  fi
-done
-mkdir -p "$out/host"
-.ci/metal/extract-supports-op.sh "$src" "$out/host/supports_op.c"
-if gcc -std=gnu11 -fsyntax-only -I.ci/metal "${inc[@]}" "$out/host/supports_op.c" 2>"$out/syntax.log"; then
-  echo "  ok    ggml-metal-device.m: supports_op as C (gnu11)"
+# ggml-metal.cpp uses std::unique_ptr without <memory>: Apple's libc++ pulls it in through
+# another header, libstdc++ does not
+if g++ -std=c++17 -fsyntax-only "${inc[@]}" -include memory "$metal/ggml-metal.cpp" 2>"$out/syntax.log"; then
+  echo "  ok    ggml-metal.cpp"
 else
-  echo "  FAIL  ggml-metal-device.m: supports_op as C (gnu11)"; sed 's/^/        /' "$out/syntax.log"; failed=1
+  echo "  FAIL  ggml-metal.cpp"; sed 's/^/        /' "$out/syntax.log"; failed=1
 fi
 
 echo "== ggml CPU build ($variant)"
@@ -99,6 +90,7 @@ echo "  API:${defs:- none of the patched GDN functions}"
 printf '%s\n' "$defs" | cmp -s - "$out/defs" 2>/dev/null || printf '%s\n' "$defs" >"$out/defs"
 make -s -f .ci/metal/emu.mk -j"$(nproc)" TREE="$src" OUT="$out" GGML_LIBS="$libs" DEFS_FILE="$out/defs" \
   >"$out/emu-build.log" 2>&1 || { tail -40 "$out/emu-build.log"; exit 1; }
+echo "  ok: $(cd "$metal" && ls *.cpp | grep -vx ggml-metal.cpp | tr '\n' ' ')(C++17), supports_op of ggml-metal-device.m (C11)"
 echo "  ok: $(grep -c '^void ' "$out/emu/stubs.c") aborting stubs for device functions the GDN path does not use"
 
 echo "== GDN cases: Metal host path + emulated kernel vs CPU backend ($variant)"

@@ -7,6 +7,7 @@ HERE  := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 METAL := $(TREE)/ggml/src/ggml-metal
 CCACHE := $(shell command -v ccache 2>/dev/null)
 CXX   := $(CCACHE) g++
+CC    := $(CCACHE) gcc
 
 # -isystem: our -Wall is for our code, not for the tree's headers
 INC := -I$(HERE) -isystem $(TREE)/ggml/include -isystem $(TREE)/ggml/src -isystem $(METAL)
@@ -19,6 +20,8 @@ DEP := -MD -MP
 HOST     := $(filter-out ggml-metal,$(basename $(notdir $(wildcard $(METAL)/*.cpp))))
 HOST_OBJ := $(HOST:%=$(OUT)/host/%.o) $(OUT)/host/supports_op.o
 HOSTFLAGS := -std=c++17 -O1 $(DEP) $(INC)
+# the Objective-C file's supports_op, compiled as what CMake compiles that file as: C11
+SOFLAGS   := -std=gnu11 -O1 $(DEP) -I$(HERE) $(INC)
 
 # our files and the kernel: C++20 for std::barrier; optimised, the kernel runs ~1e8 lane-steps
 EMU     := msl_rt device_emu gdn_cases main
@@ -31,12 +34,13 @@ $(OUT)/metal-emu: $(HOST_OBJ) $(EMU_OBJ) $(OUT)/emu/stubs.o $(GGML_LIBS)
 $(OUT)/host/%.o: $(METAL)/%.cpp | $(OUT)/host
 	$(CXX) $(HOSTFLAGS) -c $< -o $@
 
-# supports_op is the tree's own text, cut out of the Objective-C file it lives in
-$(OUT)/host/supports_op.cpp: $(METAL)/ggml-metal-device.m $(HERE)/extract-supports-op.sh | $(OUT)/host
+# supports_op is the tree's own text, cut out of the Objective-C file it lives in; C, so that
+# C++-only syntax there (nullptr, ...) fails here as it fails the Metal build
+$(OUT)/host/supports_op.c: $(METAL)/ggml-metal-device.m $(HERE)/extract-supports-op.sh | $(OUT)/host
 	$(HERE)/extract-supports-op.sh $(TREE) $@
 
-$(OUT)/host/supports_op.o: $(OUT)/host/supports_op.cpp
-	$(CXX) $(HOSTFLAGS) -c $< -o $@
+$(OUT)/host/supports_op.o: $(OUT)/host/supports_op.c
+	$(CC) $(SOFLAGS) -c $< -o $@
 
 # the kernel file, rewritten where C++ cannot take MSL as is; msl_shim/ comes first in the
 # include path, so its `#include "common.h"` finds the shim and not the tree's Metal header

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Writes a C/C++ source holding the tree's own ggml_metal_device_supports_op (and the static
+# Writes a C source holding the tree's own ggml_metal_device_supports_op (and the static
 # ggml_metal_supports_mul_mat_op it calls), cut from ggml-metal-device.m, whose Objective-C rest
 # cannot be compiled here. The text is taken verbatim so that the check asks exactly the question
 # the Metal backend asks; our device_emu.h supplies the struct it reads (dev->props).
