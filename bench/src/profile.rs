@@ -245,24 +245,9 @@ fn row(
     }
 }
 
-/// What to measure.
-struct Setup<'a> {
-    model_path: &'a str,
-    threads: i32,
-    steps: u32,
-    batch: u32,
-    n_gpu_layers: i32,
-}
-
-/// Measures the profile.
-fn measure(s: &Setup<'_>) -> Result<Profile> {
-    let Setup {
-        model_path,
-        threads,
-        steps,
-        batch,
-        n_gpu_layers,
-    } = *s;
+/// Measures the profile of `model_path` as the (validated) arguments say.
+fn measure(model_path: &str, a: &ProfileArgs) -> Result<Profile> {
+    let (threads, steps, batch, n_gpu_layers) = (a.threads, a.steps, a.batch, a.n_gpu_layers);
     let bw = if n_gpu_layers > 0 {
         0.0
     } else {
@@ -466,14 +451,8 @@ pub fn run(args: &[String]) -> Result<()> {
         return Err("-b: at least one token per step".into());
     }
     llama::backend::set_logging(false);
-    let model = model_or_default(a.model)?;
-    let p = measure(&Setup {
-        model_path: &model,
-        threads: a.threads,
-        steps: a.steps,
-        batch: a.batch,
-        n_gpu_layers: a.n_gpu_layers,
-    })?;
+    let model = model_or_default(a.model.clone())?;
+    let p = measure(&model, &a)?;
     if a.output == "json" {
         println!("{}", serde_json::to_string_pretty(&p).map_err(err)?);
     } else {
