@@ -11,13 +11,13 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 tk=$(bash .ci/cuda-toolkit.sh "${CUDA_TOOLKIT_PREFIX:-$HOME/.cache/cuda-toolkit}" | tail -n1)
 export CARGO_TARGET_DIR=target/cuda CMAKE_CUDA_ARCHITECTURES=${CMAKE_CUDA_ARCHITECTURES:-90-real}
-export CUDA_PATH=$tk LLAMA_SYS_CMAKE_ARGS="-DCMAKE_CUDA_COMPILER=$tk/bin/nvcc -DCUDAToolkit_ROOT=$tk"
+export CUDA_PATH=$tk LLAMACPP_SYS_CMAKE_ARGS="-DCMAKE_CUDA_COMPILER=$tk/bin/nvcc -DCUDAToolkit_ROOT=$tk"
 # libggml-cuda.so names only libcudart (the cuBLAS and driver stubs have no symbols), so its cuBLAS
 # and driver symbols stay undefined until run.sh preloads the real libraries.
 export RUSTFLAGS="-C link-arg=-Wl,--allow-shlib-undefined"
-features=llama-sys/cuda,llama/cuda,llama-ops/cuda
-cargo test --release --no-run -p llama-bench -p llama-ops -p llama --no-default-features --features "$features"
-cargo build --release -p llama-bench --no-default-features --features llama-sys/cuda
+features=llamacpp-sys/cuda,llamacpp/cuda,llamacpp-ops/cuda
+cargo test --release --no-run -p llamacpp-bench -p llamacpp-ops -p llamacpp --no-default-features --features "$features"
+cargo build --release -p llamacpp-bench --no-default-features --features llamacpp-sys/cuda
 
 t=$CARGO_TARGET_DIR/release
 newest() { find "$t/deps" -maxdepth 1 -type f -executable -name "$1-*" -printf '%T@ %p\n' | sort -n | tail -n1 | cut -d' ' -f2; }
@@ -28,6 +28,6 @@ cp "$(newest gpu_logits)" .gpu/bin/gpu_logits
 strip .gpu/bin/*
 cp .ci/gpu/run.sh .gpu/
 # The binaries find the libraries at the absolute paths they were built at: run.sh unpacks them there.
-for v in patched upstream; do ls -d "$PWD/$t"/build/llama-sys-*/out/$v/lib; done >.gpu/libdirs
+for v in patched upstream; do ls -d "$PWD/$t"/build/llamacpp-sys-*/out/$v/lib; done >.gpu/libdirs
 tar -cJf .gpu/bundle.tar.xz $(cat .gpu/libdirs)
 du -sh .gpu

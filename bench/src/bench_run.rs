@@ -3,10 +3,10 @@
 
 use std::io::Write;
 
-use llama_bench::live::{CompareRow, compare_rows_markdown};
-use llama_bench::output;
-use llama_bench::params::{BenchParams, DEFAULT_MODEL, FlashAttn, OutputFormat, TestInstance};
-use llama_bench::record::{BuildInfo, ModelInfo, SystemInfo, TestResult};
+use llamacpp_bench::live::{CompareRow, compare_rows_markdown};
+use llamacpp_bench::output;
+use llamacpp_bench::params::{BenchParams, DEFAULT_MODEL, FlashAttn, OutputFormat, TestInstance};
+use llamacpp_bench::record::{BuildInfo, ModelInfo, SystemInfo, TestResult};
 
 use crate::compare::{self as cmp};
 use crate::models;
@@ -55,15 +55,15 @@ fn spec(inst: &TestInstance) -> TestSpec {
 }
 
 fn system_info() -> SystemInfo {
-    let devs = llama::backend::devices();
+    let devs = llamacpp::backend::devices();
     let pick = |cpu: bool| {
         devs.iter()
-            .filter(|d| (d.kind == llama::backend::DeviceKind::Cpu) == cpu)
+            .filter(|d| (d.kind == llamacpp::backend::DeviceKind::Cpu) == cpu)
             .map(|d| d.description.clone())
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let backends: Vec<&str> = llama_sys::build_info::BACKENDS
+    let backends: Vec<&str> = llamacpp_sys::build_info::BACKENDS
         .iter()
         .copied()
         .filter(|b| *b != "CPU")
@@ -91,7 +91,7 @@ fn resolve_models(p: &mut BenchParams) -> Result<()> {
 pub fn run(args: &[String]) -> Result<()> {
     let mut p = parse_params(args)?;
     if p.list_devices {
-        for d in llama::backend::devices() {
+        for d in llamacpp::backend::devices() {
             println!(
                 "{}: {} ({} MiB, {} MiB free)",
                 d.name,
@@ -102,8 +102,8 @@ pub fn run(args: &[String]) -> Result<()> {
         }
         return Ok(());
     }
-    llama::backend::set_logging(p.verbose);
-    llama::backend::log_to_stderr(p.verbose);
+    llamacpp::backend::set_logging(p.verbose);
+    llamacpp::backend::log_to_stderr(p.verbose);
     resolve_models(&mut p)?;
     let build = BuildInfo {
         commit: crate::worker::loaded_commit(),
@@ -121,7 +121,7 @@ pub fn run(args: &[String]) -> Result<()> {
         pr.print_header(&mut stderr).map_err(err)?;
     }
     let instances = p.instances();
-    let mut loaded: Option<(TestInstance, llama::Model)> = None;
+    let mut loaded: Option<(TestInstance, llamacpp::Model)> = None;
     for (i, inst) in instances.iter().enumerate() {
         if p.progress {
             eprintln!(
@@ -136,10 +136,10 @@ pub fn run(args: &[String]) -> Result<()> {
             .is_some_and(|(prev, _)| prev.same_model_params(inst))
         {
             drop(loaded.take()); // free the previous model before loading the next
-            let params = llama::ModelParams::default()
+            let params = llamacpp::ModelParams::default()
                 .n_gpu_layers(inst.n_gpu_layers)
                 .mmap(inst.use_mmap());
-            let m = llama::Model::load(&inst.model, params).map_err(err)?;
+            let m = llamacpp::Model::load(&inst.model, params).map_err(err)?;
             loaded = Some((inst.clone(), m));
         }
         let Some((_, model)) = loaded.as_ref() else {
@@ -233,7 +233,7 @@ pub fn compare(args: &[String]) -> Result<()> {
             .iter()
             .all(|a| !a.starts_with('-') && std::path::Path::new(a).is_file())
     {
-        let c = llama_bench::saved_compare::compare_files(args[0].as_ref(), args[1].as_ref())
+        let c = llamacpp_bench::saved_compare::compare_files(args[0].as_ref(), args[1].as_ref())
             .map_err(err)?;
         println!("{}", c.to_markdown());
         return Ok(());
@@ -267,7 +267,7 @@ pub fn compare(args: &[String]) -> Result<()> {
                 info["build_commits"]["patched"].as_str().unwrap_or("?"),
                 system_info().cpu_info,
                 std::thread::available_parallelism().map_or(0, |n| n.get()),
-                llama_sys::build_info::BACKENDS.join(","),
+                llamacpp_sys::build_info::BACKENDS.join(","),
                 p.n_threads,
                 membw / 1e9
             );

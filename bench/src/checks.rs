@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use llama::{Batch, Context, ContextParams, Model};
+use llamacpp::{Batch, Context, ContextParams, Model};
 use serde::{Deserialize, Serialize};
 
 use crate::runner::TokenRng;
@@ -45,7 +45,7 @@ pub fn greedy(model: &Model, prompt: &[i32], n: usize, n_threads: i32) -> Result
     let toks: Vec<_> = prompt
         .iter()
         .map(|&id| vocab.token(id))
-        .collect::<llama::Result<_>>()
+        .collect::<llamacpp::Result<_>>()
         .map_err(err)?;
     let mut batch = Batch::from_tokens(&toks, 0, 0).map_err(err)?;
     ctx.decode(&mut batch).map_err(err)?;
@@ -138,7 +138,7 @@ pub fn graph_counts(model: &Model, n_tokens: u32, n_threads: i32) -> Result<Grap
                 c.copy_bytes += node.bytes as u64;
             }
         });
-    let (ctx, log) = llama::backend::capture_info_log(|| Context::new(model, params));
+    let (ctx, log) = llamacpp::backend::capture_info_log(|| Context::new(model, params));
     let mut ctx = ctx.map_err(err)?;
     let vocab = model.vocab();
     let mut rng = TokenRng::new(7);

@@ -156,18 +156,18 @@ pub fn membw(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// `llama-bench synth`: write a synthetic model (see `llama_synth::cli::SynthArgs`).
+/// `llama-bench synth`: write a synthetic model (see `llamacpp_synth::cli::SynthArgs`).
 #[derive(Debug, Parser)]
 #[command(name = "llama-bench synth")]
 struct SynthCmd {
     #[command(flatten)]
-    args: llama_synth::cli::SynthArgs,
+    args: llamacpp_synth::cli::SynthArgs,
 }
 
 pub fn synth(args: &[String]) -> Result<()> {
     let a =
         SynthCmd::try_parse_from(std::iter::once("synth".to_string()).chain(args.iter().cloned()))
             .map_err(err)?;
-    llama_synth::cli::run(&a.args).map_err(err)?;
+    llamacpp_synth::cli::run(&a.args).map_err(err)?;
     Ok(())
 }

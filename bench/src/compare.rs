@@ -12,10 +12,10 @@ use crate::{Result, err};
 
 /// The two builds' library directories: `[(upstream, dir), (patched, dir)]`.
 pub fn build_dirs() -> Result<[(String, String); 2]> {
-    let info = llama_sys::build_info::VARIANT;
-    let other = llama_sys::build_info::OTHER_LIB_DIR
-        .ok_or("this llama-bench was built without llama-sys's `side-by-side` feature: only one build is available")?;
-    let linked = llama_sys::build_info::LIB_DIR.to_string();
+    let info = llamacpp_sys::build_info::VARIANT;
+    let other = llamacpp_sys::build_info::OTHER_LIB_DIR
+        .ok_or("this llama-bench was built without llamacpp-sys's `side-by-side` feature: only one build is available")?;
+    let linked = llamacpp_sys::build_info::LIB_DIR.to_string();
     Ok(match info {
         "upstream" => [
             ("upstream".into(), linked),
@@ -37,7 +37,7 @@ pub struct Samples {
 
 /// Whether the patched build is slower than upstream by more than the noise:
 /// beyond twice the combined standard error, and by at least `min_rel`.
-pub fn regressed(row: &llama_bench::live::CompareRow, reps: usize, min_rel: f64) -> bool {
+pub fn regressed(row: &llamacpp_bench::live::CompareRow, reps: usize, min_rel: f64) -> bool {
     let n = reps.max(1) as f64;
     let (su, sp) = (
         row.upstream_stddev_ts.unwrap_or(0.0),
@@ -179,8 +179,8 @@ pub fn start_workers(
 mod tests {
     use super::*;
 
-    fn row(u: f64, us: f64, p: f64, ps: f64) -> llama_bench::live::CompareRow {
-        llama_bench::live::CompareRow {
+    fn row(u: f64, us: f64, p: f64, ps: f64) -> llamacpp_bench::live::CompareRow {
+        llamacpp_bench::live::CompareRow {
             model_filename: "m".into(),
             model_type: "t".into(),
             n_prompt: 512,

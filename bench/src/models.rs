@@ -1,10 +1,10 @@
 //! The default benchmark model: synthetic Qwen3-Next-80B-A3B at full width,
 //! depth shrunk (4 layers by default), Q4_0, generated once and cached by
-//! `llama-synth` (in `$LLAMA_SYNTH_CACHE`, default a temp-dir cache).
+//! `llamacpp-synth` (in `$LLAMACPP_SYNTH_CACHE`, default a temp-dir cache).
 
 use std::path::PathBuf;
 
-use llama_synth::{FileType, Preset, SynthOptions, Vocab};
+use llamacpp_synth::{FileType, Preset, SynthOptions, Vocab};
 
 use crate::{Result, err};
 
@@ -26,7 +26,7 @@ pub fn cached(opts: &SynthOptions) -> Result<PathBuf> {
         opts.layers.unwrap_or(0),
         opts.ftype
     );
-    llama_synth::cached_model(opts).map_err(err)
+    llamacpp_synth::cached_model(opts).map_err(err)
 }
 
 /// The default model's path.

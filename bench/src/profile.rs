@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::{CommandFactory, Parser};
-use llama::{Batch, Context, ContextParams, GraphNode, Model, ModelParams, Token};
-use llama_bench::params::normalize_args;
-use llama_bench::table::{Align, Table};
+use llamacpp::{Batch, Context, ContextParams, GraphNode, Model, ModelParams, Token};
+use llamacpp_bench::params::normalize_args;
+use llamacpp_bench::table::{Align, Table};
 use serde::Serialize;
 
 use crate::cli::model_or_default;
@@ -263,7 +263,7 @@ fn measure(model_path: &str, a: &ProfileArgs) -> Result<Profile> {
     let mut rng = TokenRng::new(99);
     let tokens = (0..N_PROMPT + (N_WARMUP + steps) * batch)
         .map(|_| vocab.token(rng.next(vocab.n_tokens())))
-        .collect::<llama::Result<Vec<Token>>>()
+        .collect::<llamacpp::Result<Vec<Token>>>()
         .map_err(err)?;
     let n_ctx = tokens.len() as u32 + 8;
     let n_batch = N_PROMPT.max(batch);
@@ -450,7 +450,7 @@ pub fn run(args: &[String]) -> Result<()> {
     if a.batch == 0 {
         return Err("-b: at least one token per step".into());
     }
-    llama::backend::set_logging(false);
+    llamacpp::backend::set_logging(false);
     let model = model_or_default(a.model.clone())?;
     let p = measure(&model, &a)?;
     if a.output == "json" {
@@ -464,7 +464,7 @@ pub fn run(args: &[String]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use llama::SrcInfo;
+    use llamacpp::SrcInfo;
 
     fn src(name: &str, bytes: usize, ne: [i64; 4]) -> SrcInfo {
         SrcInfo {

@@ -4,7 +4,7 @@
 use std::ffi::CString;
 use std::time::Instant;
 
-use llama_sys as sys;
+use llamacpp_sys as sys;
 
 use crate::{Result, err};
 

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use llama::{Batch, CacheType, Context, ContextParams, FlashAttn, Model, ThreadPoolOptions, Token};
+use llamacpp::{Batch, CacheType, Context, ContextParams, FlashAttn, Model, ThreadPoolOptions, Token};
 use serde::{Deserialize, Serialize};
 
 use crate::{Result, err};

@@ -7,7 +7,7 @@
 
 use std::io::{BufRead, Write};
 
-use llama::{Model, ModelParams};
+use llamacpp::{Model, ModelParams};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -79,7 +79,7 @@ pub enum Response {
 /// The commit string of the llama.cpp library loaded in this process.
 pub fn loaded_commit() -> String {
     // SAFETY: ggml_commit returns a pointer to a static NUL-terminated string.
-    unsafe { std::ffi::CStr::from_ptr(llama_sys::ggml_commit()) }
+    unsafe { std::ffi::CStr::from_ptr(llamacpp_sys::ggml_commit()) }
         .to_string_lossy()
         .into_owned()
 }
@@ -97,7 +97,7 @@ impl State {
     fn handle(&mut self, req: Request) -> Result<Value> {
         match req {
             Request::Info => Ok(
-                json!({"build_commit": loaded_commit(), "system_info": llama::backend::system_info()}),
+                json!({"build_commit": loaded_commit(), "system_info": llamacpp::backend::system_info()}),
             ),
             Request::Load {
                 model,
@@ -161,7 +161,7 @@ impl State {
 
 /// Serves requests from stdin until it closes.
 pub fn serve() -> Result<()> {
-    llama::backend::set_logging(false);
+    llamacpp::backend::set_logging(false);
     let mut state = State {
         model: None,
         prepared: None,

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use llama_synth::Preset;
+use llamacpp_synth::Preset;
 
 fn bench(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_llama-bench"))
@@ -18,7 +18,7 @@ fn bench(args: &[&str]) -> (bool, String, String) {
 }
 
 fn tiny() -> String {
-    llama_synth::tiny_model_path(Preset::Qwen3NextTiny)
+    llamacpp_synth::tiny_model_path(Preset::Qwen3NextTiny)
         .to_string_lossy()
         .into_owned()
 }
@@ -164,8 +164,8 @@ fn plain_run_writes_each_format_and_saved_files_compare() {
             "-m", &m, "-p", "16", "-n", "4", "-r", "2", "-t", "2", "-o", fmt,
         ]);
         assert!(ok, "{err}");
-        let results = llama_bench::output::parse(
-            llama_bench::params::OutputFormat::from_path(std::path::Path::new(&format!("x.{fmt}")))
+        let results = llamacpp_bench::output::parse(
+            llamacpp_bench::params::OutputFormat::from_path(std::path::Path::new(&format!("x.{fmt}")))
                 .unwrap(),
             &out,
         )

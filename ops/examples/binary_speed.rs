@@ -3,8 +3,8 @@
 //! (`[2048, T] * [1, T]`), for a decode token and a 512-token ubatch, on the CPU.
 //!
 //! ```sh
-//! cargo run --release -p llama-ops --example binary_speed
-//! LLAMA_SYS_PATCHES=none cargo run --release -p llama-ops --example binary_speed
+//! cargo run --release -p llamacpp-ops --example binary_speed
+//! LLAMACPP_SYS_PATCHES=none cargo run --release -p llamacpp-ops --example binary_speed
 //! ```
 //!
 //! Options: `--threads N` (2), `--reps N` (50). Each row: median and fastest time per graph
@@ -12,10 +12,10 @@
 
 use std::error::Error;
 
-use llama_ops::Device;
-use llama_ops::binary::{Binary, BinaryOp, Src1, View, random_inputs};
-use llama_ops::timing::median_min_ms;
-use llama_sys::build_info;
+use llamacpp_ops::Device;
+use llamacpp_ops::binary::{Binary, BinaryOp, Src1, View, random_inputs};
+use llamacpp_ops::timing::median_min_ms;
+use llamacpp_sys::build_info;
 
 fn main() -> Result<(), Box<dyn Error>> {
     let (mut threads, mut reps) = (2usize, 50usize);

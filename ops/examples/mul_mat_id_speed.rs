@@ -4,9 +4,9 @@
 //! tokens each expert gets about 10 rows.
 //!
 //! ```sh
-//! cargo run --release -p llama-ops --example mul_mat_id_speed
-//! cargo run --release -p llama-ops --example mul_mat_id_speed -- --tokens 1 --types q4_0
-//! LLAMA_SYS_PATCHES=none cargo run --release -p llama-ops --example mul_mat_id_speed
+//! cargo run --release -p llamacpp-ops --example mul_mat_id_speed
+//! cargo run --release -p llamacpp-ops --example mul_mat_id_speed -- --tokens 1 --types q4_0
+//! LLAMACPP_SYS_PATCHES=none cargo run --release -p llamacpp-ops --example mul_mat_id_speed
 //! ```
 //!
 //! Options: `--threads N` (2), `--tokens N` (512), `--experts N` (512), `--used N` (10),
@@ -18,9 +18,9 @@
 use std::error::Error;
 use std::time::Instant;
 
-use llama_ops::mul_mat_id::{Inputs, MulMatId, Routing, Shape, Src1Layout};
-use llama_ops::{BufferType, GgmlType, type_name};
-use llama_sys::build_info;
+use llamacpp_ops::mul_mat_id::{Inputs, MulMatId, Routing, Shape, Src1Layout};
+use llamacpp_ops::{BufferType, GgmlType, type_name};
+use llamacpp_sys::build_info;
 
 struct Options {
     threads: usize,
@@ -41,7 +41,7 @@ fn parse() -> Result<Options, Box<dyn Error>> {
         used: 10,
         routing: Routing::Uniform,
         reps: 10,
-        types: vec![llama_sys::GGML_TYPE_Q4_0, llama_sys::GGML_TYPE_Q4_K],
+        types: vec![llamacpp_sys::GGML_TYPE_Q4_0, llamacpp_sys::GGML_TYPE_Q4_K],
         dump: None,
     };
     let mut args = std::env::args().skip(1);
@@ -65,7 +65,7 @@ fn parse() -> Result<Options, Box<dyn Error>> {
                 o.types = value()?
                     .split(',')
                     .map(|name| {
-                        (0..llama_sys::GGML_TYPE_COUNT)
+                        (0..llamacpp_sys::GGML_TYPE_COUNT)
                             .find(|&t| type_name(t).eq_ignore_ascii_case(name))
                             .ok_or(format!("unknown type {name}"))
                     })

@@ -2,8 +2,8 @@
 //! ubatch and one decode token, on the CPU.
 //!
 //! ```sh
-//! cargo run --release -p llama-ops --example ssm_conv_speed
-//! LLAMA_SYS_PATCHES=none cargo run --release -p llama-ops --example ssm_conv_speed
+//! cargo run --release -p llamacpp-ops --example ssm_conv_speed
+//! LLAMACPP_SYS_PATCHES=none cargo run --release -p llamacpp-ops --example ssm_conv_speed
 //! ```
 //!
 //! Options: `--threads N` (2), `--reps N` (30), `--channels N` (8192), `--dump DIR` (write each
@@ -12,10 +12,10 @@
 
 use std::error::Error;
 
-use llama_ops::Device;
-use llama_ops::ssm_conv::{Shape, SsmConv, View, random_inputs};
-use llama_ops::timing::median_min_ms;
-use llama_sys::build_info;
+use llamacpp_ops::Device;
+use llamacpp_ops::ssm_conv::{Shape, SsmConv, View, random_inputs};
+use llamacpp_ops::timing::median_min_ms;
+use llamacpp_sys::build_info;
 
 fn main() -> Result<(), Box<dyn Error>> {
     let (mut threads, mut reps, mut channels) = (2usize, 30usize, 8192usize);

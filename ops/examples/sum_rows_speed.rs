@@ -3,8 +3,8 @@
 //! and 9 `ADD` nodes upstream builds, for a decode step and a prompt ubatch.
 //!
 //! ```sh
-//! cargo run --release -p llama-ops --example sum_rows_speed
-//! cargo run --release -p llama-ops --example sum_rows_speed -- --threads 4 --reps 50
+//! cargo run --release -p llamacpp-ops --example sum_rows_speed
+//! cargo run --release -p llamacpp-ops --example sum_rows_speed -- --threads 4 --reps 50
 //! ```
 //!
 //! Options: `--threads N` (2), `--reps N` (30), `--embd N` (2048), `--used N` (10). Each row:
@@ -13,9 +13,9 @@
 
 use std::error::Error;
 
-use llama_ops::sum_rows::{Method, SumRows, View, random_base};
-use llama_ops::timing::median_min_ms;
-use llama_sys::build_info;
+use llamacpp_ops::sum_rows::{Method, SumRows, View, random_base};
+use llamacpp_ops::timing::median_min_ms;
+use llamacpp_sys::build_info;
 
 fn main() -> Result<(), Box<dyn Error>> {
     let (mut threads, mut reps, mut embd, mut used) = (2usize, 30usize, 2048usize, 10usize);

@@ -11,7 +11,7 @@
 
 use std::ptr::NonNull;
 
-use llama_sys as sys;
+use llamacpp_sys as sys;
 
 use crate::Error;
 use crate::device::{Backend, Device};

@@ -12,7 +12,7 @@
 use std::ffi::c_void;
 use std::ptr::NonNull;
 
-use llama_sys as sys;
+use llamacpp_sys as sys;
 
 use crate::Error;
 use crate::device::{Backend, Device};

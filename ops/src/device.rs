@@ -1,5 +1,5 @@
 //! The ggml backend devices this build registers (the CPU always; Vulkan, CUDA, Metal when
-//! `llama-sys` is built with their feature), and a backend instance on one of them that
+//! `llamacpp-sys` is built with their feature), and a backend instance on one of them that
 //! computes graphs. Every op in this crate can run on any device: its tensors are allocated in
 //! the device's buffer type and uploaded and read back through ggml-backend, so the same test
 //! compares every device with the reference.
@@ -8,7 +8,7 @@ use std::ffi::CStr;
 use std::fmt;
 use std::ptr::NonNull;
 
-use llama_sys as sys;
+use llamacpp_sys as sys;
 
 use crate::Error;
 use crate::ggml::BufferType;

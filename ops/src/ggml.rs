@@ -7,7 +7,7 @@ use std::ptr::NonNull;
 use std::sync::Once;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use llama_sys as sys;
+use llamacpp_sys as sys;
 
 use crate::Error;
 

@@ -2,7 +2,7 @@
 //! `test-backend-ops` (which the vendored tree does not carry).
 //!
 //! Each op is built as a one-node ggml graph with the ggml / ggml-backend C API (through
-//! `llama-sys`), computed on a backend device ([`Device`]: the CPU, or any other device this
+//! `llamacpp-sys`), computed on a backend device ([`Device`]: the CPU, or any other device this
 //! build registers, such as Vulkan), and compared with a reference computed in Rust by
 //! normalised mean squared error ([`nmse`]). A device whose `supports_op` rejects the node
 //! gives [`Error::DeviceUnsupported`] instead of a result. Weights can be placed in the CPU's
@@ -10,10 +10,10 @@
 //! as they do when llama.cpp loads a model.
 //!
 //! ```no_run
-//! use llama_ops::mul_mat_id::{Inputs, MulMatId, Routing, Shape, Src1Layout, reference};
-//! use llama_ops::{BufferType, nmse, MATMUL_NMSE_THRESHOLD};
+//! use llamacpp_ops::mul_mat_id::{Inputs, MulMatId, Routing, Shape, Src1Layout, reference};
+//! use llamacpp_ops::{BufferType, nmse, MATMUL_NMSE_THRESHOLD};
 //!
-//! let ty = llama_sys::GGML_TYPE_Q4_0;
+//! let ty = llamacpp_sys::GGML_TYPE_Q4_0;
 //! let shape = Shape { k: 256, m: 32, n_expert: 8, n_used: 2, n_tokens: 16 };
 //! let layout = Src1Layout::Broadcast;
 //! let inputs = Inputs::random(ty, shape, layout, Routing::Uniform, None, 1)?;
@@ -22,7 +22,7 @@
 //! op.compute()?;
 //! let err = nmse(&op.output(), &reference(ty, shape, layout, &inputs)?);
 //! assert!(err < MATMUL_NMSE_THRESHOLD);
-//! # Ok::<(), llama_ops::Error>(())
+//! # Ok::<(), llamacpp_ops::Error>(())
 //! ```
 
 pub mod binary;

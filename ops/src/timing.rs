@@ -8,9 +8,9 @@ use crate::Error;
 /// two warm-up runs.
 ///
 /// ```
-/// let (median, min) = llama_ops::timing::median_min_ms(5, || Ok(()))?;
+/// let (median, min) = llamacpp_ops::timing::median_min_ms(5, || Ok(()))?;
 /// assert!(min <= median);
-/// # Ok::<(), llama_ops::Error>(())
+/// # Ok::<(), llamacpp_ops::Error>(())
 /// ```
 pub fn median_min_ms(
     reps: usize,

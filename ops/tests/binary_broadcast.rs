@@ -6,14 +6,14 @@
 //! (rows strided, dim 0 adjacent). Outside the views the bases hold NaN, so a kernel that reads
 //! the wrong element fails.
 //!
-//! Run in both variants: `cargo test -p llama-ops --test binary_broadcast` and the same with
-//! `LLAMA_SYS_PATCHES=none`; with `--features vulkan` for Vulkan.
+//! Run in both variants: `cargo test -p llamacpp-ops --test binary_broadcast` and the same with
+//! `LLAMACPP_SYS_PATCHES=none`; with `--features vulkan` for Vulkan.
 
 use std::sync::Mutex;
 
-use llama_ops::binary::{Binary, BinaryOp, Src1, View, random_inputs, reference};
-use llama_ops::harness::{Expect, Tally, accelerators, exclusive, verdict};
-use llama_ops::{Device, NMSE_THRESHOLD, nmse};
+use llamacpp_ops::binary::{Binary, BinaryOp, Src1, View, random_inputs, reference};
+use llamacpp_ops::harness::{Expect, Tally, accelerators, exclusive, verdict};
+use llamacpp_ops::{Device, NMSE_THRESHOLD, nmse};
 
 /// ggml's worker threads spin while they wait for each other: computations take turns.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -146,7 +146,7 @@ fn shapes_ggml_would_abort_on_are_errors() {
         (&base0, &base1),
         1,
     );
-    assert!(matches!(built, Err(llama_ops::Error::Shape(_))));
+    assert!(matches!(built, Err(llamacpp_ops::Error::Shape(_))));
     let permuted = View {
         base: [16, 6, 1, 1],
         ne: [16, 6, 1, 1],
@@ -167,5 +167,5 @@ fn shapes_ggml_would_abort_on_are_errors() {
         (&base0, &base1),
         1,
     );
-    assert!(matches!(built, Err(llama_ops::Error::Unsupported(_))));
+    assert!(matches!(built, Err(llamacpp_ops::Error::Unsupported(_))));
 }

@@ -6,15 +6,15 @@
 //! split the rows in the middle of the CPU's 16-row blocks. Outside the views the bases hold a
 //! NaN that no generated value equals, so a kernel reading past a view fails.
 //!
-//! Run in both variants: `cargo test -p llama-ops --test concat` and the same with
-//! `LLAMA_SYS_PATCHES=none`; with `--features vulkan` (or `cuda`) for the GPU backends, which
+//! Run in both variants: `cargo test -p llamacpp-ops --test concat` and the same with
+//! `LLAMACPP_SYS_PATCHES=none`; with `--features vulkan` (or `cuda`) for the GPU backends, which
 //! must accept every case.
 
 use std::sync::Mutex;
 
-use llama_ops::Device;
-use llama_ops::concat::{Concat, Elem, View, random_base, reference};
-use llama_ops::harness::{Expect, Tally, accelerators, exclusive, verdict};
+use llamacpp_ops::Device;
+use llamacpp_ops::concat::{Concat, Elem, View, random_base, reference};
+use llamacpp_ops::harness::{Expect, Tally, accelerators, exclusive, verdict};
 
 /// ggml's worker threads spin while they wait for each other: computations take turns.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -264,7 +264,7 @@ fn mismatched_sizes_are_errors_not_aborts() {
     let b0 = random_base(Elem::F32, &v0, 1);
     let b1 = random_base(Elem::F32, &v1, 2);
     let built = Concat::on(Device::cpu(), Elem::F32, 0, [&v0, &v1], [&b0, &b1], 1);
-    assert!(matches!(built, Err(llama_ops::Error::Shape(_))));
+    assert!(matches!(built, Err(llamacpp_ops::Error::Shape(_))));
     let built = Concat::on(Device::cpu(), Elem::F32, 4, [&v0, &v0], [&b0, &b0], 1);
-    assert!(matches!(built, Err(llama_ops::Error::Shape(_))));
+    assert!(matches!(built, Err(llamacpp_ops::Error::Shape(_))));
 }

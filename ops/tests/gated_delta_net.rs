@@ -13,21 +13,21 @@
 //! must match. (On the upstream build the new forms never reach a device: the CPU lacks them
 //! too, and they are skipped.)
 //!
-//! Run in both variants: `cargo test -p llama-ops` (patched) and
-//! `LLAMA_SYS_PATCHES=none cargo test -p llama-ops` (upstream). The interleaved q/k broadcast,
+//! Run in both variants: `cargo test -p llamacpp-ops` (patched) and
+//! `LLAMACPP_SYS_PATCHES=none cargo test -p llamacpp-ops` (upstream). The interleaved q/k broadcast,
 //! the in-place state and the q/k L2 norm in the op exist on the patched build only: on upstream
 //! those cases are skipped, and each test prints how many it skipped and why.
 
 use std::sync::Mutex;
 
-use llama_ops::gated_delta_net::{
+use llamacpp_ops::gated_delta_net::{
     Bcast, GatedDeltaNet, Inputs, Output, QkNorm, QkvLayout, Shape, StateMode,
     cuda_supports_patched_modes, reference, supports_interleaved, supports_qk_l2_norm,
     supports_state_inplace, vulkan_supports_patched_modes,
 };
-use llama_ops::harness::{Expect, Tally, accelerators, exclusive, verdict};
-use llama_ops::{Device, Error, NMSE_THRESHOLD, nmse};
-use llama_sys::build_info;
+use llamacpp_ops::harness::{Expect, Tally, accelerators, exclusive, verdict};
+use llamacpp_ops::{Device, Error, NMSE_THRESHOLD, nmse};
+use llamacpp_sys::build_info;
 
 /// ggml's worker threads spin while they wait for each other: computations take turns.
 static SERIAL: Mutex<()> = Mutex::new(());

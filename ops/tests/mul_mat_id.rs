@@ -6,8 +6,8 @@
 //! plain buffer, i.e. its generic kernels, and each other device of the build, such as Vulkan,
 //! which must run all of its cases) against the reference and the CPU.
 //!
-//! Run in both variants: `cargo test -p llama-ops` (patched) and
-//! `LLAMA_SYS_PATCHES=none cargo test -p llama-ops` (upstream). Duplicated ids that give an
+//! Run in both variants: `cargo test -p llamacpp-ops` (patched) and
+//! `LLAMACPP_SYS_PATCHES=none cargo test -p llamacpp-ops` (upstream). Duplicated ids that give an
 //! expert more rows than there are tokens are asserted on the patched build only: upstream
 //! sizes the repacked path's per-expert row lists by tokens, so such an expert overflows its
 //! list into the next expert's (patch 0002 fixes that).
@@ -15,12 +15,12 @@
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 
-use llama_ops::harness::{Expect, Tally, accelerators, exclusive, verdict};
-use llama_ops::mul_mat_id::{
+use llamacpp_ops::harness::{Expect, Tally, accelerators, exclusive, verdict};
+use llamacpp_ops::mul_mat_id::{
     Inputs, MulMatId, Routing, Shape, Src1Layout, reference, repacked_types,
 };
-use llama_ops::{BufferType, Device, GgmlType, MATMUL_NMSE_THRESHOLD, nmse, type_name};
-use llama_sys::build_info;
+use llamacpp_ops::{BufferType, Device, GgmlType, MATMUL_NMSE_THRESHOLD, nmse, type_name};
+use llamacpp_sys::build_info;
 
 /// ggml's worker threads spin while they wait for each other: two tests computing at once
 /// on a small machine slow each other down badly, so computations take turns.
@@ -128,7 +128,7 @@ fn repack_buffer_takes_the_types_this_host_supports() {
     eprintln!("repacked here: {names:?}");
     // The default build targets AVX2, where Q4_0 and Q4_K are always repacked.
     if cfg!(target_arch = "x86_64") {
-        for want in [llama_sys::GGML_TYPE_Q4_0, llama_sys::GGML_TYPE_Q4_K] {
+        for want in [llamacpp_sys::GGML_TYPE_Q4_0, llamacpp_sys::GGML_TYPE_Q4_K] {
             assert!(types.contains(&want), "{} not repacked", type_name(want));
         }
     }
@@ -379,12 +379,12 @@ fn odd_row_groups_long_rows() {
 /// Weight types of the generic (not repacked) CPU path test: the quantized types tinyBLAS has
 /// kernels for on x86, and the 16-bit float types.
 const GENERIC_TYPES: [GgmlType; 6] = [
-    llama_sys::GGML_TYPE_Q8_0,
-    llama_sys::GGML_TYPE_Q4_0,
-    llama_sys::GGML_TYPE_Q5_0,
-    llama_sys::GGML_TYPE_IQ4_NL,
-    llama_sys::GGML_TYPE_F16,
-    llama_sys::GGML_TYPE_BF16,
+    llamacpp_sys::GGML_TYPE_Q8_0,
+    llamacpp_sys::GGML_TYPE_Q4_0,
+    llamacpp_sys::GGML_TYPE_Q5_0,
+    llamacpp_sys::GGML_TYPE_IQ4_NL,
+    llamacpp_sys::GGML_TYPE_F16,
+    llamacpp_sys::GGML_TYPE_BF16,
 ];
 
 /// The generic CPU path, weights in the CPU's plain buffer (what a Q8_0 model's experts use
@@ -443,12 +443,12 @@ fn generic_path_blocks() {
 /// Weight types of the device test: F16 and the quantized types the Qwen3-Next and Mixtral
 /// GGUFs use (every one has a Vulkan shader).
 const DEVICE_TYPES: [GgmlType; 6] = [
-    llama_sys::GGML_TYPE_F16,
-    llama_sys::GGML_TYPE_Q4_0,
-    llama_sys::GGML_TYPE_Q8_0,
-    llama_sys::GGML_TYPE_Q4_K,
-    llama_sys::GGML_TYPE_Q6_K,
-    llama_sys::GGML_TYPE_IQ4_NL,
+    llamacpp_sys::GGML_TYPE_F16,
+    llamacpp_sys::GGML_TYPE_Q4_0,
+    llamacpp_sys::GGML_TYPE_Q8_0,
+    llamacpp_sys::GGML_TYPE_Q4_K,
+    llamacpp_sys::GGML_TYPE_Q6_K,
+    llamacpp_sys::GGML_TYPE_IQ4_NL,
 ];
 
 /// Every layout of src1 (contiguous, broadcast, permuted, padded views) on every device, for
@@ -474,7 +474,7 @@ fn every_device() {
                 (9, Routing::Duplicated),
             ] {
                 seed += 1;
-                let k_quant = [llama_sys::GGML_TYPE_Q4_K, llama_sys::GGML_TYPE_Q6_K].contains(&ty);
+                let k_quant = [llamacpp_sys::GGML_TYPE_Q4_K, llamacpp_sys::GGML_TYPE_Q6_K].contains(&ty);
                 let strided = matches!(layout, Src1Layout::Permuted | Src1Layout::Padded);
                 if k_quant && strided && n_tokens > 1 {
                     // Mesa's lavapipe spends more than ten CPU minutes compiling the matrix-matrix
@@ -519,7 +519,7 @@ fn every_device() {
                 );
                 for (&device, tally) in devices.iter().zip(&mut tallies) {
                     let permuted_batch = matches!(layout, Src1Layout::Permuted) && n_tokens > 1;
-                    if device.is_cuda() && ty != llama_sys::GGML_TYPE_F16 && permuted_batch {
+                    if device.is_cuda() && ty != llamacpp_sys::GGML_TYPE_F16 && permuted_batch {
                         // Upstream's CUDA accepts this in supports_op, then its quantized
                         // matmul (mmq.cu) asserts `nb12 % nb11 == 0` and aborts the process.
                         eprintln!("{name} on {device}: not run (upstream CUDA aborts on it)");

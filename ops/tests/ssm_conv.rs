@@ -4,14 +4,14 @@
 //! that split the channels in the middle of the CPU kernel's 16-channel blocks (patch 0020).
 //! Outside the view the base holds NaN, so a kernel that reads past a row or window fails.
 //!
-//! Run in both variants: `cargo test -p llama-ops --test ssm_conv` and the same with
-//! `LLAMA_SYS_PATCHES=none`; with `--features vulkan` for Vulkan.
+//! Run in both variants: `cargo test -p llamacpp-ops --test ssm_conv` and the same with
+//! `LLAMACPP_SYS_PATCHES=none`; with `--features vulkan` for Vulkan.
 
 use std::sync::Mutex;
 
-use llama_ops::harness::{Expect, Tally, accelerators, exclusive, verdict};
-use llama_ops::ssm_conv::{Shape, SsmConv, View, random_inputs, reference};
-use llama_ops::{Device, NMSE_THRESHOLD, nmse};
+use llamacpp_ops::harness::{Expect, Tally, accelerators, exclusive, verdict};
+use llamacpp_ops::ssm_conv::{Shape, SsmConv, View, random_inputs, reference};
+use llamacpp_ops::{Device, NMSE_THRESHOLD, nmse};
 
 /// ggml's worker threads spin while they wait for each other: computations take turns.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -188,7 +188,7 @@ fn inputs_without_packed_rows_are_errors_not_aborts() {
     };
     let (base, weights) = random_inputs(&shape, &padded, 1);
     let built = SsmConv::on(Device::cpu(), &shape, &padded, &base, &weights, 1);
-    assert!(matches!(built, Err(llama_ops::Error::Unsupported(_))));
+    assert!(matches!(built, Err(llamacpp_ops::Error::Unsupported(_))));
     let permuted = View {
         base: [8, 8, 1, 1],
         ne: [8, 8, 1, 1],
@@ -197,5 +197,5 @@ fn inputs_without_packed_rows_are_errors_not_aborts() {
     };
     let (base, weights) = random_inputs(&shape, &permuted, 2);
     let built = SsmConv::on(Device::cpu(), &shape, &permuted, &base, &weights, 1);
-    assert!(matches!(built, Err(llama_ops::Error::Unsupported(_))));
+    assert!(matches!(built, Err(llamacpp_ops::Error::Unsupported(_))));
 }

@@ -10,17 +10,17 @@
 //! elements are adjacent only: it must reject the strided-dim-0 cases (the graph then keeps
 //! `SUM_ROWS` on the CPU) and run the others.
 //!
-//! Run in both variants: `cargo test -p llama-ops` (patched) and
-//! `LLAMA_SYS_PATCHES=none cargo test -p llama-ops` (upstream). Upstream's kernel asserts that
+//! Run in both variants: `cargo test -p llamacpp-ops` (patched) and
+//! `LLAMACPP_SYS_PATCHES=none cargo test -p llamacpp-ops` (upstream). Upstream's kernel asserts that
 //! dim 0 is contiguous (a process abort), so on upstream the strided-dim-0 cases are skipped,
 //! each with a line saying so.
 
 use std::sync::Mutex;
 
-use llama_ops::harness::{Expect, accelerators, exclusive, verdict};
-use llama_ops::sum_rows::{Method, SumRows, View, random_base, reference, sequential_f32};
-use llama_ops::{NMSE_THRESHOLD, nmse};
-use llama_sys::build_info;
+use llamacpp_ops::harness::{Expect, accelerators, exclusive, verdict};
+use llamacpp_ops::sum_rows::{Method, SumRows, View, random_base, reference, sequential_f32};
+use llamacpp_ops::{NMSE_THRESHOLD, nmse};
+use llamacpp_sys::build_info;
 
 /// ggml's worker threads spin while they wait for each other: computations take turns.
 static SERIAL: Mutex<()> = Mutex::new(());

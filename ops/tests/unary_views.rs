@@ -10,16 +10,16 @@
 //! (contiguous only) on the upstream one. Graph patch 0012 relies on exactly this: it drops its
 //! copies before a sigmoid only where every device holding layers accepts such a view.
 //!
-//! Run in both variants: `cargo test -p llama-ops --test unary_views` and the same with
-//! `LLAMA_SYS_PATCHES=none`; with `--features vulkan` for Vulkan.
+//! Run in both variants: `cargo test -p llamacpp-ops --test unary_views` and the same with
+//! `LLAMACPP_SYS_PATCHES=none`; with `--features vulkan` for Vulkan.
 
 use std::sync::Mutex;
 
-use llama_ops::harness::{Expect, Tally, accelerators, exclusive, verdict};
-use llama_ops::sum_rows::View;
-use llama_ops::unary::{Unary, UnaryOp, random_base, reference};
-use llama_ops::{Device, NMSE_THRESHOLD, nmse};
-use llama_sys::build_info;
+use llamacpp_ops::harness::{Expect, Tally, accelerators, exclusive, verdict};
+use llamacpp_ops::sum_rows::View;
+use llamacpp_ops::unary::{Unary, UnaryOp, random_base, reference};
+use llamacpp_ops::{Device, NMSE_THRESHOLD, nmse};
+use llamacpp_sys::build_info;
 
 /// ggml's worker threads spin while they wait for each other: computations take turns.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -168,5 +168,5 @@ fn a_permuted_input_is_an_error_not_an_abort() {
     };
     let base = random_base(&view, 3);
     let built = Unary::on(Device::cpu(), UnaryOp::Sigmoid, &view, &base, 1);
-    assert!(matches!(built, Err(llama_ops::Error::Unsupported(_))));
+    assert!(matches!(built, Err(llamacpp_ops::Error::Unsupported(_))));
 }

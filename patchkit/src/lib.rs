@@ -1,6 +1,6 @@
 //! The pinned llama.cpp source and the patch series applied on top of it.
 //!
-//! This crate is shared by `llama-sys`'s build script and the `patches` tool
+//! This crate is shared by `llamacpp-sys`'s build script and the `patches` tool
 //! (`cargo patches ...`), so both see the same rules:
 //!
 //! - [`upstream`]: `vendor/UPSTREAM` names the registry package, version and

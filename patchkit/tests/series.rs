@@ -4,9 +4,9 @@
 use std::fs;
 use std::path::Path;
 
-use llama_patchkit::Error;
-use llama_patchkit::overlay::Overlay;
-use llama_patchkit::series::{Patch, Series, Status};
+use llamacpp_patchkit::Error;
+use llamacpp_patchkit::overlay::Overlay;
+use llamacpp_patchkit::series::{Patch, Series, Status};
 
 /// `l01` .. `l20`, one per line.
 fn twenty_lines() -> String {

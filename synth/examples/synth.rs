@@ -1,12 +1,12 @@
 //! `synth`: write a random-weight GGUF model from the command line.
 //!
 //! ```text
-//! cargo run --release -p llama-synth --example synth -- \
+//! cargo run --release -p llamacpp-synth --example synth -- \
 //!     --preset qwen3next-80b-a3b --layers 4 --type q4_0 -o m.gguf
 //! ```
 
 use clap::Parser;
-use llama_synth::cli::{SynthArgs, run};
+use llamacpp_synth::cli::{SynthArgs, run};
 
 /// Write a random-weight GGUF model.
 #[derive(Parser)]

@@ -16,13 +16,13 @@ const GENERATOR_VERSION: u32 = 1;
 static LOCK: Mutex<()> = Mutex::new(());
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// The directory cached models live in: `$LLAMA_SYNTH_CACHE` if set, else
-/// `<temp dir>/llama-synth-cache`.
+/// The directory cached models live in: `$LLAMACPP_SYNTH_CACHE` if set, else
+/// `<temp dir>/llamacpp-synth-cache`.
 #[must_use]
 pub fn cache_dir() -> PathBuf {
-    std::env::var_os("LLAMA_SYNTH_CACHE")
+    std::env::var_os("LLAMACPP_SYNTH_CACHE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::temp_dir().join("llama-synth-cache"))
+        .unwrap_or_else(|| std::env::temp_dir().join("llamacpp-synth-cache"))
 }
 
 /// The cached file for `opts`, written on first use.
@@ -72,6 +72,6 @@ fn rename(from: &Path, to: &Path) -> Result<()> {
 pub fn tiny_model_path(preset: Preset) -> PathBuf {
     match cached_model(&SynthOptions::new(preset)) {
         Ok(p) => p,
-        Err(e) => panic!("llama-synth: cannot write the {preset} model: {e}"),
+        Err(e) => panic!("llamacpp-synth: cannot write the {preset} model: {e}"),
     }
 }

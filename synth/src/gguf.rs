@@ -6,7 +6,7 @@ use std::ffi::{CStr, CString, c_char, c_void};
 use std::path::Path;
 use std::ptr::NonNull;
 
-use llama_sys as sys;
+use llamacpp_sys as sys;
 
 use crate::error::{Result, SynthError};
 use crate::meta::{MetaValue, Metadata};

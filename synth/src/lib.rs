@@ -15,7 +15,7 @@
 //! benchmarks.
 //!
 //! ```no_run
-//! use llama_synth::{FileType, ModelSpec, Preset, SynthOptions, write_gguf};
+//! use llamacpp_synth::{FileType, ModelSpec, Preset, SynthOptions, write_gguf};
 //!
 //! let mut opts = SynthOptions::new(Preset::Qwen3Next80bA3b);
 //! opts.layers = Some(4);
@@ -23,7 +23,7 @@
 //! let spec = ModelSpec::from_options(&opts)?;
 //! let report = write_gguf(&spec, "m.gguf".as_ref(), true)?;
 //! println!("{report}");
-//! # Ok::<(), llama_synth::SynthError>(())
+//! # Ok::<(), llamacpp_synth::SynthError>(())
 //! ```
 //!
 //! [`write_lora`] writes a random LoRA adapter for a model spec (see [`LoraOptions`]).

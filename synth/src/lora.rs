@@ -73,14 +73,14 @@ fn is_target(t: &TensorSpec, opts: &LoraOptions) -> bool {
 /// than a target's dimensions, or targets that select no tensor.
 ///
 /// ```
-/// use llama_synth::{LoraOptions, ModelSpec, Preset, SynthOptions, lora_spec};
+/// use llamacpp_synth::{LoraOptions, ModelSpec, Preset, SynthOptions, lora_spec};
 ///
 /// let base = ModelSpec::from_options(&SynthOptions::new(Preset::LlamaTiny))?;
 /// let mut opts = LoraOptions::new();
 /// opts.targets = vec!["attn_q".into()];
 /// let adapter = lora_spec(&base, &opts)?;
 /// assert!(adapter.tensor("blk.0.attn_q.weight.lora_a").is_some());
-/// # Ok::<(), llama_synth::SynthError>(())
+/// # Ok::<(), llamacpp_synth::SynthError>(())
 /// ```
 pub fn lora_spec(base: &ModelSpec, opts: &LoraOptions) -> Result<ModelSpec> {
     let bad = |m: String| Err(SynthError::InvalidOptions(m));

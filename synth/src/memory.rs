@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, c_void};
 use std::ptr::NonNull;
 
-use llama_sys as sys;
+use llamacpp_sys as sys;
 
 use crate::error::{Result, SynthError};
 use crate::generate::Generator;

@@ -3,7 +3,7 @@
 
 use std::ffi::c_void;
 
-use llama_sys as sys;
+use llamacpp_sys as sys;
 
 use crate::error::{Result, SynthError};
 use crate::types::TensorType;

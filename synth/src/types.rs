@@ -28,21 +28,21 @@ pub enum TensorType {
 impl TensorType {
     /// The matching `ggml_type`.
     #[must_use]
-    pub fn ggml(self) -> llama_sys::ggml_type {
+    pub fn ggml(self) -> llamacpp_sys::ggml_type {
         match self {
-            Self::F32 => llama_sys::GGML_TYPE_F32,
-            Self::F16 => llama_sys::GGML_TYPE_F16,
-            Self::BF16 => llama_sys::GGML_TYPE_BF16,
-            Self::Q8_0 => llama_sys::GGML_TYPE_Q8_0,
-            Self::Q4_0 => llama_sys::GGML_TYPE_Q4_0,
-            Self::Q5_0 => llama_sys::GGML_TYPE_Q5_0,
-            Self::Q4_K => llama_sys::GGML_TYPE_Q4_K,
+            Self::F32 => llamacpp_sys::GGML_TYPE_F32,
+            Self::F16 => llamacpp_sys::GGML_TYPE_F16,
+            Self::BF16 => llamacpp_sys::GGML_TYPE_BF16,
+            Self::Q8_0 => llamacpp_sys::GGML_TYPE_Q8_0,
+            Self::Q4_0 => llamacpp_sys::GGML_TYPE_Q4_0,
+            Self::Q5_0 => llamacpp_sys::GGML_TYPE_Q5_0,
+            Self::Q4_K => llamacpp_sys::GGML_TYPE_Q4_K,
         }
     }
 
     /// The type with this `ggml_type` value, if it is one of ours.
     #[must_use]
-    pub fn from_ggml(t: llama_sys::ggml_type) -> Option<Self> {
+    pub fn from_ggml(t: llamacpp_sys::ggml_type) -> Option<Self> {
         [
             Self::F32,
             Self::F16,
@@ -74,7 +74,7 @@ impl TensorType {
     #[must_use]
     pub fn block_size(self) -> u64 {
         // SAFETY: ggml_blck_size only reads a static table; every value of ours is a valid type.
-        let b = unsafe { llama_sys::ggml_blck_size(self.ggml()) };
+        let b = unsafe { llamacpp_sys::ggml_blck_size(self.ggml()) };
         u64::try_from(b).unwrap_or(1)
     }
 
@@ -83,7 +83,7 @@ impl TensorType {
     pub fn row_bytes(self, ne0: u64) -> u64 {
         let n = i64::try_from(ne0).unwrap_or(i64::MAX);
         // SAFETY: ggml_row_size only reads a static table and does arithmetic.
-        let bytes = unsafe { llama_sys::ggml_row_size(self.ggml(), n) };
+        let bytes = unsafe { llamacpp_sys::ggml_row_size(self.ggml(), n) };
         bytes as u64
     }
 
@@ -152,12 +152,12 @@ impl FileType {
     #[must_use]
     pub fn llama_ftype(self) -> u32 {
         match self {
-            Self::F32 => llama_sys::LLAMA_FTYPE_ALL_F32,
-            Self::F16 => llama_sys::LLAMA_FTYPE_MOSTLY_F16,
-            Self::BF16 => llama_sys::LLAMA_FTYPE_MOSTLY_BF16,
-            Self::Q8_0 => llama_sys::LLAMA_FTYPE_MOSTLY_Q8_0,
-            Self::Q4_0 => llama_sys::LLAMA_FTYPE_MOSTLY_Q4_0,
-            Self::Q4_K => llama_sys::LLAMA_FTYPE_MOSTLY_Q4_K_S,
+            Self::F32 => llamacpp_sys::LLAMA_FTYPE_ALL_F32,
+            Self::F16 => llamacpp_sys::LLAMA_FTYPE_MOSTLY_F16,
+            Self::BF16 => llamacpp_sys::LLAMA_FTYPE_MOSTLY_BF16,
+            Self::Q8_0 => llamacpp_sys::LLAMA_FTYPE_MOSTLY_Q8_0,
+            Self::Q4_0 => llamacpp_sys::LLAMA_FTYPE_MOSTLY_Q4_0,
+            Self::Q4_K => llamacpp_sys::LLAMA_FTYPE_MOSTLY_Q4_K_S,
         }
     }
 

@@ -1,13 +1,13 @@
 //! The full-width Qwen3-Next-80B-A3B preset at 4 layers, Q4_0 (~4 GB): written,
 //! loaded and decoded. Ignored by default (disk and time); run with
-//! `cargo test --release -p llama-synth --test big -- --ignored`.
-//! `LLAMA_SYNTH_BIG_MODEL=<path>` reuses an existing file written with the
+//! `cargo test --release -p llamacpp-synth --test big -- --ignored`.
+//! `LLAMACPP_SYNTH_BIG_MODEL=<path>` reuses an existing file written with the
 //! same options instead of writing (and afterwards deleting) a new one.
 
 mod common;
 
 use common::{Model, distinct};
-use llama_synth::{FileType, ModelSpec, Preset, SynthOptions, write_gguf};
+use llamacpp_synth::{FileType, ModelSpec, Preset, SynthOptions, write_gguf};
 
 #[test]
 #[ignore = "writes a ~4 GB file"]
@@ -16,11 +16,11 @@ fn qwen3next_80b_a3b_four_layers_q4_0() {
     o.layers = Some(4);
     o.ftype = FileType::Q4_0;
     let spec = ModelSpec::from_options(&o).unwrap();
-    let (path, owned) = match std::env::var_os("LLAMA_SYNTH_BIG_MODEL") {
+    let (path, owned) = match std::env::var_os("LLAMACPP_SYNTH_BIG_MODEL") {
         Some(p) => (p.into(), false),
         None => {
             let p =
-                std::env::temp_dir().join(format!("llama-synth-big-{}.gguf", std::process::id()));
+                std::env::temp_dir().join(format!("llamacpp-synth-big-{}.gguf", std::process::id()));
             let report = write_gguf(&spec, &p, false).unwrap();
             eprintln!("{report}");
             (p, true)

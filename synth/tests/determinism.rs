@@ -2,10 +2,10 @@
 
 use std::path::PathBuf;
 
-use llama_synth::{FileType, ModelSpec, Preset, SynthOptions, write_gguf};
+use llamacpp_synth::{FileType, ModelSpec, Preset, SynthOptions, write_gguf};
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("llama-synth-determinism-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("llamacpp-synth-determinism-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
 }
@@ -57,7 +57,7 @@ fn a_tensor_does_not_depend_on_the_others() {
 fn llama_synth_layout(spec: &ModelSpec, bytes: &[u8], name: &str) -> Vec<(String, usize, usize)> {
     let path = scratch(name);
     std::fs::write(&path, bytes).unwrap();
-    let layout = llama_synth::read_layout(&path).unwrap();
+    let layout = llamacpp_synth::read_layout(&path).unwrap();
     std::fs::remove_file(&path).unwrap();
     assert_eq!(layout.tensors.len(), spec.tensors.len());
     layout

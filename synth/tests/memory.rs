@@ -3,13 +3,13 @@
 mod common;
 
 use common::Model;
-use llama_synth::{LinearLayout, ModelSpec, Preset, SynthOptions, cached_model, load_in_memory};
+use llamacpp_synth::{LinearLayout, ModelSpec, Preset, SynthOptions, cached_model, load_in_memory};
 
-fn in_memory(opts: &SynthOptions) -> llama_synth::Result<Model> {
+fn in_memory(opts: &SynthOptions) -> llamacpp_synth::Result<Model> {
     common::init();
     let spec = ModelSpec::from_options(opts)?;
     // SAFETY: llama_model_default_params has no preconditions.
-    let mut params = unsafe { llama_sys::llama_model_default_params() };
+    let mut params = unsafe { llamacpp_sys::llama_model_default_params() };
     params.n_gpu_layers = 0;
     Ok(Model::from_raw(load_in_memory(&spec, params)?.into_raw()))
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{Model, distinct};
-use llama_synth::{
+use llamacpp_synth::{
     LinearLayout, ModelSpec, Preset, SynthOptions, Vocab, cached_model, tiny_model_path,
 };
 
@@ -35,13 +35,13 @@ fn check(opts: &SynthOptions) -> Model {
     assert_eq!(Some(n_head_kv), u("attention.head_count_kv"));
     assert_eq!(Some(n_ctx), u("context_length"));
     let expected_rope = match arch {
-        "llama" => llama_sys::LLAMA_ROPE_TYPE_NORM,
-        "qwen35moe" => llama_sys::LLAMA_ROPE_TYPE_IMROPE,
-        _ => llama_sys::LLAMA_ROPE_TYPE_NEOX,
+        "llama" => llamacpp_sys::LLAMA_ROPE_TYPE_NORM,
+        "qwen35moe" => llamacpp_sys::LLAMA_ROPE_TYPE_IMROPE,
+        _ => llamacpp_sys::LLAMA_ROPE_TYPE_NEOX,
     };
     assert_eq!(rope, expected_rope);
     for (key, value) in spec.metadata.entries() {
-        if let llama_synth::MetaValue::U32(v) = value {
+        if let llamacpp_synth::MetaValue::U32(v) = value {
             assert_eq!(model.meta(key), Some(v.to_string()), "{key}");
         }
     }

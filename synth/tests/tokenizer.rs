@@ -6,8 +6,8 @@ mod common;
 use std::ffi::{CString, c_char};
 
 use common::Model;
-use llama_synth::vocab::{ENDOFTEXT, IM_END, IM_START};
-use llama_synth::{Preset, tiny_model_path};
+use llamacpp_synth::vocab::{ENDOFTEXT, IM_END, IM_START};
+use llamacpp_synth::{Preset, tiny_model_path};
 
 fn qwen() -> Model {
     Model::load(&tiny_model_path(Preset::Qwen3NextTiny)).unwrap()
@@ -83,7 +83,7 @@ fn chat_template_is_chatml() {
     assert!(tmpl.contains(IM_START));
     let role = CString::new("user").unwrap();
     let content = CString::new("Hello!").unwrap();
-    let msg = llama_sys::llama_chat_message {
+    let msg = llamacpp_sys::llama_chat_message {
         role: role.as_ptr(),
         content: content.as_ptr(),
     };
@@ -91,7 +91,7 @@ fn chat_template_is_chatml() {
     let mut buf = vec![0u8; 1024];
     // SAFETY: one valid message whose strings outlive the call; buf has buf.len() bytes.
     let n = unsafe {
-        llama_sys::llama_chat_apply_template(
+        llamacpp_sys::llama_chat_apply_template(
             tmpl_c.as_ptr(),
             &msg,
             1,

@@ -4,11 +4,11 @@
 mod common;
 
 use common::{Model, distinct};
-use llama_synth::{
+use llamacpp_synth::{
     FileType, ModelSpec, Preset, SynthOptions, TensorType, cached_model, read_layout,
 };
 
-fn type_of(layout: &llama_synth::GgufLayout, name: &str) -> Option<TensorType> {
+fn type_of(layout: &llamacpp_synth::GgufLayout, name: &str) -> Option<TensorType> {
     layout
         .tensors
         .iter()

@@ -1,9 +1,9 @@
 //! `patches canary VERSION`: fetch another release of the upstream package and
 //! report, patch by patch, how the series fares on it.
 
-use llama_patchkit::overlay::Overlay;
-use llama_patchkit::upstream::{PackageSpec, Pin, fetch_package};
-use llama_patchkit::{Result, tree};
+use llamacpp_patchkit::overlay::Overlay;
+use llamacpp_patchkit::upstream::{PackageSpec, Pin, fetch_package};
+use llamacpp_patchkit::{Result, tree};
 
 use crate::report;
 use crate::workspace::{Paths, cargo, scratch_dir};

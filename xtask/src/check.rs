@@ -2,9 +2,9 @@
 
 use std::path::Path;
 
-use llama_patchkit::overlay::Overlay;
-use llama_patchkit::series::Series;
-use llama_patchkit::{Result, tree};
+use llamacpp_patchkit::overlay::Overlay;
+use llamacpp_patchkit::series::Series;
+use llamacpp_patchkit::{Result, tree};
 
 use crate::report;
 use crate::workspace::Paths;

@@ -4,10 +4,10 @@
 use std::fs;
 use std::path::Path;
 
-use llama_patchkit::overlay::Overlay;
-use llama_patchkit::series::Series;
-use llama_patchkit::upstream::Vendor;
-use llama_patchkit::{Error, Result};
+use llamacpp_patchkit::overlay::Overlay;
+use llamacpp_patchkit::series::Series;
+use llamacpp_patchkit::upstream::Vendor;
+use llamacpp_patchkit::{Error, Result};
 
 use crate::git::{Git, Identity};
 use crate::workspace::Paths;

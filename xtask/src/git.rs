@@ -8,8 +8,8 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use llama_patchkit::mail::Header;
-use llama_patchkit::{Error, Result};
+use llamacpp_patchkit::mail::Header;
+use llamacpp_patchkit::{Error, Result};
 
 /// Who a commit is by, and when.
 #[derive(Debug, Clone)]

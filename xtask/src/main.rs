@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use llama_patchkit::{Result, tree};
+use llamacpp_patchkit::{Result, tree};
 
 use crate::workspace::Paths;
 
@@ -29,7 +29,7 @@ use crate::workspace::Paths;
 #[derive(Debug, Parser)]
 #[command(name = "patches", version)]
 struct Cli {
-    /// Directory holding UPSTREAM and llama.cpp/ [default: $LLAMA_SYS_VENDOR_DIR, else the workspace's vendor/]
+    /// Directory holding UPSTREAM and llama.cpp/ [default: $LLAMACPP_SYS_VENDOR_DIR, else the workspace's vendor/]
     #[arg(long, global = true, value_name = "DIR")]
     vendor: Option<PathBuf>,
     /// Directory holding `series` and the patch files [default: the workspace's patches/]

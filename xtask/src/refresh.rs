@@ -4,8 +4,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use llama_patchkit::series::{Patch, Series};
-use llama_patchkit::{Error, Result};
+use llamacpp_patchkit::series::{Patch, Series};
+use llamacpp_patchkit::{Error, Result};
 
 use crate::check;
 use crate::export::BASE_TAG;

@@ -1,6 +1,6 @@
 //! The per-patch table that `check`, `refresh` and `canary` print.
 
-use llama_patchkit::series::{Outcome, Status};
+use llamacpp_patchkit::series::{Outcome, Status};
 
 /// How many patches ended up in each state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -20,11 +20,11 @@ impl Tally {
     }
 
     /// The error for an unclean series, if it is one.
-    pub fn into_result(self) -> llama_patchkit::Result<()> {
+    pub fn into_result(self) -> llamacpp_patchkit::Result<()> {
         if self.clean() {
             Ok(())
         } else {
-            Err(llama_patchkit::Error::SeriesUnclean {
+            Err(llamacpp_patchkit::Error::SeriesUnclean {
                 conflicts: self.conflicts,
                 upstream: self.upstream,
             })

@@ -2,9 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use llama_patchkit::Result;
-use llama_patchkit::series::Series;
-use llama_patchkit::upstream::Vendor;
+use llamacpp_patchkit::Result;
+use llamacpp_patchkit::series::Series;
+use llamacpp_patchkit::upstream::Vendor;
 
 /// The vendor and patch directories the tool works on.
 #[derive(Debug, Clone)]
@@ -16,13 +16,13 @@ pub struct Paths {
 }
 
 impl Paths {
-    /// The given directories, or the ones the build uses: `$LLAMA_SYS_VENDOR_DIR`
+    /// The given directories, or the ones the build uses: `$LLAMACPP_SYS_VENDOR_DIR`
     /// (else the workspace's `vendor/`) and the workspace's `patches/`.
     pub fn new(vendor: Option<PathBuf>, patches: Option<PathBuf>) -> Self {
         let root = workspace_root();
         let vendor = vendor
             .or_else(|| {
-                std::env::var_os("LLAMA_SYS_VENDOR_DIR")
+                std::env::var_os("LLAMACPP_SYS_VENDOR_DIR")
                     .filter(|v| !v.is_empty())
                     .map(PathBuf::from)
             })
@@ -65,7 +65,7 @@ pub fn scratch_dir() -> Result<tempfile::TempDir> {
     tempfile::Builder::new()
         .prefix("patches-")
         .tempdir()
-        .map_err(|source| llama_patchkit::Error::Io {
+        .map_err(|source| llamacpp_patchkit::Error::Io {
             path: std::env::temp_dir(),
             source,
         })

@@ -4,7 +4,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use llama_patchkit::tree;
+use llamacpp_patchkit::tree;
 
 /// `l01` .. `l20`, one per line.
 fn twenty_lines() -> String {
@@ -80,7 +80,7 @@ impl Fixture {
             .arg("--patches")
             .arg(self.patches())
             .args(args)
-            .env_remove("LLAMA_SYS_VENDOR_DIR")
+            .env_remove("LLAMACPP_SYS_VENDOR_DIR")
             .output()
             .unwrap();
         Run::from(output)

@@ -1,4 +1,4 @@
-//! SQL for SQLite: `CREATE TABLE IF NOT EXISTS llama_bench (...)`, a blank line,
+//! SQL for SQLite: `CREATE TABLE IF NOT EXISTS llamacpp_bench (...)`, a blank line,
 //! then one `INSERT` per result with every value single-quoted, as upstream
 //! (meant to be piped into `sqlite3 llama-bench.sqlite`). Single quotes inside
 //! values are doubled, which upstream does not do. No samples.
@@ -19,7 +19,7 @@ pub struct SqlPrinter;
 
 impl Printer for SqlPrinter {
     fn print_header(&mut self, out: &mut dyn Write) -> io::Result<()> {
-        writeln!(out, "CREATE TABLE IF NOT EXISTS llama_bench (")?;
+        writeln!(out, "CREATE TABLE IF NOT EXISTS llamacpp_bench (")?;
         for (i, (name, ty)) in FIELDS.iter().enumerate() {
             let comma = if i + 1 < FIELDS.len() { "," } else { "" };
             writeln!(out, "  {name} {}{comma}", ty.sql())?;
@@ -37,7 +37,7 @@ impl Printer for SqlPrinter {
             .collect();
         writeln!(
             out,
-            "INSERT INTO llama_bench ({}) VALUES ({});",
+            "INSERT INTO llamacpp_bench ({}) VALUES ({});",
             names.join(", "),
             values.join(", ")
         )?;
@@ -249,7 +249,7 @@ mod tests {
     #[test]
     fn reads_inserts_and_skips_other_statements() {
         let text = "CREATE TABLE t (a TEXT);\n-- a comment; with a semicolon\n\
-                    INSERT INTO llama_bench (model_filename, n_prompt, avg_ts) VALUES \
+                    INSERT INTO llamacpp_bench (model_filename, n_prompt, avg_ts) VALUES \
                     ('it''s; here', '512', 1.5), ('b', 0, NULL);\nPRAGMA x;";
         let rows = parse(text).unwrap();
         assert_eq!(rows.len(), 2);

@@ -206,9 +206,9 @@ fn sql_layout_snapshot() {
     r.model_filename = "it's.gguf".into();
     let text = render(printer(OutputFormat::Sql, &[]).as_mut(), &[r]);
     assert!(text.starts_with(
-        "CREATE TABLE IF NOT EXISTS llama_bench (\n  build_commit TEXT,\n  build_number INTEGER,\n"
+        "CREATE TABLE IF NOT EXISTS llamacpp_bench (\n  build_commit TEXT,\n  build_number INTEGER,\n"
     ));
-    assert!(text.contains("  avg_ts REAL,\n  stddev_ts REAL\n);\n\nINSERT INTO llama_bench (build_commit, build_number, "));
+    assert!(text.contains("  avg_ts REAL,\n  stddev_ts REAL\n);\n\nINSERT INTO llamacpp_bench (build_commit, build_number, "));
     assert!(text.contains("VALUES ('8cf427ff', '5163', "));
     assert!(text.contains("'it''s.gguf'"));
     assert!(text.ends_with("'7100.002165', '140.341520');\n"));

@@ -196,7 +196,7 @@ impl Builder {
         );
         meta.set(
             "general.quantization_version",
-            MetaValue::U32(llama_sys::GGML_QNT_VERSION),
+            MetaValue::U32(llamacpp_sys::GGML_QNT_VERSION),
         );
         let n_vocab = match opts.vocab {
             Vocab::Bpe => {

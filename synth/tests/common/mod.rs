@@ -1,4 +1,4 @@
-//! Raw llama-sys helpers for the integration tests: load a model, read its
+//! Raw llamacpp-sys helpers for the integration tests: load a model, read its
 //! properties, tokenize, and decode greedily.
 
 #![allow(dead_code)]
@@ -8,7 +8,7 @@ use std::path::Path;
 use std::ptr::NonNull;
 use std::sync::Once;
 
-use llama_sys as sys;
+use llamacpp_sys as sys;
 
 static INIT: Once = Once::new();
 
@@ -20,14 +20,14 @@ unsafe extern "C" fn quiet_log(
 }
 
 /// Initialise the backend once and silence llama.cpp's logging
-/// (set `LLAMA_SYNTH_TEST_LOG=1` to keep it).
+/// (set `LLAMACPP_SYNTH_TEST_LOG=1` to keep it).
 pub fn init() {
     INIT.call_once(|| {
         // SAFETY: called once, before any other llama call of this process' tests;
         // the callback is a plain function that ignores its arguments.
         unsafe {
             sys::llama_backend_init();
-            if std::env::var_os("LLAMA_SYNTH_TEST_LOG").is_none() {
+            if std::env::var_os("LLAMACPP_SYNTH_TEST_LOG").is_none() {
                 sys::llama_log_set(Some(quiet_log), std::ptr::null_mut());
             }
         }

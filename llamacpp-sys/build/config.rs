@@ -1,0 +1,134 @@
+//! Build configuration: Cargo features, environment variables and target facts.
+//!
+//! Every variable is read through [`env`], which also emits
+//! `rerun-if-env-changed`, so nothing read here can go stale.
+
+use std::path::PathBuf;
+
+/// Which source the C++ libraries are built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    /// The pinned upstream tree with `patches/series` applied (the default).
+    Patched,
+    /// The same tree with no patch applied (`LLAMACPP_SYS_PATCHES=none`).
+    Upstream,
+}
+
+impl Variant {
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Patched => "patched",
+            Variant::Upstream => "upstream",
+        }
+    }
+
+    pub fn other(self) -> Variant {
+        match self {
+            Variant::Patched => Variant::Upstream,
+            Variant::Upstream => Variant::Patched,
+        }
+    }
+}
+
+/// Cargo features of this crate.
+#[derive(Debug, Clone, Copy)]
+pub struct Features {
+    pub cuda: bool,
+    pub vulkan: bool,
+    pub metal: bool,
+    pub openmp: bool,
+    pub native: bool,
+    pub rpc: bool,
+    pub dynamic: bool,
+    pub side_by_side: bool,
+}
+
+#[derive(Debug)]
+pub struct Config {
+    pub out_dir: PathBuf,
+    pub vendor_dir: PathBuf,
+    pub patches_dir: PathBuf,
+    pub cargo: PathBuf,
+    pub target_os: String,
+    pub target_arch: String,
+    pub target_env: String,
+    pub features: Features,
+    pub variant: Variant,
+    /// `LLAMACPP_SYS_PREFIX`: link this prebuilt install instead of building.
+    pub prefix: Option<PathBuf>,
+    /// `CMAKE_BUILD_PARALLEL_LEVEL`, when set.
+    pub parallel: Option<String>,
+    /// `LLAMACPP_SYS_CMAKE_ARGS`: extra `-D` arguments, whitespace-separated.
+    pub cmake_args: Vec<String>,
+    /// `CMAKE_CUDA_ARCHITECTURES`, passed through when set.
+    pub cuda_architectures: Option<String>,
+    /// `CUDA_PATH`, for the CUDA runtime's link path.
+    pub cuda_path: Option<PathBuf>,
+}
+
+/// Reads an environment variable and asks Cargo to rerun when it changes.
+pub fn env(key: &str) -> Option<String> {
+    println!("cargo:rerun-if-env-changed={key}");
+    std::env::var(key).ok().filter(|v| !v.is_empty())
+}
+
+fn cargo_env(key: &str) -> Result<String, String> {
+    std::env::var(key).map_err(|_| format!("{key} is not set (not running under Cargo?)"))
+}
+
+fn feature(name: &str) -> bool {
+    std::env::var_os(format!(
+        "CARGO_FEATURE_{}",
+        name.to_uppercase().replace('-', "_")
+    ))
+    .is_some()
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, String> {
+        let manifest_dir = PathBuf::from(cargo_env("CARGO_MANIFEST_DIR")?);
+        let workspace = manifest_dir
+            .parent()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| manifest_dir.clone());
+        let variant = match env("LLAMACPP_SYS_PATCHES").as_deref() {
+            None | Some("series") | Some("all") => Variant::Patched,
+            Some("none") => Variant::Upstream,
+            Some(other) => {
+                return Err(format!(
+                    "LLAMACPP_SYS_PATCHES={other:?}: expected `none` (upstream) or unset/`series` (patched)"
+                ));
+            }
+        };
+        let side_by_side = feature("side-by-side");
+        Ok(Self {
+            out_dir: PathBuf::from(cargo_env("OUT_DIR")?),
+            vendor_dir: env("LLAMACPP_SYS_VENDOR_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| workspace.join("vendor")),
+            patches_dir: workspace.join("patches"),
+            cargo: PathBuf::from(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())),
+            target_os: cargo_env("CARGO_CFG_TARGET_OS")?,
+            target_arch: cargo_env("CARGO_CFG_TARGET_ARCH")?,
+            target_env: std::env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default(),
+            features: Features {
+                cuda: feature("cuda"),
+                vulkan: feature("vulkan"),
+                metal: feature("metal"),
+                openmp: feature("openmp"),
+                native: feature("native"),
+                rpc: feature("rpc"),
+                dynamic: feature("dynamic-link") || side_by_side,
+                side_by_side,
+            },
+            variant,
+            prefix: env("LLAMACPP_SYS_PREFIX").map(PathBuf::from),
+            parallel: env("CMAKE_BUILD_PARALLEL_LEVEL"),
+            cmake_args: env("LLAMACPP_SYS_CMAKE_ARGS")
+                .map(|s| s.split_whitespace().map(String::from).collect())
+                .unwrap_or_default(),
+            cuda_architectures: env("CMAKE_CUDA_ARCHITECTURES"),
+            cuda_path: env("CUDA_PATH").map(PathBuf::from),
+        })
+    }
+}

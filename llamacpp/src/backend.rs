@@ -1,0 +1,213 @@
+//! Process-wide initialisation, logging and device listing.
+//!
+//! [`init`] runs once per process (every constructor calls it): it routes
+//! llama.cpp's and ggml's logs to [`tracing`] (target `llama_cpp`), and installs
+//! a ggml abort hook that reports the failed assertion through the log instead
+//! of forking a debugger to print a backtrace.
+
+use std::cell::RefCell;
+use std::ffi::{CStr, c_char, c_void};
+use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use llamacpp_sys as sys;
+
+static INIT: Once = Once::new();
+static LOGS_ON: AtomicBool = AtomicBool::new(true);
+static LOGS_TO_STDERR: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// The partial line being assembled on this thread (ggml logs in pieces).
+    static LINE: RefCell<(i32, String)> = const { RefCell::new((0, String::new())) };
+    /// Active captures, innermost last: lines at `min_level` or above logged on this
+    /// thread are appended to every one of them (nested captures all see the line).
+    static CAPTURE: RefCell<Vec<(i32, String)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Initialises the llama.cpp backend once for the process. Safe to call often.
+pub fn init() {
+    INIT.call_once(|| {
+        // SAFETY: both callbacks are `extern "C"` functions that never unwind, and
+        // the functions only store the pointers; init is guarded by `Once`.
+        unsafe {
+            sys::ggml_set_abort_callback(Some(on_abort));
+            sys::llama_log_set(Some(on_log), std::ptr::null_mut());
+            sys::llama_backend_init();
+        }
+    });
+}
+
+/// Turns forwarding of llama.cpp's log lines to `tracing` on or off (on by default).
+/// Lines captured for error messages are kept either way.
+pub fn set_logging(on: bool) {
+    LOGS_ON.store(on, Ordering::Relaxed);
+}
+
+/// Also writes every forwarded log line to standard error, for programs without a `tracing`
+/// subscriber (a command-line tool's `--verbose`). Off by default; [`set_logging`]`(false)`
+/// silences both.
+///
+/// ```
+/// llamacpp::backend::log_to_stderr(true);
+/// # llamacpp::backend::log_to_stderr(false);
+/// ```
+pub fn log_to_stderr(on: bool) {
+    LOGS_TO_STDERR.store(on, Ordering::Relaxed);
+}
+
+/// Runs `f`, returning its result and the warning/error lines llama.cpp logged
+/// on this thread meanwhile (for error messages of NULL-returning calls).
+pub(crate) fn capture_log<R>(f: impl FnOnce() -> R) -> (R, String) {
+    capture(sys::GGML_LOG_LEVEL_WARN as i32, f)
+}
+
+/// Runs `f`, returning its result and every line of level INFO or above that
+/// llama.cpp logged on this thread meanwhile (e.g. the buffer sizes a new
+/// context reports). Logs still go to `tracing` as usual.
+pub fn capture_info_log<R>(f: impl FnOnce() -> R) -> (R, String) {
+    capture(sys::GGML_LOG_LEVEL_INFO as i32, f)
+}
+
+fn capture<R>(min_level: i32, f: impl FnOnce() -> R) -> (R, String) {
+    init();
+    CAPTURE.with(|c| c.borrow_mut().push((min_level, String::new())));
+    let r = f();
+    let log = CAPTURE
+        .with(|c| c.borrow_mut().pop())
+        .map(|(_, s)| s)
+        .unwrap_or_default();
+    (r, log.trim_end().to_string())
+}
+
+extern "C" fn on_abort(message: *const c_char) {
+    let _ = std::panic::catch_unwind(|| {
+        // SAFETY: ggml passes a NUL-terminated message buffer valid for this call.
+        let msg = unsafe { cstr_lossy(message) };
+        tracing::error!(target: "llama_cpp", "ggml abort: {msg}");
+        eprintln!("ggml abort: {msg}");
+    });
+}
+
+extern "C" fn on_log(level: sys::ggml_log_level, text: *const c_char, _user: *mut c_void) {
+    let _ = std::panic::catch_unwind(|| {
+        // SAFETY: ggml/llama pass a NUL-terminated string valid for this call.
+        let text = unsafe { cstr_lossy(text) };
+        LINE.with(|line| {
+            let mut line = line.borrow_mut();
+            if level != sys::GGML_LOG_LEVEL_CONT as sys::ggml_log_level {
+                line.0 = level as i32;
+            }
+            line.1.push_str(&text);
+            while let Some(pos) = line.1.find('\n') {
+                let full: String = line.1.drain(..=pos).collect();
+                emit(line.0, full.trim_end());
+            }
+        });
+    });
+}
+
+fn emit(level: i32, msg: &str) {
+    if msg.is_empty() {
+        return;
+    }
+    CAPTURE.with(|c| {
+        for (_, buf) in c.borrow_mut().iter_mut().filter(|(min, _)| level >= *min) {
+            buf.push_str(msg);
+            buf.push('\n');
+        }
+    });
+    if !LOGS_ON.load(Ordering::Relaxed) {
+        return;
+    }
+    if LOGS_TO_STDERR.load(Ordering::Relaxed) {
+        eprintln!("{msg}");
+    }
+    match level as u32 {
+        sys::GGML_LOG_LEVEL_ERROR => tracing::error!(target: "llama_cpp", "{msg}"),
+        sys::GGML_LOG_LEVEL_WARN => tracing::warn!(target: "llama_cpp", "{msg}"),
+        sys::GGML_LOG_LEVEL_INFO => tracing::info!(target: "llama_cpp", "{msg}"),
+        _ => tracing::debug!(target: "llama_cpp", "{msg}"),
+    }
+}
+
+/// # Safety
+/// `p` must be NULL or point to a NUL-terminated string valid for the call.
+pub(crate) unsafe fn cstr_lossy(p: *const c_char) -> String {
+    if p.is_null() {
+        return String::new();
+    }
+    // SAFETY: non-NULL and NUL-terminated per this function's contract.
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}
+
+/// What kind of device a backend device is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeviceKind {
+    /// The CPU.
+    Cpu,
+    /// A discrete GPU.
+    Gpu,
+    /// An integrated GPU.
+    IntegratedGpu,
+    /// An accelerator (BLAS, ...).
+    Accelerator,
+    /// Anything else.
+    Other,
+}
+
+/// A compute device ggml can use.
+#[derive(Debug, Clone)]
+pub struct Device {
+    /// Short name (`CPU`, `CUDA0`, `Vulkan0`, ...).
+    pub name: String,
+    /// Human-readable description.
+    pub description: String,
+    /// Its kind.
+    pub kind: DeviceKind,
+    /// Free memory in bytes, as the backend reports it.
+    pub memory_free: usize,
+    /// Total memory in bytes.
+    pub memory_total: usize,
+}
+
+/// The devices of every backend compiled in.
+///
+/// ```
+/// let devices = llamacpp::backend::devices();
+/// assert!(devices.iter().any(|d| d.kind == llamacpp::backend::DeviceKind::Cpu));
+/// ```
+pub fn devices() -> Vec<Device> {
+    init();
+    // SAFETY: the registry is initialised; indices are below the count it reports.
+    unsafe {
+        (0..sys::ggml_backend_dev_count())
+            .map(|i| {
+                let dev = sys::ggml_backend_dev_get(i);
+                let (mut free, mut total) = (0usize, 0usize);
+                sys::ggml_backend_dev_memory(dev, &mut free, &mut total);
+                let kind = match sys::ggml_backend_dev_type(dev) {
+                    sys::GGML_BACKEND_DEVICE_TYPE_CPU => DeviceKind::Cpu,
+                    sys::GGML_BACKEND_DEVICE_TYPE_GPU => DeviceKind::Gpu,
+                    sys::GGML_BACKEND_DEVICE_TYPE_IGPU => DeviceKind::IntegratedGpu,
+                    sys::GGML_BACKEND_DEVICE_TYPE_ACCEL => DeviceKind::Accelerator,
+                    _ => DeviceKind::Other,
+                };
+                Device {
+                    name: cstr_lossy(sys::ggml_backend_dev_name(dev)),
+                    description: cstr_lossy(sys::ggml_backend_dev_description(dev)),
+                    kind,
+                    memory_free: free,
+                    memory_total: total,
+                }
+            })
+            .collect()
+    }
+}
+
+/// llama.cpp's system-info line (SIMD features and backends compiled in).
+pub fn system_info() -> String {
+    init();
+    // SAFETY: returns a pointer to a static string.
+    unsafe { cstr_lossy(sys::llama_print_system_info()) }
+}

@@ -1,0 +1,562 @@
+//! [`Context`]: decoding state for one model (KV cache, outputs, threads).
+
+use std::ffi::c_void;
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use llamacpp_sys as sys;
+
+use crate::backend::{self, cstr_lossy};
+use crate::batch::Batch;
+use crate::error::{Error, Result, check_decode};
+use crate::lora::LoraAdapter;
+use crate::model::Model;
+use crate::params::{ContextParams, GraphCallback, GraphNode, SrcInfo, ThreadPoolOptions};
+use crate::vocab::Token;
+
+/// Callback state that must stay at a fixed address while the context lives.
+struct Callbacks {
+    abort: Option<Arc<AtomicBool>>,
+    graph: Option<GraphCallback>,
+    /// When the scheduler asked about the node being timed (`time_graph` only).
+    asked: Option<Instant>,
+}
+
+extern "C" fn abort_trampoline(data: *mut c_void) -> bool {
+    // SAFETY: `data` is the context's boxed `Callbacks`, alive as long as the context.
+    let cb = unsafe { &*data.cast::<Callbacks>() };
+    cb.abort.as_ref().is_some_and(|f| f.load(Ordering::Relaxed))
+}
+
+/// ggml's eval callback. With `ask` it answers whether the caller wants the node's
+/// result, which makes the scheduler compute the graph up to that node and call back
+/// with `!ask` after it; that call answers whether to go on computing.
+extern "C" fn eval_trampoline(t: *mut sys::ggml_tensor, ask: bool, data: *mut c_void) -> bool {
+    let timing = {
+        // SAFETY: `data` is the context's boxed `Callbacks`, alive as long as the context;
+        // this shared borrow ends before the exclusive one below.
+        let cb = unsafe { &*data.cast::<Callbacks>() };
+        matches!(cb.graph, Some(GraphCallback::Time(_)))
+    };
+    // An observer never asks for data: the graph is computed exactly as without it. A timer
+    // asks for every node, so each is computed alone. After a node, always go on.
+    let answer = !ask || timing;
+    if t.is_null() {
+        return answer;
+    }
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: `data` is the context's boxed `Callbacks`; the scheduler calls this from
+        // the thread running decode, which holds `&mut Context`, so access is exclusive.
+        let cb = unsafe { &mut *data.cast::<Callbacks>() };
+        match (cb.graph.as_mut(), ask) {
+            (Some(GraphCallback::Observe(observer)), true) => {
+                // SAFETY: ggml passes a valid tensor for the duration of the call.
+                let node = unsafe { describe(t) };
+                observer(&node);
+            }
+            // The last thing before the scheduler computes the node.
+            (Some(GraphCallback::Time(_)), true) => cb.asked = Some(Instant::now()),
+            (Some(GraphCallback::Time(timer)), false) => {
+                let took = cb.asked.take().map(|at| at.elapsed()).unwrap_or_default();
+                // SAFETY: as above.
+                let node = unsafe { describe(t) };
+                timer(&node, took);
+            }
+            _ => {}
+        }
+    }));
+    answer
+}
+
+/// # Safety
+/// `t` must point to a valid tensor whose sources are valid or NULL.
+unsafe fn describe(t: *mut sys::ggml_tensor) -> GraphNode {
+    // SAFETY: valid tensor per the contract.
+    unsafe {
+        let tensor = &*t;
+        let src0 = tensor.src[0];
+        let srcs = tensor
+            .src
+            .iter()
+            .take(3)
+            .take_while(|s| !s.is_null())
+            .map(|&s| {
+                let src = &*s;
+                SrcInfo {
+                    name: cstr_lossy(src.name.as_ptr()),
+                    bytes: sys::ggml_nbytes(s),
+                    type_name: cstr_lossy(sys::ggml_type_name(src.type_)),
+                    ne: src.ne,
+                }
+            })
+            .collect();
+        GraphNode {
+            op: cstr_lossy(sys::ggml_op_desc(t)),
+            name: cstr_lossy(tensor.name.as_ptr()),
+            bytes: sys::ggml_nbytes(t),
+            src0_contiguous: (!src0.is_null()).then(|| sys::ggml_is_contiguous(src0)),
+            ne: tensor.ne,
+            srcs,
+        }
+    }
+}
+
+/// A ggml CPU thread pool that a context uses (`ContextParams::thread_pool`).
+struct ThreadPool(NonNull<sys::ggml_threadpool>);
+
+impl ThreadPool {
+    fn new(n_threads: i32, options: &ThreadPoolOptions) -> Result<ThreadPool> {
+        // SAFETY: returns a plain struct by value.
+        let mut tpp = unsafe { sys::ggml_threadpool_params_default(n_threads) };
+        tpp.poll = options.poll;
+        tpp.strict_cpu = options.strict_cpu;
+        for (slot, &on) in tpp.cpumask.iter_mut().zip(&options.cpu_mask) {
+            *slot = on;
+        }
+        // SAFETY: `tpp` is a valid parameter block; the pool is freed by Drop.
+        let ptr = unsafe { sys::ggml_threadpool_new(&mut tpp) };
+        NonNull::new(ptr).map(ThreadPool).ok_or(Error::Null {
+            what: "ggml_threadpool_new",
+            log: String::new(),
+        })
+    }
+}
+
+impl Drop for ThreadPool {
+    fn drop(&mut self) {
+        // SAFETY: we own the pool; the context that used it is freed first (see Context).
+        unsafe { sys::ggml_threadpool_free(self.0.as_ptr()) }
+    }
+}
+
+/// Decoding state over a borrowed [`Model`]: KV cache/recurrent state and outputs.
+///
+/// A context is `Send` (move it to a worker thread) but not `Sync`: every
+/// method that runs the model takes `&mut self`. Output slices borrow the
+/// context, so they cannot outlive the next `decode`.
+pub struct Context<'m> {
+    ptr: NonNull<sys::llama_context>,
+    model: &'m Model,
+    /// Read only by the C callbacks; must live (at a fixed address) as long as the context.
+    #[allow(dead_code)]
+    callbacks: Box<Callbacks>,
+    /// The worker threads llama.cpp was given, if any; freed after `llama_free` (Drop runs first).
+    #[allow(dead_code)]
+    pool: Option<ThreadPool>,
+    n_batch: u32,
+    n_ubatch: u32,
+    n_seq_max: u32,
+    /// The `n_outputs_max` the caller set (0 = n_batch); llama.cpp asserts that no
+    /// decode reserves more output rows than this.
+    n_outputs_max: u32,
+    embeddings: bool,
+    /// Batch indices with outputs from the last decode, in order.
+    outputs: Vec<i32>,
+    /// The LoRA adapters llama.cpp points at; dropped after `llama_free` (Drop runs first).
+    pub(crate) loras: Vec<LoraAdapter<'m>>,
+}
+
+// SAFETY: a llama_context may be used from any one thread at a time; the
+// callbacks it owns are `Send`; `&Model` is `Send` because `Model: Sync`; a ggml
+// thread pool is driven by whichever thread computes, and freed from any.
+unsafe impl Send for Context<'_> {}
+
+impl Drop for Context<'_> {
+    fn drop(&mut self) {
+        // SAFETY: we own the context; callbacks outlive it (dropped after this).
+        unsafe { sys::llama_free(self.ptr.as_ptr()) }
+    }
+}
+
+impl std::fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("n_ctx", &self.n_ctx())
+            .field("n_batch", &self.n_batch)
+            .finish()
+    }
+}
+
+/// Performance counters of a context.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Perf {
+    /// Milliseconds spent loading/creating.
+    pub t_load_ms: f64,
+    /// Milliseconds in prompt processing.
+    pub t_p_eval_ms: f64,
+    /// Milliseconds in generation.
+    pub t_eval_ms: f64,
+    /// Prompt tokens processed.
+    pub n_p_eval: i32,
+    /// Tokens generated.
+    pub n_eval: i32,
+    /// Times a graph was reused.
+    pub n_reused: i32,
+}
+
+impl<'m> Context<'m> {
+    /// Creates a context for `model`.
+    pub fn new(model: &'m Model, params: ContextParams) -> Result<Context<'m>> {
+        backend::init();
+        params.validate()?;
+        let ContextParams {
+            mut raw,
+            abort,
+            graph,
+            thread_pool,
+        } = params;
+        let pool = match &thread_pool {
+            Some(options) => Some(ThreadPool::new(
+                raw.n_threads.max(raw.n_threads_batch),
+                options,
+            )?),
+            None => None,
+        };
+        let mut callbacks = Box::new(Callbacks {
+            abort,
+            graph,
+            asked: None,
+        });
+        let data: *mut c_void = (&mut *callbacks as *mut Callbacks).cast();
+        if callbacks.abort.is_some() {
+            raw.abort_callback = Some(abort_trampoline);
+            raw.abort_callback_data = data;
+        }
+        if callbacks.graph.is_some() {
+            raw.cb_eval = Some(eval_trampoline);
+            raw.cb_eval_user_data = data;
+        }
+        // Building the graph reads the model's adapter set (see `Model::adapters_lock`).
+        let guard = model.adapters_lock.read();
+        // SAFETY: the model is valid for 'm; params are plain data; callback data is boxed.
+        let (ptr, log) =
+            backend::capture_log(|| unsafe { sys::llama_init_from_model(model.as_ptr(), raw) });
+        drop(guard);
+        let ptr = NonNull::new(ptr).ok_or(Error::Null {
+            what: "llama_init_from_model",
+            log,
+        })?;
+        if let Some(pool) = &pool {
+            // SAFETY: valid context; the pool outlives it (freed after `llama_free`).
+            unsafe { sys::llama_attach_threadpool(ptr.as_ptr(), pool.0.as_ptr(), pool.0.as_ptr()) }
+        }
+        // SAFETY: valid context.
+        let (n_batch, n_ubatch, n_seq_max) = unsafe {
+            (
+                sys::llama_n_batch(ptr.as_ptr()),
+                sys::llama_n_ubatch(ptr.as_ptr()),
+                sys::llama_n_seq_max(ptr.as_ptr()),
+            )
+        };
+        Ok(Context {
+            ptr,
+            model,
+            callbacks,
+            pool,
+            n_batch,
+            n_ubatch,
+            n_seq_max,
+            n_outputs_max: raw.n_outputs_max,
+            embeddings: raw.embeddings,
+            outputs: Vec::new(),
+            loras: Vec::new(),
+        })
+    }
+
+    pub(crate) fn as_ptr(&self) -> *mut sys::llama_context {
+        self.ptr.as_ptr()
+    }
+
+    /// The model this context runs.
+    pub fn model(&self) -> &'m Model {
+        self.model
+    }
+
+    /// Context size in tokens.
+    pub fn n_ctx(&self) -> u32 {
+        // SAFETY: valid context.
+        unsafe { sys::llama_n_ctx(self.as_ptr()) }
+    }
+
+    /// Most tokens one `decode` takes.
+    pub fn n_batch(&self) -> u32 {
+        self.n_batch
+    }
+
+    /// Physical batch size.
+    pub fn n_ubatch(&self) -> u32 {
+        self.n_ubatch
+    }
+
+    /// Number of sequences.
+    pub fn n_seq_max(&self) -> u32 {
+        self.n_seq_max
+    }
+
+    fn check_batch(&self, batch: &Batch) -> Result<()> {
+        if let Some(s) = batch
+            .seq_ids()
+            .find(|&s| s < 0 || s as u32 >= self.n_seq_max)
+        {
+            return Err(Error::OutOfRange {
+                what: "sequence id",
+                value: i64::from(s),
+                expected: format!("0..{}", self.n_seq_max),
+            });
+        }
+        let outputs = batch.output_indices().len();
+        self.check_rows(batch.len(), outputs, batch.token_ids())
+    }
+
+    /// Checks shared by [`Batch`]es and borrowed token slices: size against n_batch (and
+    /// n_ubatch without causal attention), outputs against n_outputs_max, token ids.
+    fn check_rows(&self, n: usize, outputs: usize, token_ids: &[i32]) -> Result<()> {
+        if n == 0 {
+            return Err(Error::EmptyBatch);
+        }
+        let n = n as i64;
+        if n > i64::from(self.n_batch) {
+            return Err(Error::OutOfRange {
+                what: "batch size",
+                value: n,
+                expected: format!("<= n_batch = {}", self.n_batch),
+            });
+        }
+        // SAFETY: valid context.
+        let causal = unsafe { sys::llama_get_causal_attn(self.as_ptr()) };
+        if !causal && n > i64::from(self.n_ubatch) {
+            return Err(Error::OutOfRange {
+                what: "batch size",
+                value: n,
+                expected: format!("<= n_ubatch = {} for non-causal attention", self.n_ubatch),
+            });
+        }
+        let outputs = if self.embeddings { n as usize } else { outputs };
+        self.check_outputs(outputs)?;
+        let n_vocab = self.model.vocab().n_tokens();
+        if let Some(&id) = token_ids.iter().find(|&&id| id < 0 || id >= n_vocab) {
+            return Err(Error::InvalidToken { id, n_vocab });
+        }
+        Ok(())
+    }
+
+    /// With an explicit `n_outputs_max`, llama.cpp reserves `max(outputs, n_seq_max)`
+    /// output rows per decode (every token in an embeddings context or an encode) and
+    /// aborts when that exceeds `n_outputs_max`.
+    fn check_outputs(&self, outputs: usize) -> Result<()> {
+        // SAFETY: valid model.
+        let encoder = unsafe { sys::llama_model_has_encoder(self.model.as_ptr()) };
+        if self.n_outputs_max == 0 || encoder {
+            return Ok(()); // llama.cpp uses n_batch, which check_rows enforces
+        }
+        let need = outputs.max(self.n_seq_max as usize) as i64;
+        if need > i64::from(self.n_outputs_max) {
+            return Err(Error::OutOfRange {
+                what: "outputs in the batch",
+                value: need,
+                expected: format!("<= n_outputs_max = {}", self.n_outputs_max),
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs the model on `batch` (after checking every precondition that would
+    /// otherwise abort the process or corrupt memory).
+    pub fn decode(&mut self, batch: &mut Batch) -> Result<()> {
+        self.check_batch(batch)?;
+        self.outputs.clear();
+        let raw = batch.as_raw();
+        // A graph rebuild reads the model's adapter set (see `Model::adapters_lock`).
+        let guard = self.model.adapters_lock.read();
+        // SAFETY: valid context; the batch view is valid while `batch` is borrowed.
+        let rc = unsafe { sys::llama_decode(self.as_ptr(), raw) };
+        drop(guard);
+        check_decode(rc)?;
+        self.outputs = batch.output_indices();
+        Ok(())
+    }
+
+    /// Decodes a borrowed run of tokens as the continuation of sequence 0, without
+    /// building a [`Batch`]: positions follow the sequence's last one, and only the last
+    /// token gets logits (every token, in an embeddings context). The common case of
+    /// feeding a prompt or one sampled token; the same checks as [`Context::decode`] apply.
+    ///
+    /// ```no_run
+    /// # fn demo(ctx: &mut llamacpp::Context<'_>, prompt: &[llamacpp::Token]) -> llamacpp::Result<()> {
+    /// ctx.decode_tokens(prompt)?;
+    /// let logits = ctx.logits(-1)?;
+    /// # let _ = logits; Ok(()) }
+    /// ```
+    pub fn decode_tokens(&mut self, tokens: &[Token]) -> Result<()> {
+        // Token is repr(transparent) over i32.
+        let ids: &[i32] = bytemuck_tokens(tokens);
+        self.check_rows(ids.len(), 1, ids)?;
+        self.outputs.clear();
+        // SAFETY: llama_batch_get_one only stores the pointer; llama.cpp reads the tokens
+        // during llama_decode below and never writes through it; `ids` outlives the call.
+        let raw = unsafe { sys::llama_batch_get_one(ids.as_ptr().cast_mut(), ids.len() as i32) };
+        let guard = self.model.adapters_lock.read();
+        // SAFETY: valid context; the batch points into `ids`, borrowed for the whole call.
+        let rc = unsafe { sys::llama_decode(self.as_ptr(), raw) };
+        drop(guard);
+        check_decode(rc)?;
+        let n = ids.len() as i32;
+        self.outputs = if self.embeddings {
+            (0..n).collect()
+        } else {
+            vec![n - 1]
+        };
+        Ok(())
+    }
+
+    /// Runs the encoder (encoder-decoder and embedding models).
+    pub fn encode(&mut self, batch: &mut Batch) -> Result<()> {
+        self.check_batch(batch)?;
+        self.outputs.clear();
+        let raw = batch.as_raw();
+        // A graph rebuild reads the model's adapter set (see `Model::adapters_lock`).
+        let guard = self.model.adapters_lock.read();
+        // SAFETY: valid context; the batch view is valid while `batch` is borrowed.
+        let rc = unsafe { sys::llama_encode(self.as_ptr(), raw) };
+        drop(guard);
+        check_decode(rc)?;
+        self.outputs = batch.output_indices();
+        Ok(())
+    }
+
+    /// Waits for pending backend work (decode may return before a GPU finishes).
+    pub fn synchronize(&mut self) {
+        // SAFETY: valid context.
+        unsafe { sys::llama_synchronize(self.as_ptr()) }
+    }
+
+    /// Batch indices that have outputs from the last decode.
+    pub fn output_indices(&self) -> &[i32] {
+        &self.outputs
+    }
+
+    fn check_output(&self, i: i32) -> Result<i32> {
+        let n = self.outputs.len() as i32;
+        let ok = if i < 0 {
+            i >= -n
+        } else {
+            self.outputs.contains(&i)
+        };
+        if ok { Ok(i) } else { Err(Error::NoOutput(i)) }
+    }
+
+    /// Logits of batch index `i` of the last decode (negative: from the end of the outputs).
+    pub fn logits(&self, i: i32) -> Result<&[f32]> {
+        let i = self.check_output(i)?;
+        let n_vocab = self.model.vocab().n_tokens() as usize;
+        // SAFETY: `i` names an output of the last decode, so llama.cpp has a row of n_vocab floats.
+        let p = unsafe { sys::llama_get_logits_ith(self.as_ptr(), i) };
+        if p.is_null() {
+            return Err(Error::NoOutput(i));
+        }
+        // SAFETY: the row holds n_vocab floats and lives until the next decode (which needs &mut self).
+        Ok(unsafe { std::slice::from_raw_parts(p, n_vocab) })
+    }
+
+    /// Embedding of batch index `i` (pooling `None`), `n_embd` floats.
+    pub fn embeddings(&self, i: i32) -> Result<&[f32]> {
+        if !self.embeddings {
+            return Err(Error::EmbeddingsDisabled);
+        }
+        let i = self.check_output(i)?;
+        // SAFETY: valid context and output index.
+        let p = unsafe { sys::llama_get_embeddings_ith(self.as_ptr(), i) };
+        if p.is_null() {
+            return Err(Error::NoOutput(i));
+        }
+        // SAFETY: the row has n_embd_out floats and lives until the next decode.
+        Ok(unsafe { std::slice::from_raw_parts(p, self.n_embd_out()) })
+    }
+
+    /// Pooled embedding of sequence `seq` (pooling other than `None`).
+    pub fn seq_embeddings(&self, seq: i32) -> Result<&[f32]> {
+        if !self.embeddings {
+            return Err(Error::EmbeddingsDisabled);
+        }
+        self.check_seq(seq)?;
+        // SAFETY: valid context and sequence id.
+        let p = unsafe { sys::llama_get_embeddings_seq(self.as_ptr(), seq) };
+        if p.is_null() {
+            return Err(Error::NoOutput(seq));
+        }
+        // SAFETY: pooled embeddings have n_embd_out floats (rank pooling: n_cls_out, fewer).
+        // SAFETY: as above.
+        let n = unsafe {
+            if sys::llama_pooling_type(self.as_ptr()) == sys::LLAMA_POOLING_TYPE_RANK {
+                (sys::llama_model_n_cls_out(self.model.as_ptr()) as usize).max(1)
+            } else {
+                self.n_embd_out()
+            }
+        };
+        // SAFETY: the buffer holds `n` floats until the next decode.
+        Ok(unsafe { std::slice::from_raw_parts(p, n) })
+    }
+
+    fn n_embd_out(&self) -> usize {
+        // SAFETY: valid model.
+        unsafe { sys::llama_model_n_embd_out(self.model.as_ptr()) }.max(0) as usize
+    }
+
+    pub(crate) fn check_seq(&self, seq: i32) -> Result<()> {
+        if seq < 0 || seq as u32 >= self.n_seq_max {
+            return Err(Error::OutOfRange {
+                what: "sequence id",
+                value: i64::from(seq),
+                expected: format!("0..{}", self.n_seq_max),
+            });
+        }
+        Ok(())
+    }
+
+    /// Sets the threads for generation and batch processing.
+    pub fn set_threads(&mut self, n_gen: i32, n_batch: i32) -> Result<()> {
+        if n_gen < 1 || n_batch < 1 {
+            return Err(Error::OutOfRange {
+                what: "threads",
+                value: i64::from(n_gen.min(n_batch)),
+                expected: ">= 1".into(),
+            });
+        }
+        // SAFETY: valid context.
+        unsafe { sys::llama_set_n_threads(self.as_ptr(), n_gen, n_batch) };
+        Ok(())
+    }
+
+    /// Performance counters.
+    pub fn perf(&self) -> Perf {
+        // SAFETY: valid context.
+        let d = unsafe { sys::llama_perf_context(self.as_ptr()) };
+        Perf {
+            t_load_ms: d.t_load_ms,
+            t_p_eval_ms: d.t_p_eval_ms,
+            t_eval_ms: d.t_eval_ms,
+            n_p_eval: d.n_p_eval,
+            n_eval: d.n_eval,
+            n_reused: d.n_reused,
+        }
+    }
+
+    /// Resets the performance counters.
+    pub fn reset_perf(&mut self) {
+        // SAFETY: valid context.
+        unsafe { sys::llama_perf_context_reset(self.as_ptr()) }
+    }
+
+    pub(crate) fn raw_ptr(&mut self) -> *mut sys::llama_context {
+        self.ptr.as_ptr()
+    }
+}
+
+/// The ids of a token slice, without copying.
+fn bytemuck_tokens(tokens: &[Token]) -> &[i32] {
+    // SAFETY: Token is #[repr(transparent)] over i32, so the slices have the same layout
+    // and length; the lifetime is carried over.
+    unsafe { std::slice::from_raw_parts(tokens.as_ptr().cast::<i32>(), tokens.len()) }
+}

@@ -1,0 +1,271 @@
+//! LoRA adapters: [`LoraAdapter`] owns a `llama_adapter_lora` of one model;
+//! [`Context::set_lora_adapters`] applies a set of them with scales.
+//!
+//! Lifetimes: an adapter borrows its model, so it cannot outlive it (llama.cpp
+//! would free it with the model and leave the handle dangling). A context keeps
+//! a clone of every adapter it applies, so dropping the caller's handle while a
+//! context still computes with it frees nothing.
+
+use std::ffi::c_char;
+use std::path::Path;
+use std::ptr::NonNull;
+use std::sync::{Arc, PoisonError};
+
+use llamacpp_sys as sys;
+
+use crate::backend;
+use crate::context::Context;
+use crate::error::{Error, Result, c_string};
+use crate::model::{Model, read_string};
+use crate::vocab::Token;
+
+/// The owned C adapter; freed when the last [`LoraAdapter`] clone goes.
+struct Handle<'m> {
+    ptr: NonNull<sys::llama_adapter_lora>,
+    model: &'m Model,
+}
+
+// SAFETY: an adapter is immutable after loading (contexts only read its tensors);
+// freeing it writes the model's adapter set, which Drop does under the model's lock.
+unsafe impl Send for Handle<'_> {}
+// SAFETY: as above: shared use only reads.
+unsafe impl Sync for Handle<'_> {}
+
+impl Drop for Handle<'_> {
+    fn drop(&mut self) {
+        let _guard = self
+            .model
+            .adapters_lock
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        // SAFETY: we own the adapter; the model is alive ('m), and no context uses it any
+        // more (each context holds a clone of the handles it applies).
+        unsafe { sys::llama_adapter_lora_free(self.ptr.as_ptr()) }
+    }
+}
+
+/// A LoRA adapter loaded for one [`Model`]. Cloning is cheap (shared handle).
+///
+/// ```no_run
+/// use llamacpp::{Context, ContextParams, LoraAdapter, Model, ModelParams};
+///
+/// # fn main() -> llamacpp::Result<()> {
+/// let model = Model::load("model.gguf", ModelParams::default())?;
+/// let lora = LoraAdapter::load(&model, "adapter.gguf")?;
+/// println!("alpha = {:?}", lora.meta("adapter.lora.alpha"));
+/// let mut ctx = Context::new(&model, ContextParams::default())?;
+/// ctx.set_lora_adapters(&[(&lora, 0.8)])?;
+/// // ... decode with the adapter ...
+/// ctx.clear_lora_adapters();
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct LoraAdapter<'m> {
+    handle: Arc<Handle<'m>>,
+}
+
+impl std::fmt::Debug for LoraAdapter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoraAdapter")
+            .field("name", &self.meta("general.name"))
+            .field("alpha", &self.meta("adapter.lora.alpha"))
+            .finish()
+    }
+}
+
+/// GGUF keys llama.cpp reads from an adapter with a fixed type; a value of another
+/// type makes its getter abort the process, so they are checked first.
+const TYPED_KEYS: [(&str, sys::gguf_type, &str); 4] = [
+    ("general.type", sys::GGUF_TYPE_STRING, "string"),
+    ("general.architecture", sys::GGUF_TYPE_STRING, "string"),
+    ("adapter.type", sys::GGUF_TYPE_STRING, "string"),
+    ("adapter.lora.alpha", sys::GGUF_TYPE_FLOAT32, "float32"),
+];
+
+/// Reads the file's metadata with ggml's GGUF parser (no tensor data) and checks
+/// the types of the keys llama.cpp's adapter loader reads unchecked.
+fn check_metadata(c_path: &std::ffi::CStr) -> std::result::Result<(), String> {
+    let params = sys::gguf_init_params {
+        no_alloc: true,
+        ctx: std::ptr::null_mut(),
+    };
+    // SAFETY: NUL-terminated path; with ctx NULL only the gguf context is allocated.
+    let (gguf, log) =
+        backend::capture_log(|| unsafe { sys::gguf_init_from_file(c_path.as_ptr(), params) });
+    if gguf.is_null() {
+        return Err(if log.is_empty() {
+            "not a readable GGUF file".into()
+        } else {
+            log
+        });
+    }
+    let mut result = Ok(());
+    for (key, want, name) in TYPED_KEYS {
+        let Ok(k) = c_string(key) else { continue };
+        // SAFETY: live gguf context, NUL-terminated key; the id is checked before use.
+        let got = unsafe {
+            let id = sys::gguf_find_key(gguf, k.as_ptr());
+            (id >= 0).then(|| sys::gguf_get_kv_type(gguf, id))
+        };
+        if got.is_some_and(|t| t != want) {
+            result = Err(format!("metadata {key} must be a {name}"));
+            break;
+        }
+    }
+    // SAFETY: freed exactly once.
+    unsafe { sys::gguf_free(gguf) };
+    result
+}
+
+impl<'m> LoraAdapter<'m> {
+    /// Loads a LoRA adapter GGUF for `model`. A missing or malformed file, an
+    /// adapter for another architecture, or tensors that do not match the model's
+    /// are errors.
+    pub fn load(model: &'m Model, path: impl AsRef<Path>) -> Result<Self> {
+        backend::init();
+        let path = path.as_ref();
+        let fail = |reason: String| Error::Adapter(format!("{}: {reason}", path.display()));
+        if !path.is_file() {
+            return Err(fail("no such file".into()));
+        }
+        let c_path = c_string(&path.to_string_lossy())?;
+        check_metadata(&c_path).map_err(fail)?;
+        let _guard = model
+            .adapters_lock
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        // SAFETY: valid model and NUL-terminated path; llama.cpp catches its own
+        // exceptions and returns NULL; the adapter set is written under the lock.
+        let (ptr, log) = backend::capture_log(|| unsafe {
+            sys::llama_adapter_lora_init(model.as_ptr(), c_path.as_ptr())
+        });
+        let ptr = NonNull::new(ptr).ok_or_else(|| {
+            fail(if log.is_empty() {
+                "llama.cpp rejected the adapter".into()
+            } else {
+                log
+            })
+        })?;
+        Ok(Self {
+            handle: Arc::new(Handle { ptr, model }),
+        })
+    }
+
+    pub(crate) fn as_ptr(&self) -> *mut sys::llama_adapter_lora {
+        self.handle.ptr.as_ptr()
+    }
+
+    /// The model this adapter belongs to.
+    pub fn model(&self) -> &'m Model {
+        self.handle.model
+    }
+
+    /// One scalar metadata value as a string (arrays are not available).
+    pub fn meta(&self, key: &str) -> Option<String> {
+        let key = c_string(key).ok()?;
+        // SAFETY: valid adapter and key; the closure fills at most `len` bytes.
+        read_string(|buf: *mut c_char, len| unsafe {
+            sys::llama_adapter_meta_val_str(self.as_ptr(), key.as_ptr(), buf, len)
+        })
+    }
+
+    /// Every scalar metadata key and value.
+    pub fn metadata(&self) -> Vec<(String, String)> {
+        // SAFETY: valid adapter.
+        let n = unsafe { sys::llama_adapter_meta_count(self.as_ptr()) };
+        (0..n)
+            .filter_map(|i| {
+                // SAFETY: i < count; the closures fill at most `len` bytes.
+                let k = read_string(|b, l| unsafe {
+                    sys::llama_adapter_meta_key_by_index(self.as_ptr(), i, b, l)
+                })?;
+                // SAFETY: as above.
+                let v = read_string(|b, l| unsafe {
+                    sys::llama_adapter_meta_val_str_by_index(self.as_ptr(), i, b, l)
+                })?;
+                Some((k, v))
+            })
+            .collect()
+    }
+
+    /// `adapter.lora.alpha` (0 when the file has none).
+    pub fn alpha(&self) -> f32 {
+        self.meta("adapter.lora.alpha")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// The invocation tokens of an activated LoRA (empty for a plain LoRA). Ids
+    /// outside the model's vocabulary are an error.
+    pub fn alora_invocation_tokens(&self) -> Result<Vec<Token>> {
+        // SAFETY: valid adapter.
+        let n = unsafe { sys::llama_adapter_get_alora_n_invocation_tokens(self.as_ptr()) };
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        // SAFETY: valid adapter; with n > 0 the pointer is its vector's data of n ids,
+        // alive as long as the adapter.
+        let ids = unsafe {
+            let p = sys::llama_adapter_get_alora_invocation_tokens(self.as_ptr());
+            if p.is_null() {
+                return Ok(Vec::new());
+            }
+            std::slice::from_raw_parts(p, n as usize)
+        };
+        let vocab = self.model().vocab();
+        ids.iter().map(|&id| vocab.token(id)).collect()
+    }
+}
+
+impl<'m> Context<'m> {
+    /// Applies exactly these adapters with these scales (replacing the previous set).
+    /// Scale 0 leaves an adapter out. Every adapter must belong to this context's
+    /// model (the same loaded [`Model`], not just the same file), appear once and
+    /// have a finite scale.
+    pub fn set_lora_adapters(&mut self, adapters: &[(&LoraAdapter<'m>, f32)]) -> Result<()> {
+        for (i, (a, scale)) in adapters.iter().enumerate() {
+            if !std::ptr::eq(a.model(), self.model()) {
+                return Err(Error::Adapter(
+                    "the adapter was loaded for another model".into(),
+                ));
+            }
+            if !scale.is_finite() {
+                return Err(Error::Adapter(format!("scale {scale} is not finite")));
+            }
+            if adapters[..i]
+                .iter()
+                .any(|(b, _)| Arc::ptr_eq(&a.handle, &b.handle))
+            {
+                return Err(Error::Adapter("the same adapter is listed twice".into()));
+            }
+        }
+        let mut ptrs: Vec<*mut sys::llama_adapter_lora> =
+            adapters.iter().map(|(a, _)| a.as_ptr()).collect();
+        let mut scales: Vec<f32> = adapters.iter().map(|(_, s)| *s).collect();
+        // SAFETY: valid context; `ptrs` and `scales` both hold adapters.len() entries
+        // (non-NULL even when empty), every adapter belongs to this model and stays
+        // alive through the clones stored below.
+        unsafe {
+            sys::llama_set_adapters_lora(
+                self.raw_ptr(),
+                ptrs.as_mut_ptr(),
+                ptrs.len(),
+                scales.as_mut_ptr(),
+            )
+        };
+        // Replace the kept clones only now: the context no longer points at old ones.
+        self.loras = adapters.iter().map(|(a, _)| (*a).clone()).collect();
+        Ok(())
+    }
+
+    /// Removes every LoRA adapter from this context.
+    pub fn clear_lora_adapters(&mut self) {
+        // Infallible: an empty set passes every check.
+        let _ = self.set_lora_adapters(&[]);
+    }
+
+    /// The adapters applied by the last [`set_lora_adapters`](Self::set_lora_adapters).
+    pub fn lora_adapters(&self) -> &[LoraAdapter<'m>] {
+        &self.loras
+    }
+}

@@ -1,0 +1,366 @@
+//! Tokenizer access: [`Vocab`], checked [`Token`]s and a streaming UTF-8 decoder.
+
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+
+use llamacpp_sys as sys;
+
+use crate::backend::cstr_lossy;
+use crate::error::{Error, Result};
+use crate::model::Model;
+
+/// A token id that was checked against a vocabulary (or produced by one).
+///
+/// Contexts check ids against their own model again before decoding, so a
+/// token from another model's vocabulary cannot reach C unchecked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+// transparent: a `&[Token]` is handed to C as a `llama_token` array without copying
+#[repr(transparent)]
+pub struct Token(i32);
+
+impl Token {
+    /// The raw id.
+    pub fn id(self) -> i32 {
+        self.0
+    }
+
+    /// An id llama.cpp put in a candidate list (always one of the vocabulary's).
+    pub(crate) fn from_candidate(id: i32) -> Token {
+        Token(id)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn from_trusted(id: i32) -> Token {
+        Token(id)
+    }
+}
+
+impl std::fmt::Display for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A model's vocabulary, borrowed from the [`Model`].
+#[derive(Clone, Copy)]
+pub struct Vocab<'m> {
+    ptr: NonNull<sys::llama_vocab>,
+    _model: PhantomData<&'m Model>,
+}
+
+// SAFETY: the vocabulary is read-only model data (see `Model`'s Send/Sync).
+unsafe impl Send for Vocab<'_> {}
+// SAFETY: as above.
+unsafe impl Sync for Vocab<'_> {}
+
+impl std::fmt::Debug for Vocab<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vocab")
+            .field("n_tokens", &self.n_tokens())
+            .finish()
+    }
+}
+
+impl<'m> Vocab<'m> {
+    pub(crate) fn new(ptr: *const sys::llama_vocab) -> Self {
+        // llama_model_get_vocab never returns NULL for a loaded model.
+        let ptr = NonNull::new(ptr.cast_mut()).unwrap_or(NonNull::dangling());
+        Self {
+            ptr,
+            _model: PhantomData,
+        }
+    }
+
+    pub(crate) fn as_ptr(&self) -> *const sys::llama_vocab {
+        self.ptr.as_ptr()
+    }
+
+    fn raw(&self) -> *const sys::llama_vocab {
+        self.ptr.as_ptr()
+    }
+
+    /// Number of tokens.
+    pub fn n_tokens(&self) -> i32 {
+        // SAFETY: valid vocab.
+        unsafe { sys::llama_vocab_n_tokens(self.raw()) }
+    }
+
+    /// Checks an id against this vocabulary.
+    pub fn token(&self, id: i32) -> Result<Token> {
+        let n_vocab = self.n_tokens();
+        if (0..n_vocab).contains(&id) {
+            Ok(Token(id))
+        } else {
+            Err(Error::InvalidToken { id, n_vocab })
+        }
+    }
+
+    /// Re-checks a token (it may come from another model's vocabulary).
+    pub(crate) fn check(&self, t: Token) -> Result<i32> {
+        self.token(t.0).map(Token::id)
+    }
+
+    fn special(&self, id: i32) -> Option<Token> {
+        self.token(id).ok()
+    }
+
+    /// Beginning-of-sequence token.
+    pub fn bos(&self) -> Option<Token> {
+        // SAFETY: valid vocab.
+        self.special(unsafe { sys::llama_vocab_bos(self.raw()) })
+    }
+
+    /// End-of-sequence token.
+    pub fn eos(&self) -> Option<Token> {
+        // SAFETY: valid vocab.
+        self.special(unsafe { sys::llama_vocab_eos(self.raw()) })
+    }
+
+    /// End-of-turn token.
+    pub fn eot(&self) -> Option<Token> {
+        // SAFETY: valid vocab.
+        self.special(unsafe { sys::llama_vocab_eot(self.raw()) })
+    }
+
+    /// Newline token.
+    pub fn nl(&self) -> Option<Token> {
+        // SAFETY: valid vocab.
+        self.special(unsafe { sys::llama_vocab_nl(self.raw()) })
+    }
+
+    /// Padding token.
+    pub fn pad(&self) -> Option<Token> {
+        // SAFETY: valid vocab.
+        self.special(unsafe { sys::llama_vocab_pad(self.raw()) })
+    }
+
+    /// Fill-in-the-middle tokens: (prefix, suffix, middle).
+    pub fn fim(&self) -> (Option<Token>, Option<Token>, Option<Token>) {
+        // SAFETY: valid vocab.
+        unsafe {
+            (
+                self.special(sys::llama_vocab_fim_pre(self.raw())),
+                self.special(sys::llama_vocab_fim_suf(self.raw())),
+                self.special(sys::llama_vocab_fim_mid(self.raw())),
+            )
+        }
+    }
+
+    /// Whether tokenizing with `add_special` prepends BOS.
+    pub fn adds_bos(&self) -> bool {
+        // SAFETY: valid vocab.
+        unsafe { sys::llama_vocab_get_add_bos(self.raw()) }
+    }
+
+    /// Whether `t` ends generation (EOS, EOT, ...).
+    pub fn is_eog(&self, t: Token) -> bool {
+        // SAFETY: valid vocab; the id is in range (checked).
+        self.check(t)
+            .map(|id| unsafe { sys::llama_vocab_is_eog(self.raw(), id) })
+            .unwrap_or(false)
+    }
+
+    /// Whether `t` is a control token.
+    pub fn is_control(&self, t: Token) -> bool {
+        // SAFETY: valid vocab; the id is in range (checked).
+        self.check(t)
+            .map(|id| unsafe { sys::llama_vocab_is_control(self.raw(), id) })
+            .unwrap_or(false)
+    }
+
+    /// The token's attribute bits (`LLAMA_TOKEN_ATTR_*`).
+    pub fn attr(&self, t: Token) -> Result<u32> {
+        let id = self.check(t)?;
+        // SAFETY: valid vocab; the id is in range.
+        Ok(unsafe { sys::llama_vocab_get_attr(self.raw(), id) } as u32)
+    }
+
+    /// The token's text as stored in the vocabulary.
+    pub fn text(&self, t: Token) -> Result<String> {
+        let id = self.check(t)?;
+        // SAFETY: valid vocab; the id is in range; returns a string owned by the vocab.
+        Ok(unsafe { cstr_lossy(sys::llama_vocab_get_text(self.raw(), id)) })
+    }
+
+    /// Tokenizes `text`. `add_special` adds BOS/EOS as the model wants;
+    /// `parse_special` turns control-token text (`<|im_end|>`) into those tokens.
+    pub fn tokenize(
+        &self,
+        text: &str,
+        add_special: bool,
+        parse_special: bool,
+    ) -> Result<Vec<Token>> {
+        let len = i32::try_from(text.len()).map_err(|_| Error::OutOfRange {
+            what: "text length",
+            value: text.len() as i64,
+            expected: "< 2^31 bytes".into(),
+        })?;
+        let mut out: Vec<i32> = vec![0; text.len() + 2];
+        for _ in 0..2 {
+            let cap = i32::try_from(out.len()).unwrap_or(i32::MAX);
+            // SAFETY: `text` is valid for `len` bytes; `out` has room for `cap` tokens.
+            let n = unsafe {
+                sys::llama_tokenize(
+                    self.raw(),
+                    text.as_ptr().cast(),
+                    len,
+                    out.as_mut_ptr(),
+                    cap,
+                    add_special,
+                    parse_special,
+                )
+            };
+            if n == i32::MIN {
+                return Err(Error::OutOfRange {
+                    what: "token count",
+                    value: i64::MIN,
+                    expected: "< 2^31".into(),
+                });
+            }
+            if n >= 0 {
+                out.truncate(n as usize);
+                return Ok(out.into_iter().map(Token).collect());
+            }
+            out.resize(n.unsigned_abs() as usize, 0);
+        }
+        Err(Error::OutOfRange {
+            what: "token count",
+            value: out.len() as i64,
+            expected: "stable across two calls".into(),
+        })
+    }
+
+    /// The bytes of one token (may be part of a multi-byte character).
+    pub fn piece_bytes(&self, t: Token, special: bool) -> Result<Vec<u8>> {
+        let id = self.check(t)?;
+        let mut buf = vec![0u8; 32];
+        loop {
+            let cap = i32::try_from(buf.len()).unwrap_or(i32::MAX);
+            // SAFETY: valid vocab, id in range, `buf` has room for `cap` bytes.
+            let n = unsafe {
+                sys::llama_token_to_piece(self.raw(), id, buf.as_mut_ptr().cast(), cap, 0, special)
+            };
+            if n >= 0 {
+                buf.truncate(n as usize);
+                return Ok(buf);
+            }
+            buf.resize(n.unsigned_abs() as usize, 0);
+        }
+    }
+
+    /// One token as text (invalid UTF-8 replaced; use [`Utf8Decoder`] for streams).
+    pub fn piece(&self, t: Token, special: bool) -> Result<String> {
+        Ok(String::from_utf8_lossy(&self.piece_bytes(t, special)?).into_owned())
+    }
+
+    /// Turns tokens back into text.
+    pub fn detokenize(
+        &self,
+        tokens: &[Token],
+        remove_special: bool,
+        unparse_special: bool,
+    ) -> Result<String> {
+        let ids = tokens
+            .iter()
+            .map(|&t| self.check(t))
+            .collect::<Result<Vec<i32>>>()?;
+        let n_ids = i32::try_from(ids.len()).map_err(|_| Error::OutOfRange {
+            what: "token count",
+            value: ids.len() as i64,
+            expected: "< 2^31".into(),
+        })?;
+        let mut buf = vec![0u8; ids.len() * 4 + 16];
+        loop {
+            let cap = i32::try_from(buf.len()).unwrap_or(i32::MAX);
+            // SAFETY: ids are in range; `buf` has room for `cap` bytes.
+            let n = unsafe {
+                sys::llama_detokenize(
+                    self.raw(),
+                    ids.as_ptr(),
+                    n_ids,
+                    buf.as_mut_ptr().cast(),
+                    cap,
+                    remove_special,
+                    unparse_special,
+                )
+            };
+            if n >= 0 {
+                buf.truncate(n as usize);
+                return Ok(String::from_utf8_lossy(&buf).into_owned());
+            }
+            buf.resize(n.unsigned_abs() as usize, 0);
+        }
+    }
+}
+
+/// Joins token pieces into text without splitting multi-byte characters:
+/// bytes of an incomplete character wait for the next piece.
+///
+/// ```
+/// let mut d = llamacpp::Utf8Decoder::default();
+/// assert_eq!(d.push(&[0xE2, 0x82]), "");
+/// assert_eq!(d.push(&[0xAC, b'!']), "€!");
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct Utf8Decoder {
+    pending: Vec<u8>,
+}
+
+impl Utf8Decoder {
+    /// Adds bytes; returns the text that is now complete.
+    pub fn push(&mut self, bytes: &[u8]) -> String {
+        self.pending.extend_from_slice(bytes);
+        let mut out = String::new();
+        loop {
+            match std::str::from_utf8(&self.pending) {
+                Ok(s) => {
+                    out.push_str(s);
+                    self.pending.clear();
+                    return out;
+                }
+                Err(e) => {
+                    let good = e.valid_up_to();
+                    out.push_str(&String::from_utf8_lossy(&self.pending[..good]));
+                    match e.error_len() {
+                        // Incomplete character at the end: keep it for later.
+                        None => {
+                            self.pending.drain(..good);
+                            return out;
+                        }
+                        // Invalid bytes: replace them and go on.
+                        Some(bad) => {
+                            out.push(char::REPLACEMENT_CHARACTER);
+                            self.pending.drain(..good + bad);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Returns whatever is left (invalid bytes replaced).
+    pub fn finish(&mut self) -> String {
+        let s = String::from_utf8_lossy(&self.pending).into_owned();
+        self.pending.clear();
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoder_handles_split_and_invalid_bytes() {
+        let mut d = Utf8Decoder::default();
+        let text = "añ€😀";
+        let mut out = String::new();
+        for b in text.as_bytes() {
+            out.push_str(&d.push(std::slice::from_ref(b)));
+        }
+        assert_eq!(out, text);
+        assert_eq!(d.push(&[0xFF, b'a']), "\u{FFFD}a");
+        assert_eq!(d.push(&[0xF0, 0x9F]), "");
+        assert_eq!(d.finish(), "\u{FFFD}");
+    }
+}

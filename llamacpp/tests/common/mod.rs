@@ -1,0 +1,66 @@
+//! Shared fixtures: tiny synthetic models written by `llamacpp-synth` (once, cached).
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use llamacpp::{Model, ModelParams};
+use llamacpp_synth::Preset;
+
+fn path(preset: Preset) -> PathBuf {
+    llamacpp::backend::set_logging(false);
+    llamacpp_synth::tiny_model_path(preset)
+}
+
+/// A dense llama (GQA) with the BPE vocabulary and a ChatML template.
+pub fn dense_path() -> PathBuf {
+    path(Preset::LlamaTiny)
+}
+
+/// A tiny qwen3next (hybrid: linear and full attention, routed and shared experts).
+pub fn qwen3next_path() -> PathBuf {
+    path(Preset::Qwen3NextTiny)
+}
+
+pub fn dense() -> Model {
+    Model::load(dense_path(), ModelParams::default()).expect("load dense model")
+}
+
+pub fn qwen3next() -> Model {
+    Model::load(qwen3next_path(), ModelParams::default()).expect("load qwen3next model")
+}
+
+/// The options the cached dense model was written with (for adapters matching it).
+pub fn dense_spec() -> llamacpp_synth::ModelSpec {
+    llamacpp_synth::ModelSpec::from_options(&llamacpp_synth::SynthOptions::new(Preset::LlamaTiny))
+        .expect("dense spec")
+}
+
+/// The options the cached qwen3next model was written with.
+pub fn qwen3next_spec() -> llamacpp_synth::ModelSpec {
+    llamacpp_synth::ModelSpec::from_options(&llamacpp_synth::SynthOptions::new(Preset::Qwen3NextTiny))
+        .expect("qwen3next spec")
+}
+
+/// Normalised mean squared error of `a` against the reference `b`.
+pub fn nmse(a: &[f32], b: &[f32]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let (mut num, mut den) = (0f64, 0f64);
+    for (x, y) in a.iter().zip(b) {
+        num += f64::from(x - y).powi(2);
+        den += f64::from(*y).powi(2);
+    }
+    num / den.max(f64::MIN_POSITIVE)
+}
+
+/// Clears the memory, decodes a fixed prompt in sequence 0 and returns the last logits.
+pub fn prompt_logits(ctx: &mut llamacpp::Context<'_>) -> Vec<f32> {
+    let model = ctx.model();
+    let p = model
+        .vocab()
+        .tokenize("The quick brown fox jumps over the lazy dog", true, false)
+        .expect("tokenize");
+    ctx.clear_memory(true);
+    let mut b = llamacpp::Batch::from_tokens(&p, 0, 0).expect("batch");
+    ctx.decode(&mut b).expect("decode");
+    ctx.logits(-1).expect("logits").to_vec()
+}

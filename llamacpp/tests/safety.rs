@@ -1,0 +1,156 @@
+//! Every precondition that would abort or corrupt memory in C is an `Err` here.
+
+mod common;
+
+use llamacpp::{Batch, Context, ContextParams, Error, SamplerChain};
+
+#[test]
+fn types_are_send_and_sync_where_claimed() {
+    fn send<T: Send>() {}
+    fn sync<T: Sync>() {}
+    send::<llamacpp::Model>();
+    sync::<llamacpp::Model>();
+    send::<Context<'static>>();
+    send::<Batch>();
+    send::<SamplerChain<'static>>();
+    send::<llamacpp::LoraAdapter<'static>>();
+    sync::<llamacpp::LoraAdapter<'static>>();
+}
+
+#[test]
+fn bad_tokens_are_errors_not_aborts() {
+    let model = common::dense();
+    let vocab = model.vocab();
+    let n = vocab.n_tokens();
+    assert!(matches!(vocab.token(n), Err(Error::InvalidToken { .. })));
+    assert!(matches!(vocab.token(-1), Err(Error::InvalidToken { .. })));
+    let t = vocab.token(0).unwrap();
+    assert!(vocab.piece(t, false).is_ok());
+    // A token checked against a bigger vocabulary is re-checked at every use.
+    let big = common::qwen3next();
+    let foreign = big.vocab().token(big.vocab().n_tokens() - 1).unwrap();
+    if foreign.id() >= n {
+        assert!(vocab.piece(foreign, false).is_err());
+        assert!(vocab.detokenize(&[foreign], false, false).is_err());
+        let mut ctx = Context::new(&model, ContextParams::default().n_ctx(64)).unwrap();
+        let mut b = Batch::new(1, 1).unwrap();
+        b.add(foreign, 0, &[0], true).unwrap();
+        assert!(matches!(
+            ctx.decode(&mut b),
+            Err(Error::InvalidToken { .. })
+        ));
+    }
+}
+
+#[test]
+fn decode_checks_batch_size_and_sequences() {
+    let model = common::dense();
+    let vocab = model.vocab();
+    let t = vocab.token(1).unwrap();
+    let mut ctx = Context::new(
+        &model,
+        ContextParams::default()
+            .n_ctx(128)
+            .n_batch(8)
+            .n_ubatch(8)
+            .n_seq_max(2),
+    )
+    .unwrap();
+    // More tokens than n_batch aborts in C (the llama-cpp-2 bug): here it is an error.
+    let mut big = Batch::new(16, 1).unwrap();
+    for i in 0..16 {
+        big.add(t, i, &[0], false).unwrap();
+    }
+    assert!(matches!(
+        ctx.decode(&mut big),
+        Err(Error::OutOfRange {
+            what: "batch size",
+            ..
+        })
+    ));
+    // Sequence id beyond n_seq_max.
+    let mut b = Batch::new(1, 4).unwrap();
+    b.add(t, 0, &[3], true).unwrap();
+    assert!(matches!(
+        ctx.decode(&mut b),
+        Err(Error::OutOfRange {
+            what: "sequence id",
+            ..
+        })
+    ));
+    // Empty batch.
+    let mut empty = Batch::new(1, 1).unwrap();
+    assert!(matches!(ctx.decode(&mut empty), Err(Error::EmptyBatch)));
+    // Outputs only for rows that asked for them.
+    let mut ok = Batch::new(2, 1).unwrap();
+    ok.add(t, 0, &[0], false).unwrap();
+    ok.add(t, 1, &[0], true).unwrap();
+    ctx.decode(&mut ok).unwrap();
+    assert!(ctx.logits(1).is_ok());
+    assert!(matches!(ctx.logits(0), Err(Error::NoOutput(0))));
+    assert!(matches!(ctx.logits(5), Err(Error::NoOutput(5))));
+    assert!(matches!(ctx.embeddings(1), Err(Error::EmbeddingsDisabled)));
+}
+
+#[test]
+fn memory_operations_check_their_arguments() {
+    let model = common::dense();
+    let mut ctx = Context::new(&model, ContextParams::default().n_ctx(64).n_seq_max(2)).unwrap();
+    assert!(ctx.seq_rm(Some(7), None, None).is_err());
+    assert!(ctx.seq_rm(Some(0), Some(5), Some(2)).is_err());
+    assert!(ctx.seq_cp(0, 9, None, None).is_err());
+    assert!(ctx.seq_div(0, None, None, 0).is_err());
+    assert!(ctx.seq_add(0, Some(-3), None, 1).is_err());
+    assert_eq!(ctx.seq_pos_max(0).unwrap(), None);
+    assert!(ctx.seq_rm(None, None, None).unwrap());
+}
+
+#[test]
+fn samplers_and_grammars_fail_cleanly() {
+    let model = common::dense();
+    let vocab = model.vocab();
+    assert!(matches!(
+        SamplerChain::builder(vocab).top_k(5).build(),
+        Err(Error::Sampler(_))
+    ));
+    let bad = SamplerChain::builder(vocab)
+        .grammar("root ::= ( unclosed", "root")
+        .greedy()
+        .build();
+    assert!(matches!(bad, Err(Error::Sampler(_))), "{bad:?}");
+    let bad_regex = SamplerChain::builder(vocab)
+        .grammar_lazy("root ::= \"a\"", "root", &["(["], &[])
+        .greedy()
+        .build();
+    assert!(bad_regex.is_err());
+    assert!(
+        SamplerChain::builder(vocab)
+            .penalties(64, 0.0, 0.0, 0.0)
+            .greedy()
+            .build()
+            .is_err()
+    );
+    assert!(
+        SamplerChain::builder(vocab)
+            .top_k(40)
+            .temp(0.7)
+            .dist(1)
+            .build()
+            .is_ok()
+    );
+}
+
+#[test]
+fn model_load_errors_are_errors() {
+    let missing = llamacpp::Model::load("/nonexistent/model.gguf", llamacpp::ModelParams::default());
+    assert!(matches!(missing, Err(Error::ModelLoad { .. })));
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.gguf");
+    std::fs::write(&junk, b"GGUF\x03\0\0\0garbage").unwrap();
+    assert!(llamacpp::Model::load(&junk, llamacpp::ModelParams::default()).is_err());
+    let cancelled = llamacpp::Model::load(
+        common::dense_path(),
+        llamacpp::ModelParams::default().progress(|_| false),
+    );
+    assert!(cancelled.is_err());
+}
