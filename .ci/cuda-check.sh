@@ -35,7 +35,7 @@ cmake -S "$src" -B "$build" -Wno-dev -DCMAKE_BUILD_TYPE=Release \
 # The ggml-cuda files the series touches (the same list for both variants, so that a failure in the
 # patched build can be told from one upstream already has).
 cuda=ggml/src/ggml-cuda
-mapfile -t touched < <(grep -v '^#' patches/series | sed '/^$/d' | sed 's|^|patches/|' | xargs cat \
+mapfile -t touched < <(grep -v '^#' llamacpp-sys/patches/series | sed '/^$/d' | sed 's|^|llamacpp-sys/patches/|' | xargs cat \
   | sed -n "s|^+++ b/$cuda/||p" | sort -u)
 files=(ggml-cuda.cu)
 for f in "${touched[@]}"; do

@@ -32,13 +32,17 @@ fn main() {
 
 fn run() -> Result<(), String> {
     let cfg = Config::from_env()?;
+    if cfg.docs_only {
+        bindings::pregenerated(&cfg)?;
+        info::record_docs(&cfg);
+        return Ok(());
+    }
     // `llama_src`: the tree the shim takes llama.cpp's JSON-schema converter from.
     let (built, llama_src) = match &cfg.prefix {
-        Some(prefix) => {
-            // A prebuilt install has no sources; the vendored tree serves if present.
-            let src = Some(cfg.vendor_dir.join("llama.cpp")).filter(|d| d.is_dir());
-            (cmake_build::Built::prebuilt(prefix)?, src)
-        }
+        Some(prefix) => (
+            cmake_build::Built::prebuilt(prefix)?,
+            source::cached_tree(&cfg),
+        ),
         None => {
             let pristine = source::locate_and_verify(&cfg)?;
             let tree = source::write_variant_tree(&cfg, &pristine, cfg.variant)?;

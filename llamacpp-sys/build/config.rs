@@ -8,7 +8,7 @@ use std::path::PathBuf;
 /// Which source the C++ libraries are built from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Variant {
-    /// The pinned upstream tree with `patches/series` applied (the default).
+    /// The pinned upstream tree with `patches/series` (of this package) applied (the default).
     Patched,
     /// The same tree with no patch applied (`LLAMACPP_SYS_PATCHES=none`).
     Upstream,
@@ -46,8 +46,17 @@ pub struct Features {
 #[derive(Debug)]
 pub struct Config {
     pub out_dir: PathBuf,
-    pub vendor_dir: PathBuf,
+    /// This package's directory (read only: nothing is written into it).
+    pub manifest_dir: PathBuf,
+    /// The pin file, `UPSTREAM`, shipped in this package.
+    pub pin_file: PathBuf,
+    /// The series, `patches/`, shipped in this package.
     pub patches_dir: PathBuf,
+    /// Where fetched upstream trees are kept (`LLAMACPP_SYS_SOURCE_CACHE`, else
+    /// under Cargo's home); never inside this package.
+    pub source_cache: PathBuf,
+    /// `DOCS_RS`: no network and no C++ toolchain; use the pregenerated bindings.
+    pub docs_only: bool,
     pub cargo: PathBuf,
     pub target_os: String,
     pub target_arch: String,
@@ -64,6 +73,18 @@ pub struct Config {
     pub cuda_architectures: Option<String>,
     /// `CUDA_PATH`, for the CUDA runtime's link path.
     pub cuda_path: Option<PathBuf>,
+}
+
+/// `LLAMACPP_SYS_SOURCE_CACHE`, else `<Cargo home>/llamacpp-sys/sources`.
+fn source_cache() -> Result<PathBuf, String> {
+    // Read through `env` only so that a change reruns the build; `home` reads it too.
+    let _ = env("CARGO_HOME");
+    match env("LLAMACPP_SYS_SOURCE_CACHE") {
+        Some(dir) => Ok(PathBuf::from(dir)),
+        None => llamacpp_patchkit::upstream::default_cache_root().map_err(|e| {
+            format!("{e}: set LLAMACPP_SYS_SOURCE_CACHE to a directory for the upstream source")
+        }),
+    }
 }
 
 /// Reads an environment variable and asks Cargo to rerun when it changes.
@@ -87,10 +108,6 @@ fn feature(name: &str) -> bool {
 impl Config {
     pub fn from_env() -> Result<Self, String> {
         let manifest_dir = PathBuf::from(cargo_env("CARGO_MANIFEST_DIR")?);
-        let workspace = manifest_dir
-            .parent()
-            .map(PathBuf::from)
-            .unwrap_or_else(|| manifest_dir.clone());
         let variant = match env("LLAMACPP_SYS_PATCHES").as_deref() {
             None | Some("series") | Some("all") => Variant::Patched,
             Some("none") => Variant::Upstream,
@@ -103,10 +120,11 @@ impl Config {
         let side_by_side = feature("side-by-side");
         Ok(Self {
             out_dir: PathBuf::from(cargo_env("OUT_DIR")?),
-            vendor_dir: env("LLAMACPP_SYS_VENDOR_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| workspace.join("vendor")),
-            patches_dir: workspace.join("patches"),
+            manifest_dir: manifest_dir.clone(),
+            pin_file: manifest_dir.join("UPSTREAM"),
+            patches_dir: manifest_dir.join("patches"),
+            source_cache: source_cache()?,
+            docs_only: env("DOCS_RS").is_some() || feature("docs-only"),
             cargo: PathBuf::from(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())),
             target_os: cargo_env("CARGO_CFG_TARGET_OS")?,
             target_arch: cargo_env("CARGO_CFG_TARGET_ARCH")?,

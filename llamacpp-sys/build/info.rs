@@ -52,7 +52,7 @@ fn common(
     );
     let _ = writeln!(
         s,
-        "/// `patched`, `upstream` or `prebuilt`.\npub const VARIANT: &str = {variant:?};"
+        "/// `patched`, `upstream`, `prebuilt` or `docs` (a docs build that links nothing).\npub const VARIANT: &str = {variant:?};"
     );
     let _ = writeln!(
         s,
@@ -120,10 +120,17 @@ pub fn record_side_by_side(tree: &Tree, built: &Built) {
 }
 
 pub fn record_prebuilt(cfg: &Config, built: &Built) {
+    record_unbuilt(cfg, "prebuilt", &built.lib_dir.display().to_string());
+}
+
+/// A docs build links nothing: the constants say so.
+pub fn record_docs(cfg: &Config) {
+    record_unbuilt(cfg, "docs", "");
+}
+
+fn record_unbuilt(cfg: &Config, variant: &str, lib_dir: &str) {
     let mut s = String::new();
-    common(
-        cfg, &mut s, "prebuilt", "unknown", "prebuilt", "unknown", "prebuilt",
-    );
+    common(cfg, &mut s, variant, "unknown", variant, "unknown", variant);
     let _ = writeln!(
         s,
         "/// Patches applied, in order (unknown for a prebuilt install).\npub const PATCHES: &[(&str, &str)] = &[];"
@@ -134,8 +141,7 @@ pub fn record_prebuilt(cfg: &Config, built: &Built) {
     );
     let _ = writeln!(
         s,
-        "/// Directory holding the linked libraries.\npub const LIB_DIR: &str = {:?};",
-        built.lib_dir.display().to_string()
+        "/// Directory holding the linked libraries.\npub const LIB_DIR: &str = {lib_dir:?};"
     );
     let _ = writeln!(
         s,

@@ -19,25 +19,24 @@ pub struct Tree {
     pub build_commit: String,
 }
 
-/// Reads `vendor/UPSTREAM`, fetches `vendor/llama.cpp` through `cargo vendor`
-/// when it is missing, and verifies it against the recorded tree hash.
+/// Reads the pin (`UPSTREAM`), fetches its tree into the source cache through
+/// `cargo vendor` when it is missing, and verifies it against the recorded tree hash.
 pub fn locate_and_verify(cfg: &Config) -> Result<Vendor, String> {
-    println!(
-        "cargo:rerun-if-changed={}",
-        cfg.vendor_dir.join("UPSTREAM").display()
-    );
-    println!(
-        "cargo:rerun-if-changed={}",
-        cfg.vendor_dir.join("llama.cpp").display()
-    );
+    println!("cargo:rerun-if-changed={}", cfg.pin_file.display());
     println!("cargo:rerun-if-changed={}", cfg.patches_dir.display());
-    let vendor = Vendor::open(&cfg.vendor_dir).map_err(|e| {
-        format!("{e}\n(llamacpp-sys reads the pin from the workspace's vendor/UPSTREAM; set LLAMACPP_SYS_VENDOR_DIR to use another)")
-    })?;
+    let vendor = Vendor::open(&cfg.pin_file, &cfg.source_cache).map_err(|e| e.to_string())?;
+    println!("cargo:rerun-if-changed={}", vendor.tree().display());
     vendor
         .ensure(&cfg.cargo, &cfg.out_dir)
         .map_err(|e| e.to_string())?;
     Ok(vendor)
+}
+
+/// The cached pristine tree if it is already there (a prebuilt install has no
+/// sources; the shim takes the JSON-schema converter from this tree when it can).
+pub fn cached_tree(cfg: &Config) -> Option<PathBuf> {
+    let vendor = Vendor::open(&cfg.pin_file, &cfg.source_cache).ok()?;
+    Some(vendor.tree()).filter(|d| d.is_dir())
 }
 
 /// Copies the pristine tree to `OUT_DIR/<variant>/src`, applying the series for

@@ -1,24 +1,4 @@
-//! Safe Rust API for llama.cpp, built by `llamacpp-sys` from a pinned source with
-//! this workspace's patch series applied.
-//!
-//! No safe call can abort the process or touch memory it should not: every C
-//! precondition is checked first and reported as an [`Error`].
-//!
-//! ```no_run
-//! use llamacpp::{Batch, Context, ContextParams, Model, ModelParams, SamplerChain};
-//!
-//! # fn main() -> llamacpp::Result<()> {
-//! let model = Model::load("model.gguf", ModelParams::default())?;
-//! let mut ctx = Context::new(&model, ContextParams::default().n_ctx(2048))?;
-//! let vocab = model.vocab();
-//! let prompt = vocab.tokenize("Hello", true, false)?;
-//! let mut batch = Batch::from_tokens(&prompt, 0, 0)?;
-//! ctx.decode(&mut batch)?;
-//! let mut sampler = SamplerChain::builder(vocab).greedy().build()?;
-//! let next = sampler.sample(&mut ctx, -1)?;
-//! println!("{}", vocab.piece(next, false)?);
-//! # Ok(()) }
-//! ```
+#![doc = include_str!("../README.md")]
 
 pub mod backend;
 mod batch;

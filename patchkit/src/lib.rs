@@ -3,15 +3,19 @@
 //! This crate is shared by `llamacpp-sys`'s build script and the `patches` tool
 //! (`cargo patches ...`), so both see the same rules:
 //!
-//! - [`upstream`]: `vendor/UPSTREAM` names the registry package, version and
-//!   checksums; the tree is materialised into `vendor/llama.cpp/` through
+//! - [`upstream`]: the pin file (`llamacpp-sys/UPSTREAM`) names the registry
+//!   package, version and checksums; the tree is materialised into a source
+//!   cache keyed by its hash (under Cargo's home by default) through
 //!   `cargo vendor` and verified against the recorded tree hash.
-//! - [`series`]: `patches/series` lists `git format-patch` files that are applied,
+//! - [`series`]: `llamacpp-sys/patches/series` lists `git format-patch` files that are applied,
 //!   in order, to an in-memory [`overlay::Overlay`] of the pristine tree;
 //!   [`mail`] reads their headers (author, date, subject, message).
+//! - [`bindings`]: the bindgen configuration the build and the pregenerated
+//!   docs bindings share.
 //! - [`tree`]: hashing and syncing directory trees (writing only files whose
 //!   contents changed, so CMake rebuilds only what a patch touched).
 
+pub mod bindings;
 pub mod mail;
 pub mod overlay;
 pub mod series;
@@ -32,7 +36,7 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
-    /// `vendor/UPSTREAM` is missing a key or has a malformed line.
+    /// The pin file (`UPSTREAM`) is missing a key or has a malformed line.
     #[error("{path}: {message}")]
     Pin {
         /// The pin file.
@@ -50,7 +54,7 @@ pub enum Error {
     },
     /// The source tree does not match the recorded hash.
     #[error(
-        "upstream tree {dir} does not match vendor/UPSTREAM (expected tree-sha256 {expected}, found {found}){detail}\n\
+        "upstream tree {dir} does not match the pin, UPSTREAM (expected tree-sha256 {expected}, found {found}){detail}\n\
          delete {dir} to have the build fetch and verify it again"
     )]
     Tampered {
@@ -63,7 +67,7 @@ pub enum Error {
         /// Which files differ, when a per-file manifest is available.
         detail: String,
     },
-    /// `patches/series` names a patch that cannot be read or parsed.
+    /// The series file names a patch that cannot be read or parsed.
     #[error("patch {patch}: {message}")]
     BadPatch {
         /// The patch file name.

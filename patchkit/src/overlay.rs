@@ -1,7 +1,7 @@
 //! An in-memory set of changes over a read-only base tree.
 //!
 //! Patches are applied to an [`Overlay`], never to the base, so the pristine
-//! `vendor/llama.cpp/` stays untouched and a failed series leaves nothing behind.
+//! the cached pristine tree stays untouched and a failed series leaves nothing behind.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;

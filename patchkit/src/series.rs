@@ -1,4 +1,4 @@
-//! The patch series: `patches/series` and the `NNNN-name.patch` files it lists.
+//! The patch series: `llamacpp-sys/patches/series` and the `NNNN-name.patch` files it lists.
 
 use std::fs;
 use std::path::{Path, PathBuf};

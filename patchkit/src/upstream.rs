@@ -1,8 +1,12 @@
-//! The pinned upstream source: `vendor/UPSTREAM`, fetching and verification.
+//! The pinned upstream source: the pin file (`llamacpp-sys/UPSTREAM`), fetching
+//! and verification.
 //!
 //! The tree comes out of a registry package through `cargo vendor` on a
 //! throwaway manifest, so cargo's own download machinery (its cache, its
 //! checksum check, its offline mode) does the work and no host is named here.
+//! Fetched trees live in a cache keyed by the pin's tree hash (by default under
+//! Cargo's home, see [`default_cache_root`]), never in a package's source
+//! directory, so a published `llamacpp-sys` builds from its `.crate` alone.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -11,7 +15,7 @@ use std::process::Command;
 
 use crate::{Error, Result, io_err, tree};
 
-/// The contents of `vendor/UPSTREAM`.
+/// The contents of a pin file (`llamacpp-sys/UPSTREAM`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pin {
     /// Registry package that carries the tree (`llama-cpp-sys-2`).
@@ -61,33 +65,53 @@ impl Pin {
             upstream_id: take("upstream-id")?,
         })
     }
+
+    /// The name of this pin's entry in a source cache: package, version and the
+    /// start of the tree hash, so two pins never share an entry.
+    pub fn cache_key(&self) -> String {
+        let hash: String = self.tree_sha256.chars().take(16).collect();
+        format!("{}-{}-{hash}", self.package, self.version)
+    }
+}
+
+/// The default root of the source cache: `<Cargo home>/llamacpp-sys/sources`
+/// (`$CARGO_HOME`, else `~/.cargo`).
+pub fn default_cache_root() -> Result<PathBuf> {
+    home::cargo_home()
+        .map(|h| h.join("llamacpp-sys").join("sources"))
+        .map_err(|source| Error::Io {
+            path: PathBuf::from("$CARGO_HOME"),
+            source,
+        })
 }
 
 /// Where the verified tree lives and how to recreate it.
 #[derive(Debug, Clone)]
 pub struct Vendor {
-    /// The `vendor/` directory (holds `UPSTREAM`).
+    /// This pin's entry in the source cache (holds the tree and its manifest).
     pub dir: PathBuf,
     /// The parsed pin.
     pub pin: Pin,
 }
 
 impl Vendor {
-    /// Reads `dir/UPSTREAM`.
-    pub fn open(dir: &Path) -> Result<Self> {
+    /// Reads the pin file and places its tree in `cache_root`, under the pin's
+    /// [`Pin::cache_key`].
+    pub fn open(pin_file: &Path, cache_root: &Path) -> Result<Self> {
+        let pin = Pin::load(pin_file)?;
         Ok(Self {
-            dir: dir.into(),
-            pin: Pin::load(&dir.join("UPSTREAM"))?,
+            dir: cache_root.join(pin.cache_key()),
+            pin,
         })
     }
 
-    /// `vendor/llama.cpp`.
+    /// The pristine tree (`<cache entry>/llama.cpp`).
     pub fn tree(&self) -> PathBuf {
-        self.dir.join("llama.cpp")
+        self.dir.join(&self.pin.subdir)
     }
 
     fn manifest_path(&self) -> PathBuf {
-        self.dir.join("llama.cpp.sha256")
+        self.dir.join("tree.sha256")
     }
 
     /// Returns the verified tree, fetching it first when it is absent.
@@ -103,7 +127,7 @@ impl Vendor {
         Ok(tree)
     }
 
-    /// Checks `vendor/llama.cpp` against the pinned tree hash, naming the
+    /// Checks the cached tree against the pinned tree hash, naming the
     /// differing files when the manifest saved at fetch time is available.
     pub fn verify(&self) -> Result<tree::Manifest> {
         let found = tree::manifest(&self.tree())?;
@@ -150,9 +174,8 @@ impl Vendor {
         }
         // Copy into a private directory and rename, so a concurrent or interrupted
         // build never sees a half-written tree.
-        let staging = self
-            .dir
-            .join(format!(".llama.cpp.tmp-{}", std::process::id()));
+        fs::create_dir_all(&self.dir).map_err(io_err(&self.dir))?;
+        let staging = self.dir.join(format!(".tmp-{}", std::process::id()));
         let _ = fs::remove_dir_all(&staging);
         copy_tree(&src, &staging)?;
         fs::write(self.manifest_path(), tree::manifest_text(&manifest))
@@ -289,7 +312,7 @@ fn check_lock(lock: &Path, spec: &PackageSpec<'_>) -> Result<String> {
             expected: expected.unwrap_or("a checksum").into(),
             found: found.unwrap_or("none").into(),
             detail:
-                "\n  the registry's archive checksum differs from crate-sha256 in vendor/UPSTREAM"
+                "\n  the registry's archive checksum differs from crate-sha256 in the pin (UPSTREAM)"
                     .into(),
         }),
     }
@@ -324,18 +347,21 @@ mod tests {
     #[test]
     fn tampered_tree_names_the_file() {
         let dir = tempfile::tempdir().unwrap();
-        let tree_dir = dir.path().join("llama.cpp");
-        fs::create_dir_all(tree_dir.join("src")).unwrap();
-        fs::write(tree_dir.join("src/a.cpp"), "int a;\n").unwrap();
-        let m = tree::manifest(&tree_dir).unwrap();
-        fs::write(dir.path().join("llama.cpp.sha256"), tree::manifest_text(&m)).unwrap();
+        let src = dir.path().join("src-tree");
+        fs::create_dir_all(src.join("src")).unwrap();
+        fs::write(src.join("src/a.cpp"), "int a;\n").unwrap();
+        let m = tree::manifest(&src).unwrap();
         let pin = format!(
             "package = p\nversion = 1\ncrate-sha256 = x\nsubdir = llama.cpp\ntree-sha256 = {}\nupstream-id = u\n",
             tree::tree_hash(&m)
         );
         fs::write(dir.path().join("UPSTREAM"), pin).unwrap();
-        let v = Vendor::open(dir.path()).unwrap();
+        let v = Vendor::open(&dir.path().join("UPSTREAM"), &dir.path().join("cache")).unwrap();
+        assert!(v.dir.ends_with(format!("p-1-{}", &tree::tree_hash(&m)[..16])));
+        copy_tree(&src, &v.tree()).unwrap();
+        fs::write(v.manifest_path(), tree::manifest_text(&m)).unwrap();
         v.verify().unwrap();
+        let tree_dir = v.tree();
         fs::write(tree_dir.join("src/a.cpp"), "int b;\n").unwrap();
         let err = v.verify().unwrap_err().to_string();
         assert!(err.contains("modified src/a.cpp"), "{err}");

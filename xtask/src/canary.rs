@@ -11,7 +11,7 @@ use crate::workspace::{Paths, cargo, scratch_dir};
 /// Runs `canary`: succeeds whenever the release could be fetched, since the
 /// table is the result.
 pub fn run(paths: &Paths, version: &str) -> Result<()> {
-    let pin = Pin::load(&paths.vendor.join("UPSTREAM"))?;
+    let pin = Pin::load(&paths.pin)?;
     let series = paths.series()?;
     let spec = PackageSpec {
         name: &pin.package,

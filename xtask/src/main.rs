@@ -1,14 +1,16 @@
-//! `cargo patches ...`: the tool for the patch series in `patches/`.
+//! `cargo patches ...`: the tool for the patch series in `llamacpp-sys/patches/`.
 //!
 //! - `tree DIR [--upstream] [--git]`: write the patched (or pristine) tree, or a
 //!   git repository with one commit per patch to edit;
 //! - `check`: every patch applies, in order, to the verified pristine tree;
 //! - `refresh DIR`: regenerate the patch files from such a git repository;
 //! - `canary VERSION`: try the series on another release of the upstream package;
-//! - `hash DIR`: the tree hash `vendor/UPSTREAM` records.
+//! - `hash DIR`: the tree hash the pin (`llamacpp-sys/UPSTREAM`) records;
+//! - `bindings [--check]`: the pregenerated bindings docs builds use.
 //!
-//! See `patches/README.md` for the workflow.
+//! See `llamacpp-sys/patches/README.md` for the workflow.
 
+mod bindings;
 mod canary;
 mod check;
 mod export;
@@ -25,14 +27,17 @@ use llamacpp_patchkit::{Result, tree};
 
 use crate::workspace::Paths;
 
-/// Maintain the llama.cpp patch series (patches/series) over the pinned upstream tree.
+/// Maintain the llama.cpp patch series (llamacpp-sys/patches/series) over the pinned upstream tree.
 #[derive(Debug, Parser)]
 #[command(name = "patches", version)]
 struct Cli {
-    /// Directory holding UPSTREAM and llama.cpp/ [default: $LLAMACPP_SYS_VENDOR_DIR, else the workspace's vendor/]
+    /// The pin file [default: llamacpp-sys/UPSTREAM]
+    #[arg(long, global = true, value_name = "FILE")]
+    pin: Option<PathBuf>,
+    /// Where fetched upstream trees are kept [default: $LLAMACPP_SYS_SOURCE_CACHE, else <Cargo home>/llamacpp-sys/sources]
     #[arg(long, global = true, value_name = "DIR")]
-    vendor: Option<PathBuf>,
-    /// Directory holding `series` and the patch files [default: the workspace's patches/]
+    source_cache: Option<PathBuf>,
+    /// Directory holding `series` and the patch files [default: llamacpp-sys/patches/]
     #[arg(long, global = true, value_name = "DIR")]
     patches: Option<PathBuf>,
     #[command(subcommand)]
@@ -67,15 +72,21 @@ enum Command {
         /// The release to try, e.g. 0.1.162.
         version: String,
     },
-    /// Print the tree hash (tree-sha256 in vendor/UPSTREAM) of a directory.
+    /// Print the tree hash (tree-sha256 in the pin) of a directory.
     Hash {
         /// The directory to hash.
         dir: PathBuf,
     },
+    /// Regenerate llamacpp-sys/pregenerated/bindings.rs (what docs builds compile).
+    Bindings {
+        /// Fail if the committed file differs from a fresh one instead of writing it.
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let paths = Paths::new(cli.vendor, cli.patches);
+    let paths = Paths::new(cli.pin, cli.source_cache, cli.patches)?;
     match cli.command {
         Command::Tree {
             dir,
@@ -86,6 +97,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Check => check::run(&paths),
         Command::Refresh { dir } => refresh::run(&paths, &dir),
         Command::Canary { version } => canary::run(&paths, &version),
+        Command::Bindings { check } => bindings::run(&paths, check),
         Command::Hash { dir } => {
             println!("{}", tree::tree_hash(&tree::manifest(&dir)?));
             Ok(())

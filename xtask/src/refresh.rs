@@ -14,7 +14,7 @@ use crate::workspace::{Paths, scratch_dir};
 
 /// The comment that heads a `series` file written from scratch.
 const DEFAULT_COMMENTS: [&str; 2] = [
-    "# The patch series, applied in order to the pinned upstream tree (vendor/UPSTREAM).",
+    "# The patch series, applied in order to the pinned upstream tree (llamacpp-sys/UPSTREAM).",
     "# One file name per line; see README.md for the tooling and each patch's figures.",
 ];
 

@@ -30,7 +30,8 @@ fn a_patch(subject: &str, old17: &str, new17: &str) -> String {
     )
 }
 
-/// A scratch workspace: `vendor/` with a pinned fake tree and `patches/`.
+/// A scratch workspace: a pin file, a source cache holding the pinned fake tree,
+/// and `patches/`.
 struct Fixture {
     dir: tempfile::TempDir,
 }
@@ -40,15 +41,21 @@ impl Fixture {
     fn new(a_c: &str, patches: &[(&str, String)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let fixture = Self { dir };
-        let upstream = fixture.vendor().join("llama.cpp");
-        fs::create_dir_all(upstream.join("src")).unwrap();
-        fs::write(upstream.join("src/a.c"), a_c).unwrap();
-        fs::write(upstream.join("CMakeLists.txt"), "project(fake C)\n").unwrap();
-        let hash = tree::tree_hash(&tree::manifest(&upstream).unwrap());
+        let staging = fixture.dir.path().join("staging");
+        fs::create_dir_all(staging.join("src")).unwrap();
+        fs::write(staging.join("src/a.c"), a_c).unwrap();
+        fs::write(staging.join("CMakeLists.txt"), "project(fake C)\n").unwrap();
+        let hash = tree::tree_hash(&tree::manifest(&staging).unwrap());
         let pin = format!(
             "package = fake-sys\nversion = 1.2.3\ncrate-sha256 = 00\nsubdir = llama.cpp\ntree-sha256 = {hash}\nupstream-id = fake-1.2.3\n"
         );
-        fs::write(fixture.vendor().join("UPSTREAM"), pin).unwrap();
+        fs::write(fixture.pin(), pin).unwrap();
+        // The cache entry the tool derives from the pin: package-version-hash prefix.
+        let entry = fixture
+            .source_cache()
+            .join(format!("fake-sys-1.2.3-{}", &hash[..16]));
+        fs::create_dir_all(&entry).unwrap();
+        fs::rename(&staging, entry.join("llama.cpp")).unwrap();
         fs::create_dir_all(fixture.patches()).unwrap();
         let mut series = String::from("# test series\n");
         for (name, text) in patches {
@@ -60,8 +67,22 @@ impl Fixture {
         fixture
     }
 
-    fn vendor(&self) -> PathBuf {
-        self.dir.path().join("vendor")
+    fn pin(&self) -> PathBuf {
+        self.dir.path().join("UPSTREAM")
+    }
+
+    fn source_cache(&self) -> PathBuf {
+        self.dir.path().join("sources")
+    }
+
+    /// The pristine tree inside the source cache.
+    fn pristine(&self) -> PathBuf {
+        let entry = fs::read_dir(self.source_cache())
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        entry.path().join("llama.cpp")
     }
 
     fn patches(&self) -> PathBuf {
@@ -72,15 +93,17 @@ impl Fixture {
         self.dir.path().join(name)
     }
 
-    /// Runs `patches --vendor ... --patches ... ARGS`.
+    /// Runs `patches --pin ... --source-cache ... --patches ... ARGS`.
     fn run(&self, args: &[&str]) -> Run {
         let output = Command::new(env!("CARGO_BIN_EXE_patches"))
-            .arg("--vendor")
-            .arg(self.vendor())
+            .arg("--pin")
+            .arg(self.pin())
+            .arg("--source-cache")
+            .arg(self.source_cache())
             .arg("--patches")
             .arg(self.patches())
             .args(args)
-            .env_remove("LLAMACPP_SYS_VENDOR_DIR")
+            .env_remove("LLAMACPP_SYS_SOURCE_CACHE")
             .output()
             .unwrap();
         Run::from(output)
@@ -231,10 +254,10 @@ fn check_flags_a_patch_upstream_already_has() {
 #[test]
 fn check_refuses_a_modified_pristine_tree() {
     let f = good();
-    fs::write(f.vendor().join("llama.cpp/src/a.c"), "edited\n").unwrap();
+    fs::write(f.pristine().join("src/a.c"), "edited\n").unwrap();
     let r = f.run(&["check"]);
     assert!(!r.ok, "{r:?}");
-    assert!(r.stderr.contains("does not match vendor/UPSTREAM"), "{r:?}");
+    assert!(r.stderr.contains("does not match the pin"), "{r:?}");
 }
 
 #[test]
@@ -259,7 +282,7 @@ fn tree_writes_the_patched_or_pristine_tree() {
             .ok
     );
     let hash = f.run(&["hash", pristine.to_str().unwrap()]);
-    let pin = fs::read_to_string(f.vendor().join("UPSTREAM")).unwrap();
+    let pin = fs::read_to_string(f.pin()).unwrap();
     assert!(
         hash.ok && pin.contains(&format!("tree-sha256 = {}", hash.stdout.trim())),
         "{hash:?}\n{pin}"
