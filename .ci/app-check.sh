@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # An application outside the workspace, made as a user makes one: `cargo new`, `cargo add`, build,
-# run. Twice: once from the packaged crates (`cargo package`, unpacked, and `[patch.crates-io]` to
-# them, since they are not published yet), once from a git dependency on this repository's HEAD.
-# Both run .ci/app/main.rs on a synthetic Qwen3-Next and must print the same transcript.
+# run. Twice: once from the packaged crates, served as a registry would serve them (`cargo package`,
+# unpacked into a local directory source that also holds every other dependency, from `cargo
+# vendor`, and replaces crates.io for that app), once from a git dependency on this repository's
+# HEAD. Both run .ci/app/main.rs on a synthetic Qwen3-Next and must print the same transcript.
 #
 #   bash .ci/app-check.sh                 # both builds, run and compared
 #   bash .ci/app-check.sh --vulkan        # the packaged build with `llamacpp/vulkan`, compiled only
@@ -25,21 +26,19 @@ echo "-- cargo package: ${crates[*]}"
 pkg_args=()
 for c in "${crates[@]}"; do pkg_args+=(-p "$c"); done
 cargo package --no-verify --allow-dirty --quiet "${pkg_args[@]}" --target-dir "$work/package"
-mkdir -p "$work/crates"
-for f in "$work"/package/package/*.crate; do tar -xzf "$f" -C "$work/crates"; done
-# A package must build from its own files: no path may point back into the repository.
-if grep -rn --include=Cargo.toml "$root" "$work/crates"; then
-  echo "a packaged manifest points into the repository" >&2; exit 1
-fi
-ls "$work/crates"
-
-patch_section() {
-  echo "[patch.crates-io]"
-  for d in "$work"/crates/*/; do
-    name=$(sed -n 's/^name = "\(.*\)"$/\1/p' "$d/Cargo.toml" | head -n1)
-    echo "$name = { path = \"$d\" }"
-  done
-}
+# The local registry: every third-party crate the workspace uses, plus ours as packaged.
+reg=$work/registry
+cargo vendor --quiet --versioned-dirs "$reg" >/dev/null
+for f in "$work"/package/package/*.crate; do
+  tar -xzf "$f" -C "$reg"
+  d=$reg/$(basename "$f" .crate)
+  printf '{"files":{},"package":"%s"}' "$(sha256sum "$f" | cut -d' ' -f1)" >"$d/.cargo-checksum.json"
+  # A package must build from its own files: no path may point back into the repository.
+  if grep -n "$root" "$d/Cargo.toml"; then
+    echo "$(basename "$d"): the packaged manifest points into the repository" >&2; exit 1
+  fi
+  echo "packaged $(basename "$d"): $(tar -tzf "$f" | wc -l) files"
+done
 
 new_app() { # NAME: a fresh binary crate with main.rs in place
   (cd "$work" && cargo new --quiet --vcs none --bin "$1")
@@ -47,8 +46,15 @@ new_app() { # NAME: a fresh binary crate with main.rs in place
 }
 
 echo "-- app on the packaged crates"
+touch "$work/stamp"
 new_app packaged
-patch_section >>"$work/packaged/Cargo.toml"
+mkdir -p "$work/packaged/.cargo"
+cat >"$work/packaged/.cargo/config.toml" <<TOML
+[source.crates-io]
+replace-with = "packaged"
+[source.packaged]
+directory = "$reg"
+TOML
 (
   cd "$work/packaged"
   feat=()
@@ -62,6 +68,12 @@ patch_section >>"$work/packaged/Cargo.toml"
     cargo run --quiet >"$work/packaged.out"
   fi
 )
+# Building must not write into a package's directory (it fetches the upstream source into a cache
+# under Cargo's home and builds in OUT_DIR).
+written=$(find "$reg"/llamacpp-* -newer "$work/stamp" -print)
+if [ -n "$written" ]; then
+  echo "the build wrote into the packaged sources:" >&2; echo "$written" >&2; exit 1
+fi
 $vulkan && exit 0
 cat "$work/packaged.out"
 
@@ -80,3 +92,12 @@ if ! diff -u "$work/packaged.out" "$work/from-git.out"; then
 fi
 grep -qx ok "$work/packaged.out"
 echo "app-check: packaged and git builds agree"
+
+# `links = "llamacpp"` is ours: an app can also depend on llama-cpp-2 (whose sys crate links
+# "llama", the key llamacpp-sys used to take). Resolution alone shows a conflict; nothing is built.
+(
+  cd "$work/from-git"
+  cargo add --quiet llama-cpp-2
+  cargo tree --quiet -e normal -i llama-cpp-sys-2 >/dev/null
+)
+echo "app-check: resolves beside llama-cpp-2 (no links conflict)"

@@ -95,7 +95,9 @@ fn compare_check_enforces_required_gains() {
         "1",
         "--check",
         "--min-speedup",
-        "pp16=1000",
+        // out of reach even when a loaded machine stalls one build (once, with a compile running
+        // beside the tests, a 1000x requirement was not reported as failed)
+        "pp16=1e12",
         "--min-speedup",
         "tg999=1",
         "--max-nodes-ratio",

@@ -20,8 +20,10 @@ pub mod build_info {
     include!(concat!(env!("OUT_DIR"), "/build_info.rs"));
 }
 
+// The headers' comments are C prose (bare URLs, `<tags>`), not rustdoc.
 #[allow(
     missing_docs,
+    rustdoc::all,
     clippy::all,
     clippy::pedantic,
     clippy::undocumented_unsafe_blocks

@@ -34,7 +34,7 @@ struct Cli {
     /// The pin file [default: llamacpp-sys/UPSTREAM]
     #[arg(long, global = true, value_name = "FILE")]
     pin: Option<PathBuf>,
-    /// Where fetched upstream trees are kept [default: $LLAMACPP_SYS_SOURCE_CACHE, else <Cargo home>/llamacpp-sys/sources]
+    /// Where fetched upstream trees are kept [default: $LLAMACPP_SYS_SOURCE_CACHE, else $CARGO_HOME/llamacpp-sys/sources]
     #[arg(long, global = true, value_name = "DIR")]
     source_cache: Option<PathBuf>,
     /// Directory holding `series` and the patch files [default: llamacpp-sys/patches/]
