@@ -167,8 +167,10 @@ fn plain_run_writes_each_format_and_saved_files_compare() {
         ]);
         assert!(ok, "{err}");
         let results = llamacpp_bench::output::parse(
-            llamacpp_bench::params::OutputFormat::from_path(std::path::Path::new(&format!("x.{fmt}")))
-                .unwrap(),
+            llamacpp_bench::params::OutputFormat::from_path(std::path::Path::new(&format!(
+                "x.{fmt}"
+            )))
+            .unwrap(),
             &out,
         )
         .expect("parses back");

@@ -3,7 +3,9 @@
 
 mod common;
 
-use llamacpp::{Context, ContextParams, Error, KvOverride, LoadMode, Model, ModelParams, SplitMode};
+use llamacpp::{
+    Context, ContextParams, Error, KvOverride, LoadMode, Model, ModelParams, SplitMode,
+};
 
 fn load(p: ModelParams) -> Model {
     Model::load(common::dense_path(), p).unwrap()

@@ -142,7 +142,8 @@ fn samplers_and_grammars_fail_cleanly() {
 
 #[test]
 fn model_load_errors_are_errors() {
-    let missing = llamacpp::Model::load("/nonexistent/model.gguf", llamacpp::ModelParams::default());
+    let missing =
+        llamacpp::Model::load("/nonexistent/model.gguf", llamacpp::ModelParams::default());
     assert!(matches!(missing, Err(Error::ModelLoad { .. })));
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.gguf");

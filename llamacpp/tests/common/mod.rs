@@ -37,8 +37,10 @@ pub fn dense_spec() -> llamacpp_synth::ModelSpec {
 
 /// The options the cached qwen3next model was written with.
 pub fn qwen3next_spec() -> llamacpp_synth::ModelSpec {
-    llamacpp_synth::ModelSpec::from_options(&llamacpp_synth::SynthOptions::new(Preset::Qwen3NextTiny))
-        .expect("qwen3next spec")
+    llamacpp_synth::ModelSpec::from_options(&llamacpp_synth::SynthOptions::new(
+        Preset::Qwen3NextTiny,
+    ))
+    .expect("qwen3next spec")
 }
 
 /// Normalised mean squared error of `a` against the reference `b`.
