@@ -5,20 +5,21 @@ use std::io::Write;
 
 use llamacpp_bench::live::{CompareRow, compare_rows_markdown};
 use llamacpp_bench::output;
-use llamacpp_bench::params::{BenchParams, DEFAULT_MODEL, FlashAttn, OutputFormat, TestInstance};
+use llamacpp_bench::params::{BenchParams, DEFAULT_MODEL, OutputFormat, TestInstance};
 use llamacpp_bench::record::{BuildInfo, ModelInfo, SystemInfo, TestResult};
 
 use crate::compare::{self as cmp};
 use crate::models;
 use crate::roofline;
-use crate::runner::{Prepared, TestSpec};
+use crate::runner::Prepared;
+use crate::to_llama;
 use crate::worker::Request;
 use crate::{Result, err};
 
 /// Parses upstream llama-bench flags (after `-ngl`-style normalisation).
 fn parse_params(args: &[String]) -> Result<BenchParams> {
     match BenchParams::parse_args(args.iter().cloned()) {
-        Ok(p) => Ok(p),
+        Ok(p) => to_llama::check_supported(&p).map(|()| p),
         Err(e)
             if matches!(
                 e.kind(),
@@ -28,29 +29,6 @@ fn parse_params(args: &[String]) -> Result<BenchParams> {
             e.exit()
         }
         Err(e) => Err(e.to_string()),
-    }
-}
-
-fn spec(inst: &TestInstance) -> TestSpec {
-    TestSpec {
-        n_prompt: inst.n_prompt.max(0) as u32,
-        n_gen: inst.n_gen.max(0) as u32,
-        n_depth: inst.n_depth.max(0) as u32,
-        n_batch: inst.n_batch.max(1) as u32,
-        n_ubatch: inst.n_ubatch.max(1) as u32,
-        n_threads: inst.n_threads,
-        type_k: inst.type_k.name().to_string(),
-        type_v: inst.type_v.name().to_string(),
-        flash_attn: match inst.flash_attn {
-            FlashAttn::Auto => -1,
-            FlashAttn::Disabled => 0,
-            FlashAttn::Enabled => 1,
-        },
-        no_kv_offload: inst.no_kv_offload,
-        embeddings: inst.embeddings,
-        poll: inst.poll.clamp(0, 100) as u32,
-        cpu_strict: inst.cpu_strict,
-        cpu_mask: inst.cpu_mask.clone(),
     }
 }
 
@@ -136,16 +114,14 @@ pub fn run(args: &[String]) -> Result<()> {
             .is_some_and(|(prev, _)| prev.same_model_params(inst))
         {
             drop(loaded.take()); // free the previous model before loading the next
-            let params = llamacpp::ModelParams::default()
-                .n_gpu_layers(inst.n_gpu_layers)
-                .mmap(inst.use_mmap());
-            let m = llamacpp::Model::load(&inst.model, params).map_err(err)?;
+            let m =
+                llamacpp::Model::load(&inst.model, to_llama::model_params(inst)?).map_err(err)?;
             loaded = Some((inst.clone(), m));
         }
         let Some((_, model)) = loaded.as_ref() else {
             continue;
         };
-        let mut prepared = Prepared::new(model, &spec(inst), p.no_warmup)?;
+        let mut prepared = Prepared::new(model, inst, p.no_warmup)?;
         if p.delay > 0 {
             std::thread::sleep(std::time::Duration::from_secs(u64::from(p.delay)));
         }
@@ -256,8 +232,7 @@ pub fn compare(args: &[String]) -> Result<()> {
             .take_while(|t| t.same_model_params(first))
             .collect();
         i += group.len();
-        let (mut workers, info) =
-            cmp::start_workers(&first.model, first.n_gpu_layers, first.use_mmap())?;
+        let (mut workers, info) = cmp::start_workers(first)?;
         let model_type = info["desc"].as_str().unwrap_or("").to_string();
         let n_vocab = info["n_vocab"].as_u64().unwrap_or(0) as usize;
         if header.is_empty() {
@@ -329,7 +304,6 @@ pub fn compare(args: &[String]) -> Result<()> {
         }
         let weights = roofline::weight_bytes(&first.model).ok();
         for inst in group {
-            let s = spec(inst);
             // A bar on stderr: one step per timed repetition of either build.
             let reps = p.repetitions.max(1) as usize;
             let bar = indicatif::ProgressBar::new(2 * reps as u64);
@@ -345,7 +319,7 @@ pub fn compare(args: &[String]) -> Result<()> {
                 bar.set_message(msg.to_string());
                 bar.inc(1);
             };
-            let [up, pa] = cmp::measure(&mut workers, &s, reps, p.no_warmup, &progress)?;
+            let [up, pa] = cmp::measure(&mut workers, inst, reps, p.no_warmup, &progress)?;
             bar.finish_and_clear();
             let build = |w: &str| BuildInfo {
                 commit: info["build_commits"][w].as_str().unwrap_or("").into(),

@@ -74,7 +74,12 @@ pub fn graph(args: &[String]) -> Result<()> {
     let a =
         GraphArgs::try_parse_from(std::iter::once("graph".to_string()).chain(argv)).map_err(err)?;
     let model = model_or_default(a.model)?;
-    let (mut workers, _) = compare::start_workers(&model, 0, true)?;
+    // The model loaded as upstream's defaults load it, on the CPU.
+    let mut p = llamacpp_bench::params::default_params();
+    p.model = vec![model];
+    p.n_gpu_layers = vec![0];
+    let inst = p.instances().into_iter().next().ok_or("no test instance")?;
+    let (mut workers, _) = compare::start_workers(&inst)?;
     let mut rows = Vec::new();
     for w in workers.iter_mut() {
         for (phase, n) in [("decode", 1), ("prompt", a.n_ubatch)] {

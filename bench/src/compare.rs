@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::checks;
-use crate::runner::TestSpec;
+use llamacpp_bench::params::TestInstance;
+
 use crate::worker::{Request, Worker};
 use crate::{Result, err};
 
@@ -114,17 +115,17 @@ pub fn correctness(
     Ok(c)
 }
 
-/// Runs `reps` repetitions of `spec` on both workers, alternating which goes first.
+/// Runs `reps` repetitions of `inst` on both workers, alternating which goes first.
 pub fn measure(
     workers: &mut [Worker; 2],
-    spec: &TestSpec,
+    inst: &TestInstance,
     reps: usize,
     no_warmup: bool,
     progress: &dyn Fn(&str),
 ) -> Result<[Samples; 2]> {
     for w in workers.iter_mut() {
         w.call(&Request::Prepare {
-            spec: spec.clone(),
+            inst: inst.clone(),
             no_warmup,
         })?;
     }
@@ -144,12 +145,9 @@ pub fn measure(
     Ok(out)
 }
 
-/// Starts one worker per build and loads the model in each; checks each runs the build it should.
-pub fn start_workers(
-    model: &str,
-    n_gpu_layers: i32,
-    use_mmap: bool,
-) -> Result<([Worker; 2], Value)> {
+/// Starts one worker per build and loads `inst`'s model in each, with all of its model
+/// parameters; checks each runs the build it should.
+pub fn start_workers(inst: &TestInstance) -> Result<([Worker; 2], Value)> {
     let [(ub, ud), (pb, pd)] = build_dirs()?;
     let mut ws = [Worker::spawn(&ub, &ud)?, Worker::spawn(&pb, &pd)?];
     let mut commits = Vec::new();
@@ -165,11 +163,7 @@ pub fn start_workers(
     }
     let mut info = Value::Null;
     for w in ws.iter_mut() {
-        info = w.call(&Request::Load {
-            model: model.into(),
-            n_gpu_layers,
-            use_mmap,
-        })?;
+        info = w.call(&Request::Load { inst: inst.clone() })?;
     }
     info["build_commits"] = serde_json::json!({"upstream": commits[0], "patched": commits[1]});
     Ok((ws, info))

@@ -9,6 +9,7 @@ mod models;
 mod profile;
 mod roofline;
 mod runner;
+mod to_llama;
 mod worker;
 
 /// Errors here are messages for the user.

@@ -5,50 +5,11 @@
 
 use std::time::Instant;
 
-use llamacpp::{Batch, CacheType, Context, ContextParams, FlashAttn, Model, ThreadPoolOptions, Token};
-use serde::{Deserialize, Serialize};
+use llamacpp::{Batch, Context, Model, Token};
+use llamacpp_bench::params::TestInstance;
 
+use crate::to_llama;
 use crate::{Result, err};
-
-/// What one test runs (one instance of the parameter product).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TestSpec {
-    /// Prompt tokens (0: no prompt phase).
-    pub n_prompt: u32,
-    /// Generated tokens (0: no generation phase).
-    pub n_gen: u32,
-    /// Tokens already in the context before the test.
-    pub n_depth: u32,
-    /// Logical batch size.
-    pub n_batch: u32,
-    /// Physical batch size.
-    pub n_ubatch: u32,
-    /// Threads.
-    pub n_threads: i32,
-    /// K cache type name.
-    pub type_k: String,
-    /// V cache type name.
-    pub type_v: String,
-    /// Flash attention: -1 auto, 0 off, 1 on.
-    pub flash_attn: i32,
-    /// Keep the KV cache off the GPU.
-    pub no_kv_offload: bool,
-    /// Extract embeddings too.
-    pub embeddings: bool,
-    /// How idle CPU workers poll (`--poll`, 0-100).
-    #[serde(default = "default_poll")]
-    pub poll: u32,
-    /// Pin each CPU worker to its own CPU of the mask (`--cpu-strict`).
-    #[serde(default)]
-    pub cpu_strict: bool,
-    /// CPU affinity mask as given (`--cpu-mask`, hex; `0x0`: default affinity).
-    #[serde(default)]
-    pub cpu_mask: String,
-}
-
-fn default_poll() -> u32 {
-    50
-}
 
 /// Upstream's CPU mask syntax: hex digits, optional `0x`, the last digit for CPUs 0-3
 /// (its lowest bit CPU 0), the one before it for CPUs 4-7, and so on.
@@ -65,38 +26,6 @@ pub fn parse_cpu_mask(hex: &str) -> Result<Vec<bool>> {
         mask.extend((0..4).map(|bit| v >> bit & 1 == 1));
     }
     Ok(mask)
-}
-
-impl TestSpec {
-    /// The context parameters for this test (context sized to fit it exactly, as upstream).
-    pub fn context_params(&self) -> Result<ContextParams> {
-        let kt = CacheType::from_name(&self.type_k)
-            .ok_or_else(|| format!("unknown cache type {}", self.type_k))?;
-        let vt = CacheType::from_name(&self.type_v)
-            .ok_or_else(|| format!("unknown cache type {}", self.type_v))?;
-        let fa = match self.flash_attn {
-            0 => FlashAttn::Off,
-            1 => FlashAttn::On,
-            _ => FlashAttn::Auto,
-        };
-        Ok(ContextParams::default()
-            .n_ctx(self.n_prompt + self.n_gen + self.n_depth)
-            .n_batch(self.n_batch)
-            .n_ubatch(self.n_ubatch)
-            .n_threads(self.n_threads)
-            .type_k(kt)
-            .type_v(vt)
-            .flash_attn(fa)
-            .offload_kqv(!self.no_kv_offload)
-            .embeddings(self.embeddings)
-            .no_perf(true)
-            // As upstream's llama-bench: CPU workers stay alive between graphs.
-            .thread_pool_options(ThreadPoolOptions {
-                poll: self.poll,
-                strict_cpu: self.cpu_strict,
-                cpu_mask: parse_cpu_mask(&self.cpu_mask)?,
-            }))
-    }
 }
 
 /// Deterministic token stream (upstream uses `rand()`; any uniform source does).
@@ -117,21 +46,45 @@ impl TokenRng {
     }
 }
 
+/// The token counts of a test, checked once.
+#[derive(Debug, Clone, Copy)]
+struct Counts {
+    n_prompt: u32,
+    n_gen: u32,
+    n_depth: u32,
+    n_batch: u32,
+}
+
+impl Counts {
+    fn of(inst: &TestInstance) -> Result<Self> {
+        let count = |v: i32, what: &str| {
+            u32::try_from(v).map_err(|_| format!("{what} must not be negative, got {v}"))
+        };
+        Ok(Self {
+            n_prompt: count(inst.n_prompt, "-p")?,
+            n_gen: count(inst.n_gen, "-n")?,
+            n_depth: count(inst.n_depth, "-d")?,
+            n_batch: count(inst.n_batch, "-b")?.max(1),
+        })
+    }
+}
+
 /// A loaded test: context created, depth prefilled and its state saved.
 pub struct Prepared<'m> {
     ctx: Context<'m>,
-    spec: TestSpec,
+    spec: Counts,
     depth_state: Option<Vec<u8>>,
     rng: TokenRng,
 }
 
 impl<'m> Prepared<'m> {
     /// Creates the context, prefills the depth once and warms up (unless `no_warmup`).
-    pub fn new(model: &'m Model, spec: &TestSpec, no_warmup: bool) -> Result<Self> {
-        let ctx = Context::new(model, spec.context_params()?).map_err(err)?;
+    pub fn new(model: &'m Model, inst: &TestInstance, no_warmup: bool) -> Result<Self> {
+        let spec = Counts::of(inst)?;
+        let ctx = Context::new(model, to_llama::context_params(inst)?).map_err(err)?;
         let mut p = Prepared {
             ctx,
-            spec: spec.clone(),
+            spec,
             depth_state: None,
             rng: TokenRng::new(42),
         };

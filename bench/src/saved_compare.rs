@@ -43,7 +43,7 @@ pub const KEY_PROPERTIES: [&str; 25] = [
     "n_threads",
     "type_k",
     "type_v",
-    "use_mmap",
+    "load_mode",
     "no_kv_offload",
     "split_mode",
     "main_gpu",
@@ -55,13 +55,7 @@ pub const KEY_PROPERTIES: [&str; 25] = [
 ];
 
 /// Properties shown as `Yes`/`No`.
-const BOOL_PROPERTIES: [&str; 5] = [
-    "embeddings",
-    "cpu_strict",
-    "use_mmap",
-    "no_kv_offload",
-    "flash_attn",
-];
+const BOOL_PROPERTIES: [&str; 4] = ["embeddings", "cpu_strict", "no_kv_offload", "flash_attn"];
 
 /// The script's column title for a property.
 pub fn pretty_name(property: &str) -> &str {
@@ -82,7 +76,7 @@ pub fn pretty_name(property: &str) -> &str {
         "n_threads" => "Threads",
         "type_k" => "K type",
         "type_v" => "V type",
-        "use_mmap" => "Use mmap",
+        "load_mode" => "Load mode",
         "no_kv_offload" => "NKVO",
         "split_mode" => "Split mode",
         "main_gpu" => "Main GPU",

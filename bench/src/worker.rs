@@ -7,12 +7,14 @@
 
 use std::io::{BufRead, Write};
 
-use llamacpp::{Model, ModelParams};
+use llamacpp::Model;
+use llamacpp_bench::params::TestInstance;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::checks;
-use crate::runner::{Prepared, TestSpec};
+use crate::runner::Prepared;
+use crate::to_llama;
 use crate::{Result, err};
 
 /// A request from the parent.
@@ -21,19 +23,15 @@ use crate::{Result, err};
 pub enum Request {
     /// Which library this process runs: `{"build_commit", "system_info"}`.
     Info,
-    /// Load the model (once per worker).
+    /// Load the test's model with its model parameters (once per worker).
     Load {
-        /// GGUF path.
-        model: String,
-        /// Layers on the GPU.
-        n_gpu_layers: i32,
-        /// Memory-map the file.
-        use_mmap: bool,
+        /// The first test of the group that shares these model parameters.
+        inst: TestInstance,
     },
     /// Create the test's context, prefill depth, warm up.
     Prepare {
         /// The test.
-        spec: TestSpec,
+        inst: TestInstance,
         /// Skip the warm-up run.
         no_warmup: bool,
     },
@@ -99,21 +97,11 @@ impl State {
             Request::Info => Ok(
                 json!({"build_commit": loaded_commit(), "system_info": llamacpp::backend::system_info()}),
             ),
-            Request::Load {
-                model,
-                n_gpu_layers,
-                use_mmap,
-            } => {
+            Request::Load { inst } => {
                 if self.model.is_some() {
                     return Err("a worker loads one model".into());
                 }
-                let m = Model::load(
-                    &model,
-                    ModelParams::default()
-                        .n_gpu_layers(n_gpu_layers)
-                        .mmap(use_mmap),
-                )
-                .map_err(err)?;
+                let m = Model::load(&inst.model, to_llama::model_params(&inst)?).map_err(err)?;
                 let info = json!({
                     "desc": m.description(), "size": m.size(), "n_params": m.n_params(),
                     "n_vocab": m.vocab().n_tokens(), "n_layer": m.n_layer(), "n_embd": m.n_embd(),
@@ -122,9 +110,9 @@ impl State {
                 self.model = Some(Box::leak(Box::new(m)));
                 Ok(info)
             }
-            Request::Prepare { spec, no_warmup } => {
+            Request::Prepare { inst, no_warmup } => {
                 self.prepared = None;
-                self.prepared = Some(Prepared::new(self.model()?, &spec, no_warmup)?);
+                self.prepared = Some(Prepared::new(self.model()?, &inst, no_warmup)?);
                 Ok(Value::Null)
             }
             Request::Rep => {

@@ -248,7 +248,13 @@ impl std::fmt::Debug for ContextParams {
             .field("n_ubatch", &r.n_ubatch)
             .field("n_seq_max", &r.n_seq_max)
             .field("n_threads", &r.n_threads)
+            .field("type_k", &r.type_k)
+            .field("type_v", &r.type_v)
+            .field("flash_attn_type", &r.flash_attn_type)
+            .field("offload_kqv", &r.offload_kqv)
+            .field("op_offload", &r.op_offload)
             .field("embeddings", &r.embeddings)
+            .field("thread_pool", &self.thread_pool)
             .finish_non_exhaustive()
     }
 }

@@ -22,7 +22,7 @@
 use std::io::{self, Write};
 
 use super::{ParseError, Printer};
-use crate::params::{BenchParams, LoadMode, OutputFormat, default_params};
+use crate::params::{BenchParams, OutputFormat, default_params};
 use crate::record::{
     BuildInfo, FIELDS, FieldType, ModelInfo, SystemInfo, TestResult, field_type, fixed,
 };
@@ -46,9 +46,7 @@ impl MarkdownPrinter {
 /// value or a value other than its default (threads always on CPU backends);
 /// then `test` and `t/s`.
 ///
-/// The load mode has no column of its own: `use_mmap` (`mmap`) is shown when
-/// a chosen mode does not memory-map, `use_direct_io` (`dio`) when one reads
-/// with direct I/O. `-lzm` has no column.
+/// `load_mode` and `lazy_mode` follow the same rule as the other parameters.
 pub fn markdown_fields(params: &BenchParams, backends: &str) -> Vec<&'static str> {
     let d = default_params();
     let is_cpu = ["CPU", "BLAS", "ZenDNN"]
@@ -80,8 +78,8 @@ pub fn markdown_fields(params: &BenchParams, backends: &str) -> Vec<&'static str
         "tensor_buft_overrides",
         params.tensor_buft_overrides != d.tensor_buft_overrides,
     );
-    add("use_mmap", params.load_mode.iter().any(|m| !m.uses_mmap()));
-    add("use_direct_io", params.load_mode.contains(&LoadMode::Dio));
+    add("load_mode", params.load_mode != d.load_mode);
+    add("lazy_mode", params.lazy_mode != d.lazy_mode);
     add("embeddings", params.embeddings != d.embeddings);
     add("no_op_offload", params.no_op_offload != d.no_op_offload);
     add("no_host", params.no_host != d.no_host);
@@ -99,13 +97,13 @@ fn field_width(field: &str) -> i32 {
         "model" => -30,
         "t/s" => 20,
         "size" | "params" => 10,
-        "n_gpu_layers" | "flash_attn" | "use_direct_io" => 3,
+        "n_gpu_layers" | "flash_attn" => 3,
         "n_threads" | "n_batch" => 7,
         "n_ubatch" => 8,
         "type_k" | "type_v" | "split_mode" | "repack" => 6,
         "devices" => -12,
         "test" => 15,
-        "no_op_offload" | "no_host" | "use_mmap" => 4,
+        "no_op_offload" | "no_host" => 4,
         _ => {
             let width = i32::try_from(field.len()).unwrap_or(i32::MAX).max(10);
             match field_type(field) {
@@ -132,8 +130,8 @@ fn display_name(field: &str) -> &str {
         "tensor_buft_overrides" => "ot",
         "fit_target" => "fitt",
         "fit_min_ctx" => "fitc",
-        "use_mmap" => "mmap",
-        "use_direct_io" => "dio",
+        "load_mode" => "lm",
+        "lazy_mode" => "lzm",
         other => other,
     }
 }

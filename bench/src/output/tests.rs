@@ -130,7 +130,7 @@ fn markdown_shows_varying_and_non_default_parameters() {
             "n_threads",
             "type_k",
             "flash_attn",
-            "use_mmap",
+            "load_mode",
             "no_op_offload",
             "test",
             "t/s"
@@ -160,7 +160,7 @@ fn csv_layout_snapshot() {
         "build_commit,build_number,cpu_info,gpu_info,backends,model_filename,model_type,\
          model_size,model_n_params,n_batch,n_ubatch,n_threads,cpu_mask,cpu_strict,poll,type_k,\
          type_v,n_gpu_layers,n_cpu_moe,split_mode,main_gpu,no_kv_offload,flash_attn,devices,\
-         tensor_split,tensor_buft_overrides,use_mmap,use_direct_io,embeddings,no_op_offload,\
+         tensor_split,tensor_buft_overrides,load_mode,lazy_mode,embeddings,no_op_offload,\
          no_host,repack,fit_target,fit_min_ctx,n_prompt,n_gen,n_depth,test_time,avg_ns,\
          stddev_ns,avg_ts,stddev_ts"
     );
@@ -181,7 +181,8 @@ fn json_layout_snapshot() {
     for line in [
         "    \"cpu_strict\": false,\n",
         "    \"flash_attn\": -1,\n",
-        "    \"use_mmap\": true,\n",
+        "    \"load_mode\": \"auto\",\n",
+        "    \"lazy_mode\": \"auto\",\n",
         "    \"no_op_offload\": 0,\n",
         "    \"avg_ts\": 7100.002165,\n",
         "    \"samples_ns\": [ 74601900, 71632900, 71745200, 71952700, 70745500 ],\n",

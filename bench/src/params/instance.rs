@@ -6,8 +6,10 @@ use super::values::{
 };
 use crate::record::test_name;
 
-/// The settings of one test: one value of every parameter.
-#[derive(Debug, Clone, PartialEq)]
+/// The settings of one test: one value of every parameter. It travels to a
+/// `compare` worker as it is (serialised), and `to_llama` in the app turns it
+/// into the safe crate's model and context parameters.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TestInstance {
     /// Model file.
     pub model: String,
@@ -79,16 +81,6 @@ impl TestInstance {
     /// The markdown test name: `pp512`, `tg128`, `pp512+tg128`, with ` @ d<depth>`.
     pub fn test_name(&self) -> String {
         test_name(self.n_prompt, self.n_gen, self.n_depth)
-    }
-
-    /// Whether llama.cpp memory-maps the model in this test's load mode.
-    pub fn use_mmap(&self) -> bool {
-        self.load_mode.uses_mmap()
-    }
-
-    /// Whether this test's load mode reads the model with direct I/O.
-    pub fn use_direct_io(&self) -> bool {
-        self.load_mode.uses_direct_io()
     }
 
     /// Whether `--fit-target`/`--fit-ctx` ask for fitting (either differs from 0).

@@ -1,8 +1,8 @@
 //! The typed values of the parameters that are not plain numbers.
 //!
 //! Each type knows its command-line spelling and the text upstream writes for it
-//! in results, and (where llama.cpp has one) its C enum value, so the runner can
-//! pass it on without a second table.
+//! in results. None knows a C value: the app's `to_llama` converts them into the
+//! safe crate's types, which own the mapping to llama.cpp.
 
 use std::fmt;
 
@@ -13,11 +13,11 @@ macro_rules! named_enum {
     (
         $(#[$meta:meta])*
         $name:ident, $what:literal {
-            $( $(#[$vmeta:meta])* $variant:ident = $text:literal => $c:expr ),+ $(,)?
+            $( $(#[$vmeta:meta])* $variant:ident = $text:literal ),+ $(,)?
         }
     ) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
         pub enum $name {
             $( $(#[$vmeta])* $variant, )+
         }
@@ -29,11 +29,6 @@ macro_rules! named_enum {
             /// The name upstream prints and accepts.
             pub fn name(self) -> &'static str {
                 match self { $($name::$variant => $text,)+ }
-            }
-
-            /// The value of the corresponding llama.cpp/ggml C enum.
-            pub fn c_value(self) -> i32 {
-                match self { $($name::$variant => $c,)+ }
             }
 
             /// Parses one value, with an error that lists the accepted ones.
@@ -61,21 +56,21 @@ named_enum! {
     /// A KV cache element type (`-ctk`, `-ctv`); the set upstream accepts.
     CacheType, "cache type" {
         /// `f16` (the default).
-        F16 = "f16" => 1,
+        F16 = "f16",
         /// `bf16`.
-        Bf16 = "bf16" => 30,
+        Bf16 = "bf16",
         /// `q8_0`.
-        Q8_0 = "q8_0" => 8,
+        Q8_0 = "q8_0",
         /// `q4_0`.
-        Q4_0 = "q4_0" => 2,
+        Q4_0 = "q4_0",
         /// `q4_1`.
-        Q4_1 = "q4_1" => 3,
+        Q4_1 = "q4_1",
         /// `q5_0`.
-        Q5_0 = "q5_0" => 6,
+        Q5_0 = "q5_0",
         /// `q5_1`.
-        Q5_1 = "q5_1" => 7,
+        Q5_1 = "q5_1",
         /// `iq4_nl`.
-        Iq4Nl = "iq4_nl" => 20,
+        Iq4Nl = "iq4_nl",
     }
 }
 
@@ -83,13 +78,13 @@ named_enum! {
     /// How a model is split across GPUs (`-sm`); `llama_split_mode`.
     SplitMode, "split mode" {
         /// One GPU.
-        None = "none" => 0,
+        None = "none",
         /// Layers and KV across GPUs (the default).
-        Layer = "layer" => 1,
+        Layer = "layer",
         /// Rows across GPUs.
-        Row = "row" => 2,
+        Row = "row",
         /// Tensor parallelism.
-        Tensor = "tensor" => 3,
+        Tensor = "tensor",
     }
 }
 
@@ -97,29 +92,17 @@ named_enum! {
     /// How the model file is loaded (`-lm`); `llama_load_mode`.
     LoadMode, "load mode" {
         /// Let llama.cpp decide (the default; it memory-maps).
-        Auto = "auto" => -1,
+        Auto = "auto",
         /// Read the file into memory.
-        None = "none" => 0,
+        None = "none",
         /// Memory-map the file.
-        Mmap = "mmap" => 1,
+        Mmap = "mmap",
         /// Read and lock in RAM.
-        Mlock = "mlock" => 2,
+        Mlock = "mlock",
         /// Memory-map and lock in RAM.
-        MmapMlock = "mmap+mlock" => 3,
+        MmapMlock = "mmap+mlock",
         /// Direct I/O where available.
-        Dio = "dio" => 4,
-    }
-}
-
-impl LoadMode {
-    /// Whether llama.cpp memory-maps the file in this mode (the `use_mmap` result field).
-    pub fn uses_mmap(self) -> bool {
-        matches!(self, LoadMode::Auto | LoadMode::Mmap | LoadMode::MmapMlock)
-    }
-
-    /// Whether this mode reads with direct I/O (the `use_direct_io` result field).
-    pub fn uses_direct_io(self) -> bool {
-        self == LoadMode::Dio
+        Dio = "dio",
     }
 }
 
@@ -127,16 +110,16 @@ named_enum! {
     /// On-demand reading of large tensors (`-lzm`); `llama_lazy_mode`.
     LazyMode, "lazy mode" {
         /// Read the rows of marked tensors on demand.
-        On = "on" => 2,
+        On = "on",
         /// Lazy only for marked tensors above 4 GiB (the default).
-        Auto = "auto" => 1,
+        Auto = "auto",
         /// Read every tensor up front.
-        Off = "off" => 0,
+        Off = "off",
     }
 }
 
 /// Flash attention setting (`-fa`); `llama_flash_attn_type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum FlashAttn {
     /// Let llama.cpp decide (the default).
     Auto,
@@ -160,8 +143,8 @@ impl FlashAttn {
         }
     }
 
-    /// The C enum value, which is also what results record (`-1`, `0`, `1`).
-    pub fn c_value(self) -> i32 {
+    /// What results record: `-1` auto, `0` off, `1` on (upstream writes the C value).
+    pub fn result_value(self) -> i32 {
         match self {
             FlashAttn::Auto => -1,
             FlashAttn::Disabled => 0,
@@ -179,17 +162,6 @@ pub enum Numa {
     Isolate,
     /// Use the CPU map numactl provides.
     Numactl,
-}
-
-impl Numa {
-    /// The C enum value (`disabled` is 0 and is represented by `None`).
-    pub fn c_value(self) -> i32 {
-        match self {
-            Numa::Distribute => 1,
-            Numa::Isolate => 2,
-            Numa::Numactl => 3,
-        }
-    }
 }
 
 /// Result format for stdout (`-o`) or stderr (`-oe`).
@@ -244,7 +216,7 @@ impl fmt::Display for OutputFormat {
 }
 
 /// The devices a test offloads to (`-dev`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub enum Devices {
     /// All available devices (the default).
     #[default]
@@ -289,7 +261,7 @@ impl fmt::Display for Devices {
 
 /// A tensor split (`-ts`): the share of each device, trailing zeros dropped, so
 /// `0` and the default compare equal as upstream's fixed-size arrays do.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Default)]
 pub struct TensorSplit(pub Vec<f32>);
 
 impl TensorSplit {
@@ -327,7 +299,7 @@ impl fmt::Display for TensorSplit {
 
 /// One tensor buffer-type override: tensors whose name matches `pattern` go to
 /// buffer type `buffer_type`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TensorOverride {
     /// Regular expression on tensor names (passed to llama.cpp as is).
     pub pattern: String,
@@ -336,7 +308,7 @@ pub struct TensorOverride {
 }
 
 /// One `-ot` group: the overrides of one test (empty: none).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct TensorOverrides(pub Vec<TensorOverride>);
 
 impl TensorOverrides {
@@ -392,9 +364,8 @@ mod tests {
         assert_eq!(CacheType::Q8_0.name(), "q8_0");
         let err = CacheType::parse("q9").unwrap_err();
         assert!(err.contains("f16, bf16"), "{err}");
-        assert_eq!(SplitMode::parse("row").unwrap().c_value(), 2);
+        assert_eq!(SplitMode::parse("row").unwrap(), SplitMode::Row);
         assert_eq!(LoadMode::parse("mmap+mlock").unwrap(), LoadMode::MmapMlock);
-        assert!(LoadMode::Auto.uses_mmap() && !LoadMode::None.uses_mmap());
         assert_eq!(FlashAttn::parse("on").unwrap(), FlashAttn::Enabled);
         assert_eq!(FlashAttn::parse("-1").unwrap(), FlashAttn::Auto);
         assert!(FlashAttn::parse("maybe").is_err());

@@ -60,8 +60,8 @@ pub const FIELDS: [(&str, FieldType); 42] = {
         ("devices", S),
         ("tensor_split", S),
         ("tensor_buft_overrides", S),
-        ("use_mmap", B),
-        ("use_direct_io", B),
+        ("load_mode", S),
+        ("lazy_mode", S),
         ("embeddings", B),
         ("no_op_offload", I),
         ("no_host", B),
@@ -120,8 +120,8 @@ impl TestResult {
             self.devices.clone(),
             self.tensor_split.clone(),
             self.tensor_buft_overrides.clone(),
-            flag(self.use_mmap),
-            flag(self.use_direct_io),
+            self.load_mode.clone(),
+            self.lazy_mode.clone(),
             flag(self.embeddings),
             flag(self.no_op_offload),
             flag(self.no_host),
@@ -195,14 +195,14 @@ mod tests {
     fn text_fields_parse_and_reject_bad_numbers() {
         let r = TestResult::from_text_fields([
             ("n_prompt", "512"),
-            ("use_mmap", "1"),
+            ("load_mode", "mmap"),
             ("avg_ts", "7100.002165"),
             ("flash_attn", "-1"),
             ("unknown_field", "whatever"),
         ])
         .unwrap();
         assert_eq!(r.n_prompt, 512);
-        assert!(r.use_mmap);
+        assert_eq!(r.load_mode, "mmap");
         assert_eq!(r.avg_ts, 7100.002165);
         assert_eq!(r.flash_attn, -1);
         let err = TestResult::from_text_fields([("n_gen", "lots")]).unwrap_err();

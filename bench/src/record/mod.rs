@@ -1,10 +1,11 @@
 //! One test's result, with upstream's field names, order and value text.
 //!
-//! The fields are those of upstream llama-bench at the pinned llama.cpp
-//! (`tools/llama-bench/README.md` of `llama-cpp-sys-2 0.1.161`, whose
-//! `--load-mode` replaced `-mmp`/`-dio` but whose results still report
-//! `use_mmap` and `use_direct_io`, which `compare-llama-bench.py` keys on),
-//! in that order; JSON and JSONL add `samples_ns` and `samples_ts`.
+//! The fields are those upstream llama-bench writes when built against the
+//! pinned llama.cpp's API, in that order: its `llama_load_mode` and
+//! `llama_lazy_mode` are reported as `load_mode` and `lazy_mode` (the text of
+//! `-lm`/`-lzm`), which `compare-llama-bench.py` requires, where older
+//! llama-benches wrote `use_mmap` and `use_direct_io`; JSON and JSONL add
+//! `samples_ns` and `samples_ts`.
 //!
 //! Statistics follow upstream: `avg_ts` is the mean of the per-repetition rates
 //! `1e9 * (n_prompt + n_gen) / ns`, not the rate of the mean time, and both
@@ -141,12 +142,12 @@ pub struct TestResult {
     /// Overrides, `pattern=buft` joined by `;`, or `none`.
     #[serde(deserialize_with = "flex::string")]
     pub tensor_buft_overrides: String,
-    /// The model file was memory-mapped.
-    #[serde(deserialize_with = "flex::bool")]
-    pub use_mmap: bool,
-    /// The model file was read with direct I/O.
-    #[serde(deserialize_with = "flex::bool")]
-    pub use_direct_io: bool,
+    /// How the model file was loaded (`-lm`: `auto`, `mmap`, `none`, `dio`, ...).
+    #[serde(deserialize_with = "flex::string")]
+    pub load_mode: String,
+    /// On-demand tensor reading (`-lzm`: `auto`, `on`, `off`).
+    #[serde(deserialize_with = "flex::string")]
+    pub lazy_mode: String,
     /// Embeddings mode.
     #[serde(deserialize_with = "flex::bool")]
     pub embeddings: bool,
@@ -199,8 +200,7 @@ pub struct TestResult {
 impl TestResult {
     /// A result for `inst` with no samples yet; `test_time` is now.
     ///
-    /// `use_mmap`/`use_direct_io` come from the load mode (`auto` memory-maps,
-    /// as llama.cpp does), and the list-valued settings are written as upstream
+    /// The list-valued settings are written as upstream
     /// writes them (`devices` `auto`, `tensor_split` `0.00`, overrides `none`).
     /// Add the timings with [`TestResult::set_samples`].
     pub fn new(
@@ -232,12 +232,12 @@ impl TestResult {
             split_mode: inst.split_mode.name().to_owned(),
             main_gpu: inst.main_gpu,
             no_kv_offload: inst.no_kv_offload,
-            flash_attn: inst.flash_attn.c_value(),
+            flash_attn: inst.flash_attn.result_value(),
             devices: inst.devices.to_string(),
             tensor_split: inst.tensor_split.to_string(),
             tensor_buft_overrides: inst.tensor_buft_overrides.to_string(),
-            use_mmap: inst.load_mode.uses_mmap(),
-            use_direct_io: inst.load_mode.uses_direct_io(),
+            load_mode: inst.load_mode.name().to_owned(),
+            lazy_mode: inst.lazy_mode.name().to_owned(),
             embeddings: inst.embeddings,
             no_op_offload: inst.no_op_offload,
             no_host: inst.no_host,

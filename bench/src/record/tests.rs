@@ -14,7 +14,11 @@ fn result_from_instance_and_samples() {
     assert_eq!(r.devices, "auto");
     assert_eq!(r.tensor_split, "0.00");
     assert_eq!(r.tensor_buft_overrides, "none");
-    assert!(r.use_mmap && !r.use_direct_io && r.repack);
+    assert_eq!(
+        (r.load_mode.as_str(), r.lazy_mode.as_str()),
+        ("auto", "auto")
+    );
+    assert!(r.repack);
     assert_eq!(r.avg_ns, 72_135_640);
     assert_eq!(r.stddev_ns, 1_453_752);
     assert_eq!(fixed6(r.avg_ts), "7100.002165");
@@ -30,7 +34,7 @@ fn field_values_are_upstreams_text() {
         v.join(","),
         "8cf427ff,5163,AMD Ryzen 7 7800X3D 8-Core Processor,NVIDIA GeForce RTX 4080,CUDA,\
          models/Qwen2.5-7B-Instruct-Q4_K_M.gguf,qwen2 7B Q4_K - Medium,4677120000,7615616512,\
-         2048,512,8,0x0,0,50,f16,f16,-1,0,layer,0,0,-1,auto,0.00,none,1,0,0,0,0,1,0,0,512,0,0,\
+         2048,512,8,0x0,0,50,f16,f16,-1,0,layer,0,0,-1,auto,0.00,none,auto,auto,0,0,0,1,0,0,512,0,0,\
          2025-04-24T11:58:50Z,72135640,1453752,7100.002165,140.341520"
     );
 }
