@@ -2,7 +2,7 @@
 //! KV cache between turns.
 
 use crate::batch::Batch;
-use crate::chat::{ChatMessage, apply_template};
+use crate::chat::{ChatMessage, tokenize_conversation};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::sampler::SamplerChain;
@@ -179,9 +179,9 @@ impl<'m> ChatSession<'m> {
         mut on_piece: impl FnMut(&str),
     ) -> Result<String> {
         self.messages.push(ChatMessage::new("user", content));
-        let prompt = apply_template(&self.template, &self.messages, true)?;
+        // Only the template's markup becomes control tokens; what users typed stays text.
         let vocab = self.ctx.model().vocab();
-        let tokens = vocab.tokenize(&prompt, true, true)?;
+        let tokens = tokenize_conversation(vocab, &self.template, &self.messages, true)?;
         let common = self
             .cached
             .iter()
