@@ -474,7 +474,8 @@ fn every_device() {
                 (9, Routing::Duplicated),
             ] {
                 seed += 1;
-                let k_quant = [llamacpp_sys::GGML_TYPE_Q4_K, llamacpp_sys::GGML_TYPE_Q6_K].contains(&ty);
+                let k_quant =
+                    [llamacpp_sys::GGML_TYPE_Q4_K, llamacpp_sys::GGML_TYPE_Q6_K].contains(&ty);
                 let strided = matches!(layout, Src1Layout::Permuted | Src1Layout::Padded);
                 if k_quant && strided && n_tokens > 1 {
                     // Mesa's lavapipe spends more than ten CPU minutes compiling the matrix-matrix

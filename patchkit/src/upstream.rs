@@ -357,7 +357,10 @@ mod tests {
         );
         fs::write(dir.path().join("UPSTREAM"), pin).unwrap();
         let v = Vendor::open(&dir.path().join("UPSTREAM"), &dir.path().join("cache")).unwrap();
-        assert!(v.dir.ends_with(format!("p-1-{}", &tree::tree_hash(&m)[..16])));
+        assert!(
+            v.dir
+                .ends_with(format!("p-1-{}", &tree::tree_hash(&m)[..16]))
+        );
         copy_tree(&src, &v.tree()).unwrap();
         fs::write(v.manifest_path(), tree::manifest_text(&m)).unwrap();
         v.verify().unwrap();

@@ -19,8 +19,8 @@ fn qwen3next_80b_a3b_four_layers_q4_0() {
     let (path, owned) = match std::env::var_os("LLAMACPP_SYNTH_BIG_MODEL") {
         Some(p) => (p.into(), false),
         None => {
-            let p =
-                std::env::temp_dir().join(format!("llamacpp-synth-big-{}.gguf", std::process::id()));
+            let p = std::env::temp_dir()
+                .join(format!("llamacpp-synth-big-{}.gguf", std::process::id()));
             let report = write_gguf(&spec, &p, false).unwrap();
             eprintln!("{report}");
             (p, true)

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use llamacpp_synth::{FileType, ModelSpec, Preset, SynthOptions, write_gguf};
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("llamacpp-synth-determinism-{}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("llamacpp-synth-determinism-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
 }
