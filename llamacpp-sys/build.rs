@@ -15,6 +15,8 @@ mod config;
 mod info;
 #[path = "build/link.rs"]
 mod link;
+#[path = "build/link_plan.rs"]
+mod link_plan;
 #[path = "build/shim.rs"]
 mod shim;
 #[path = "build/source.rs"]
@@ -40,7 +42,7 @@ fn run() -> Result<(), String> {
     // `llama_src`: the tree the shim takes llama.cpp's JSON-schema converter from.
     let (built, llama_src) = match &cfg.prefix {
         Some(prefix) => (
-            cmake_build::Built::prebuilt(prefix)?,
+            cmake_build::Built::prebuilt(&cfg.target, prefix)?,
             source::cached_tree(&cfg),
         ),
         None => {

@@ -3,14 +3,15 @@
 use std::path::{Path, PathBuf};
 
 use crate::config::{Config, Variant};
+use crate::link_plan::{self, Target};
 use crate::source::Tree;
 
 /// What a build (or a prebuilt install) provides.
 pub struct Built {
     pub lib_dir: PathBuf,
     pub include_dirs: Vec<PathBuf>,
-    /// Library names found in `lib_dir` (without `lib` prefix and extension).
-    pub libs: Vec<String>,
+    /// Every file name in `lib_dir`; `link_plan::library` picks the libraries.
+    pub files: Vec<String>,
     pub dynamic: bool,
 }
 
@@ -49,19 +50,18 @@ pub fn build(cfg: &Config, tree: &Tree, variant: Variant, dynamic: bool) -> Resu
         .define("GGML_VULKAN", on(f.vulkan))
         .define("GGML_METAL", on(f.metal))
         .define("GGML_METAL_EMBED_LIBRARY", on(f.metal))
-        .define("GGML_OPENMP", on(f.openmp))
+        .define("GGML_OPENMP", on(link_plan::openmp(&cfg.target, f.openmp)))
         .define("GGML_NATIVE", on(f.native))
         .define("GGML_RPC", on(f.rpc))
         .define("GGML_BLAS", "OFF")
         .define("GGML_CCACHE", "ON");
-    if dynamic {
-        // Installed libraries find their siblings next to themselves.
-        let origin = if cfg.target_os == "macos" {
-            "@loader_path"
-        } else {
-            "$ORIGIN"
-        };
-        c.define("CMAKE_INSTALL_RPATH", origin);
+    if f.openmp && !link_plan::openmp(&cfg.target, true) {
+        println!(
+            "cargo:warning=llamacpp-sys: no OpenMP on Apple targets; ggml's thread pool is used"
+        );
+    }
+    for (key, value) in link_plan::cmake_defines(&cfg.target, dynamic) {
+        c.define(key, value);
     }
     for flag in native_amx_off(cfg) {
         c.cflag(flag).cxxflag(flag);
@@ -72,18 +72,22 @@ pub fn build(cfg: &Config, tree: &Tree, variant: Variant, dynamic: bool) -> Resu
     for arg in &cfg.cmake_args {
         c.configure_arg(arg);
     }
-    if let Some(level) = &cfg.parallel {
-        c.build_arg(format!("-j{level}"));
+    if let Some(arg) =
+        (cfg.parallel.as_deref()).and_then(|l| link_plan::parallel_arg(&cfg.target, l))
+    {
+        c.build_arg(arg);
     }
     // ccache keys on paths; relative to OUT_DIR the two variants' trees are
     // laid out alike, so one variant's objects serve the other's unchanged files.
     c.env("CCACHE_BASEDIR", &cfg.out_dir);
     c.build();
-    scan(
-        root,
-        vec![tree.dir.join("include"), tree.dir.join("ggml/include")],
+    let lib_dir = lib_dir(&root);
+    Ok(Built {
+        files: list(&lib_dir)?,
+        lib_dir,
+        include_dirs: vec![tree.dir.join("include"), tree.dir.join("ggml/include")],
         dynamic,
-    )
+    })
 }
 
 /// Compiler flags that keep `-march=native` from enabling ggml's AMX kernels.
@@ -94,8 +98,8 @@ pub fn build(cfg: &Config, tree: &Tree, variant: Variant, dynamic: bool) -> Resu
 /// Q4_0/Q4_K/Q8_0 weight. Both variants get the same flags, so comparisons stay fair; the
 /// repacked AVX-512 kernels serve those weights instead.
 fn native_amx_off(cfg: &Config) -> Vec<&'static str> {
-    let x86 = matches!(cfg.target_arch.as_str(), "x86" | "x86_64");
-    if !cfg.features.native || !x86 || cfg.target_env == "msvc" {
+    let x86 = matches!(cfg.target.arch.as_str(), "x86" | "x86_64");
+    if !cfg.features.native || !x86 || cfg.target.env == "msvc" {
         return Vec::new();
     }
     let mut probe = cc::Build::new();
@@ -107,57 +111,47 @@ fn native_amx_off(cfg: &Config) -> Vec<&'static str> {
 }
 
 impl Built {
-    /// A prebuilt llama.cpp install (`LLAMACPP_SYS_PREFIX`) with `lib/` (or `lib64/`) and `include/`.
-    pub fn prebuilt(prefix: &Path) -> Result<Built, String> {
-        let lib = ["lib", "lib64"].iter().map(|d| prefix.join(d)).find(|d| {
-            d.join("libllama.so").exists()
-                || d.join("libllama.a").exists()
-                || d.join("libllama.dylib").exists()
-                || d.join("llama.lib").exists()
+    /// A prebuilt llama.cpp install (`LLAMACPP_SYS_PREFIX`) with `lib/` (or `lib64/`) and
+    /// `include/`; on Windows a shared install has its DLLs in `bin/`.
+    pub fn prebuilt(target: &Target, prefix: &Path) -> Result<Built, String> {
+        let dll = prefix.join("bin").join("llama.dll").is_file();
+        let found = ["lib", "lib64"].iter().find_map(|d| {
+            let dir = prefix.join(d);
+            let files = list(&dir).ok()?;
+            let dynamic = link_plan::prebuilt_dynamic(target, &files, dll)?;
+            Some((dir, files, dynamic))
         });
-        let lib = lib.ok_or_else(|| {
+        let (lib_dir, files, dynamic) = found.ok_or_else(|| {
             format!(
-                "LLAMACPP_SYS_PREFIX={}: no libllama in lib/ or lib64/",
+                "LLAMACPP_SYS_PREFIX={}: no llama library in lib/ or lib64/",
                 prefix.display()
             )
         })?;
-        let dynamic = !lib.join("libllama.a").exists() && !lib.join("llama.lib").exists();
-        let mut b = scan(prefix.to_path_buf(), vec![prefix.join("include")], dynamic)?;
-        b.lib_dir = lib;
-        Ok(b)
+        Ok(Built {
+            lib_dir,
+            include_dirs: vec![prefix.join("include")],
+            files,
+            dynamic,
+        })
     }
 }
 
-fn scan(root: PathBuf, include_dirs: Vec<PathBuf>, dynamic: bool) -> Result<Built, String> {
-    let lib_dir = if root.join("lib64").is_dir() && !root.join("lib").is_dir() {
+/// `lib/`, or `lib64/` where only that exists.
+fn lib_dir(root: &Path) -> PathBuf {
+    if root.join("lib64").is_dir() && !root.join("lib").is_dir() {
         root.join("lib64")
     } else {
         root.join("lib")
-    };
-    let mut libs: Vec<String> = std::fs::read_dir(&lib_dir)
-        .map_err(|e| format!("{}: {e}", lib_dir.display()))?
+    }
+}
+
+/// The file names in `dir`, sorted.
+fn list(dir: &Path) -> Result<Vec<String>, String> {
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
         .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let stem = name.strip_prefix("lib").unwrap_or(&name);
-            let stem = stem
-                .strip_suffix(if dynamic { ".so" } else { ".a" })
-                .or_else(|| {
-                    if dynamic {
-                        stem.strip_suffix(".dylib")
-                    } else {
-                        stem.strip_suffix(".lib")
-                    }
-                })?;
-            (stem.starts_with("ggml") || stem == "llama").then(|| stem.to_string())
-        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    libs.sort();
-    libs.dedup();
-    Ok(Built {
-        lib_dir,
-        include_dirs,
-        libs,
-        dynamic,
-    })
+    files.sort();
+    Ok(files)
 }

@@ -5,6 +5,8 @@
 
 use std::path::PathBuf;
 
+use crate::link_plan::{Target, split_args};
+
 /// Which source the C++ libraries are built from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Variant {
@@ -58,21 +60,23 @@ pub struct Config {
     /// `DOCS_RS`: no network and no C++ toolchain; use the pregenerated bindings.
     pub docs_only: bool,
     pub cargo: PathBuf,
-    pub target_os: String,
-    pub target_arch: String,
-    pub target_env: String,
+    /// The target's facts, as the platform decisions in `link_plan` take them.
+    pub target: Target,
     pub features: Features,
     pub variant: Variant,
     /// `LLAMACPP_SYS_PREFIX`: link this prebuilt install instead of building.
     pub prefix: Option<PathBuf>,
     /// `CMAKE_BUILD_PARALLEL_LEVEL`, when set.
     pub parallel: Option<String>,
-    /// `LLAMACPP_SYS_CMAKE_ARGS`: extra `-D` arguments, whitespace-separated.
+    /// `LLAMACPP_SYS_CMAKE_ARGS`: extra `-D` arguments, whitespace-separated; quotes
+    /// keep spaces (`"-DX=C:\Program Files\y"`), see `link_plan::split_args`.
     pub cmake_args: Vec<String>,
     /// `CMAKE_CUDA_ARCHITECTURES`, passed through when set.
     pub cuda_architectures: Option<String>,
     /// `CUDA_PATH`, for the CUDA runtime's link path.
     pub cuda_path: Option<PathBuf>,
+    /// `VULKAN_SDK`, for the Vulkan loader's link path.
+    pub vulkan_sdk: Option<PathBuf>,
 }
 
 /// `LLAMACPP_SYS_SOURCE_CACHE`, else `<Cargo home>/llamacpp-sys/sources`.
@@ -95,6 +99,36 @@ pub fn env(key: &str) -> Option<String> {
 
 fn cargo_env(key: &str) -> Result<String, String> {
     std::env::var(key).map_err(|_| format!("{key} is not set (not running under Cargo?)"))
+}
+
+/// The target facts: Cargo's `CARGO_CFG_TARGET_*`, plus the variables that `cc` (for the
+/// shim) and CMake read on their own, declared here so that a change reruns the build.
+fn target() -> Result<Target, String> {
+    let os = cargo_env("CARGO_CFG_TARGET_OS")?;
+    let vendor = std::env::var("CARGO_CFG_TARGET_VENDOR").unwrap_or_default();
+    let features = std::env::var("CARGO_CFG_TARGET_FEATURE").unwrap_or_default();
+    // The variable rustc, `cc` and CMake each take the Apple deployment target from.
+    let deployment_var = match os.as_str() {
+        "macos" => Some("MACOSX_DEPLOYMENT_TARGET"),
+        "ios" => Some("IPHONEOS_DEPLOYMENT_TARGET"),
+        "tvos" => Some("TVOS_DEPLOYMENT_TARGET"),
+        "watchos" => Some("WATCHOS_DEPLOYMENT_TARGET"),
+        "visionos" => Some("XROS_DEPLOYMENT_TARGET"),
+        _ => None,
+    };
+    println!("cargo:rerun-if-env-changed=CXXSTDLIB");
+    // ggml's x86 baseline without GGML_NATIVE drops to SSE2 when this is set (reproducible builds).
+    println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
+    Ok(Target {
+        deployment_target: deployment_var.filter(|_| vendor == "apple").and_then(env),
+        os,
+        env: std::env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default(),
+        arch: cargo_env("CARGO_CFG_TARGET_ARCH")?,
+        vendor,
+        crt_static: features.split(',').any(|f| f == "crt-static"),
+        // Unlike `env`, an empty value counts: `cc` then links no C++ library.
+        cxx_stdlib: std::env::var("CXXSTDLIB").ok(),
+    })
 }
 
 fn feature(name: &str) -> bool {
@@ -126,9 +160,7 @@ impl Config {
             source_cache: source_cache()?,
             docs_only: env("DOCS_RS").is_some() || feature("docs-only"),
             cargo: PathBuf::from(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())),
-            target_os: cargo_env("CARGO_CFG_TARGET_OS")?,
-            target_arch: cargo_env("CARGO_CFG_TARGET_ARCH")?,
-            target_env: std::env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default(),
+            target: target()?,
             features: Features {
                 cuda: feature("cuda"),
                 vulkan: feature("vulkan"),
@@ -143,10 +175,11 @@ impl Config {
             prefix: env("LLAMACPP_SYS_PREFIX").map(PathBuf::from),
             parallel: env("CMAKE_BUILD_PARALLEL_LEVEL"),
             cmake_args: env("LLAMACPP_SYS_CMAKE_ARGS")
-                .map(|s| s.split_whitespace().map(String::from).collect())
+                .map(|s| split_args(&s))
                 .unwrap_or_default(),
             cuda_architectures: env("CMAKE_CUDA_ARCHITECTURES"),
             cuda_path: env("CUDA_PATH").map(PathBuf::from),
+            vulkan_sdk: env("VULKAN_SDK").map(PathBuf::from),
         })
     }
 }

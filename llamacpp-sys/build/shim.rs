@@ -29,6 +29,11 @@ pub fn compile(include_dirs: &[PathBuf], llama_src: Option<&Path>) {
         .file(dir.join("json_schema.cpp"))
         .opt_level(2)
         .warnings(false);
+    if b.get_compiler().is_like_msvc() {
+        // `cc` passes no /EHsc, and without it MSVC runs no destructors while an exception
+        // unwinds; /utf-8 and /bigobj as llama.cpp's CMake passes them (nlohmann/json).
+        b.flag("/EHsc").flag("/utf-8").flag("/bigobj");
+    }
     for d in include_dirs {
         b.include(d);
     }
