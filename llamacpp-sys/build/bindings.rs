@@ -28,10 +28,10 @@ pub fn generate(cfg: &Config, include_dirs: &[PathBuf]) -> Result<(), String> {
 }
 
 /// A docs build (`DOCS_RS` or the `docs-only` feature): no source, no C++
-/// toolchain, no libclang; the committed `pregenerated/bindings.rs` (written
+/// toolchain, no libclang; the committed `pregenerated/bindings.rs.in` (written
 /// by `cargo patches bindings`) stands in for the generated file.
 pub fn pregenerated(cfg: &Config) -> Result<(), String> {
-    let from: &Path = &cfg.manifest_dir.join("pregenerated/bindings.rs");
+    let from: &Path = &cfg.manifest_dir.join("pregenerated/bindings.rs.in");
     println!("cargo:rerun-if-changed={}", from.display());
     let out = cfg.out_dir.join("bindings.rs");
     std::fs::copy(from, &out)

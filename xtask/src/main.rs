@@ -77,7 +77,7 @@ enum Command {
         /// The directory to hash.
         dir: PathBuf,
     },
-    /// Regenerate llamacpp-sys/pregenerated/bindings.rs (what docs builds compile).
+    /// Regenerate llamacpp-sys/pregenerated/bindings.rs.in (what docs builds compile).
     Bindings {
         /// Fail if the committed file differs from a fresh one instead of writing it.
         #[arg(long)]
