@@ -1,9 +1,11 @@
-//! A two-turn chat that keeps its KV cache between turns:
-//! `cargo run --example chat -- [-m MODEL]`.
+//! A chat with the model's own (jinja) template that keeps its memory between turns, then
+//! edits its last question (re-reading only that turn, on hybrid models too, from a
+//! checkpoint): `cargo run --example chat -- [-m MODEL]`.
 
 #[path = "common/mod.rs"]
 mod common;
 
+use llamacpp::chat::ChatTemplate;
 use llamacpp::generate::ChatSession;
 use llamacpp::{Context, ContextParams, Model, ModelParams, SamplerChain};
 
@@ -13,7 +15,8 @@ fn main() -> llamacpp::Result<()> {
         common::model_path(llamacpp_synth::Preset::Qwen3NextTiny),
         ModelParams::default(),
     )?;
-    let template = model.chat_template(None).unwrap_or_else(|| "chatml".into());
+    // The model's own template (jinja), else llama.cpp's built-in ChatML.
+    let template = ChatTemplate::from_model(&model).unwrap_or_else(|_| "chatml".into());
     let ctx = Context::new(&model, ContextParams::default().n_ctx(1024))?;
     let sampler = SamplerChain::builder(model.vocab())
         .top_k(40)
@@ -27,5 +30,14 @@ fn main() -> llamacpp::Result<()> {
         chat.ask(question, 24, |piece| print!("{piece}"))?;
         println!();
     }
+    let question = "And what can you not do?";
+    println!("> (edited) {question}");
+    chat.edit_last(question, 24, |piece| print!("{piece}"))?;
+    println!();
+    let stats = chat.cache_stats();
+    println!(
+        "prompt cache: {} of {} prompts reused memory, {} tokens reused, {} fed, {} checkpoint restores",
+        stats.hits, stats.prompts, stats.tokens_reused, stats.tokens_fed, stats.checkpoint_restores
+    );
     Ok(())
 }

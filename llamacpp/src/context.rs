@@ -139,6 +139,9 @@ impl Drop for ThreadPool {
 pub struct Context<'m> {
     ptr: NonNull<sys::llama_context>,
     model: &'m Model,
+    /// Unique for the process's lifetime: ties a [`SeqCheckpoint`](crate::SeqCheckpoint) to
+    /// the context whose state format it has.
+    id: u64,
     /// Read only by the C callbacks; must live (at a fixed address) as long as the context.
     #[allow(dead_code)]
     callbacks: Box<Callbacks>,
@@ -250,9 +253,11 @@ impl<'m> Context<'m> {
                 sys::llama_n_seq_max(ptr.as_ptr()),
             )
         };
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Ok(Context {
             ptr,
             model,
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             callbacks,
             pool,
             n_batch,
@@ -263,6 +268,10 @@ impl<'m> Context<'m> {
             outputs: Vec::new(),
             loras: Vec::new(),
         })
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
     pub(crate) fn as_ptr(&self) -> *mut sys::llama_context {

@@ -97,6 +97,19 @@ pub enum Error {
     /// A LoRA adapter or control vector was rejected.
     #[error("adapter: {0}")]
     Adapter(String),
+    /// The model has no tokenizer (vocabulary type none): token texts and attributes do not exist.
+    #[error("the model has no tokenizer (vocabulary type none)")]
+    NoVocabulary,
+    /// A [`SeqCheckpoint`](crate::SeqCheckpoint) that cannot be restored here (taken on
+    /// another context or sequence, or the memory no longer holds the positions before it).
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+    /// A reply that should hold a tool call does not parse as one.
+    #[error("tool call: {0}")]
+    ToolCall(String),
+    /// Speculative decoding was set up with models that cannot work together.
+    #[error("speculative decoding: {0}")]
+    Speculative(String),
     /// A filesystem error.
     #[error(transparent)]
     Io(#[from] std::io::Error),

@@ -4,6 +4,7 @@ pub mod backend;
 mod batch;
 mod candidates;
 pub mod chat;
+mod checkpoint;
 mod context;
 mod control_vector;
 mod custom_sampler;
@@ -15,12 +16,18 @@ mod memory;
 mod model;
 mod model_check;
 mod model_params;
+pub mod mtp;
 mod params;
+pub mod prompt_cache;
 mod sampler;
+pub mod speculative;
+#[cfg(feature = "tokio")]
+pub mod stream;
 mod vocab;
 
 pub use batch::Batch;
 pub use candidates::{TokenData, TokenDataArray};
+pub use checkpoint::SeqCheckpoint;
 pub use context::{Context, Perf};
 pub use custom_sampler::CustomSampler;
 pub use error::{Error, Result};

@@ -195,6 +195,12 @@ pub struct ContextParams {
     pub(crate) thread_pool: Option<ThreadPoolOptions>,
 }
 
+// SAFETY: the raw pointers in `raw` (abort and eval callbacks and their data, sampler configs)
+// are never set by `ContextParams`'s methods: they stay NULL until `Context::new` fills them
+// in on its own copy. The other fields (an `Arc<AtomicBool>`, `Send` boxed closures, plain
+// options) are `Send`. So the parameters may be built on one thread and used on another.
+unsafe impl Send for ContextParams {}
+
 /// How the workers of a context's CPU thread pool ([`ContextParams::thread_pool_options`])
 /// behave; the fields are ggml's `ggml_threadpool_params`.
 ///

@@ -160,24 +160,41 @@ impl<'m> Vocab<'m> {
             .unwrap_or(false)
     }
 
+    /// Whether the model has a tokenizer. A model without one (`tokenizer.ggml.model` =
+    /// `no_vocab`, as benchmark models are written) has only token ids: no texts, attributes
+    /// or types, which llama.cpp asserts on (so [`text`](Self::text) and [`attr`](Self::attr)
+    /// return [`Error::NoVocabulary`] there, and [`is_control`](Self::is_control) is false).
+    pub fn has_tokenizer(&self) -> bool {
+        // SAFETY: valid vocab.
+        unsafe { sys::llama_vocab_type(self.raw()) != sys::LLAMA_VOCAB_TYPE_NONE }
+    }
+
+    /// A token id checked against the vocabulary, which must have a tokenizer.
+    fn check_with_data(&self, t: Token) -> Result<i32> {
+        if !self.has_tokenizer() {
+            return Err(Error::NoVocabulary);
+        }
+        self.check(t)
+    }
+
     /// Whether `t` is a control token.
     pub fn is_control(&self, t: Token) -> bool {
-        // SAFETY: valid vocab; the id is in range (checked).
-        self.check(t)
+        // SAFETY: valid vocab with token data; the id is in range (checked).
+        self.check_with_data(t)
             .map(|id| unsafe { sys::llama_vocab_is_control(self.raw(), id) })
             .unwrap_or(false)
     }
 
     /// The token's attribute bits (`LLAMA_TOKEN_ATTR_*`).
     pub fn attr(&self, t: Token) -> Result<u32> {
-        let id = self.check(t)?;
+        let id = self.check_with_data(t)?;
         // SAFETY: valid vocab; the id is in range.
         Ok(unsafe { sys::llama_vocab_get_attr(self.raw(), id) } as u32)
     }
 
     /// The token's text as stored in the vocabulary.
     pub fn text(&self, t: Token) -> Result<String> {
-        let id = self.check(t)?;
+        let id = self.check_with_data(t)?;
         // SAFETY: valid vocab; the id is in range; returns a string owned by the vocab.
         Ok(unsafe { cstr_lossy(sys::llama_vocab_get_text(self.raw(), id)) })
     }

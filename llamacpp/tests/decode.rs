@@ -332,3 +332,40 @@ fn borrowed_token_slices_decode_like_batches() {
         c.decode_tokens(&[next]).unwrap();
     }
 }
+
+/// `max_tokens` is the number of tokens generated, not one more.
+#[test]
+fn generator_stops_at_max_tokens() {
+    let model = common::dense();
+    let vocab = model.vocab();
+    let mut ctx = Context::new(&model, ContextParams::default().n_ctx(128)).unwrap();
+    // End-of-generation tokens banned, so only the count can stop it.
+    let bans: Vec<(llamacpp::Token, f32)> = (0..vocab.n_tokens())
+        .map(|i| vocab.token(i).unwrap())
+        .filter(|&t| vocab.is_eog(t))
+        .map(|t| (t, f32::NEG_INFINITY))
+        .collect();
+    let mut s = SamplerChain::builder(vocab)
+        .logit_bias(&bans)
+        .greedy()
+        .build()
+        .unwrap();
+    let p = prompt(&model);
+    let mut generator = llamacpp::generate::Generator::new(
+        &mut ctx,
+        &mut s,
+        &p,
+        0,
+        llamacpp::generate::StopAt {
+            max_tokens: 5,
+            stop_strings: vec![],
+        },
+    )
+    .unwrap();
+    while let Some(piece) = generator.next_piece() {
+        piece.unwrap();
+    }
+    assert_eq!(generator.tokens().len(), 5);
+    // The last one ended generation by count, so it was not fed back.
+    assert_eq!(generator.decoded_tokens().len(), 4);
+}

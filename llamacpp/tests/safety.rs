@@ -12,6 +12,9 @@ fn types_are_send_and_sync_where_claimed() {
     sync::<llamacpp::Model>();
     send::<Context<'static>>();
     send::<Batch>();
+    send::<ContextParams>();
+    send::<llamacpp::SeqCheckpoint>();
+    sync::<llamacpp::SeqCheckpoint>();
     send::<SamplerChain<'static>>();
     send::<llamacpp::LoraAdapter<'static>>();
     sync::<llamacpp::LoraAdapter<'static>>();
@@ -154,4 +157,21 @@ fn model_load_errors_are_errors() {
         llamacpp::ModelParams::default().progress(|_| false),
     );
     assert!(cancelled.is_err());
+}
+
+/// A model without a tokenizer (`no_vocab`, as benchmark models are written) has token ids
+/// but no token data; llama.cpp asserts when asked for it, the safe API answers instead.
+#[test]
+fn token_data_of_a_model_without_tokenizer_is_an_error() {
+    let mut opts = llamacpp_synth::SynthOptions::new(llamacpp_synth::Preset::LlamaTiny);
+    opts.vocab = llamacpp_synth::Vocab::None { size: 512 };
+    let path = llamacpp_synth::cached_model(&opts).unwrap();
+    let model = llamacpp::Model::load(path, Default::default()).unwrap();
+    let vocab = model.vocab();
+    assert!(!vocab.has_tokenizer());
+    assert!(common::dense().vocab().has_tokenizer());
+    let t = vocab.token(7).unwrap();
+    assert!(matches!(vocab.text(t), Err(Error::NoVocabulary)));
+    assert!(matches!(vocab.attr(t), Err(Error::NoVocabulary)));
+    assert!(!vocab.is_control(t));
 }

@@ -78,6 +78,7 @@ impl SynthArgs {
             vocab,
             layout: self.layout,
             fused_experts: self.fused_experts,
+            ..SynthOptions::new(self.preset)
         }
     }
 

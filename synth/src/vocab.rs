@@ -220,13 +220,25 @@ impl BpeVocab {
     /// # Errors
     /// [`SynthError::InvalidOptions`] if `size` is below [`Self::MIN_SIZE`].
     pub fn build(size: u32) -> Result<Self> {
-        if size < Self::MIN_SIZE {
+        Self::build_with_controls(size, &[])
+    }
+
+    /// Build a vocabulary of exactly `size` tokens with `extra` control tokens after the
+    /// ChatML ones (a chat template's own markup, such as Llama 3's `<|eot_id|>`), so that
+    /// the template's markup tokenizes to control tokens. With no extras this is [`Self::build`].
+    ///
+    /// # Errors
+    /// [`SynthError::InvalidOptions`] if `size` has no room for the bytes, the special tokens
+    /// and the extras, or an extra is empty, repeated, or spells an existing token.
+    pub fn build_with_controls(size: u32, extra: &[String]) -> Result<Self> {
+        let min = Self::MIN_SIZE as usize + extra.len();
+        if (size as usize) < min {
             return Err(SynthError::InvalidOptions(format!(
-                "a BPE vocabulary needs at least {} tokens, got {size}",
-                Self::MIN_SIZE
+                "a BPE vocabulary with {} extra control tokens needs at least {min} tokens, got {size}",
+                extra.len()
             )));
         }
-        let room = size as usize - 256 - Self::N_SPECIAL;
+        let room = size as usize - 256 - Self::N_SPECIAL - extra.len();
         let (merged, merges) = learn_merges(CORPUS, room.min(MAX_MERGES));
 
         let table = byte_to_char();
@@ -248,6 +260,15 @@ impl BpeVocab {
         for t in USER_DEFINED {
             push(t, token_type::USER_DEFINED, &mut tokens);
         }
+        for t in extra {
+            // A duplicate text would make llama.cpp's text-to-id map ambiguous.
+            if t.is_empty() || tokens.contains(t) {
+                return Err(SynthError::InvalidOptions(format!(
+                    "extra control token {t:?} is empty or already in the vocabulary"
+                )));
+            }
+            push(t, token_type::CONTROL, &mut tokens);
+        }
         while tokens.len() < size as usize {
             let id = tokens.len();
             push(&format!("[PAD{id}]"), token_type::UNUSED, &mut tokens);
@@ -267,6 +288,12 @@ impl BpeVocab {
     /// EOT `<|im_end|>`), whether to add BOS, and the ChatML template.
     #[must_use]
     pub fn metadata(&self, pre: &str, add_bos: bool) -> Metadata {
+        self.metadata_with_template(pre, add_bos, CHATML_TEMPLATE)
+    }
+
+    /// [`Self::metadata`] with `template` as `tokenizer.chat_template` instead of ChatML.
+    #[must_use]
+    pub fn metadata_with_template(&self, pre: &str, add_bos: bool, template: &str) -> Metadata {
         let mut m = Metadata::default();
         m.set("tokenizer.ggml.model", MetaValue::Str("gpt2".into()));
         m.set("tokenizer.ggml.pre", MetaValue::Str(pre.into()));
@@ -294,10 +321,7 @@ impl BpeVocab {
         );
         m.set("tokenizer.ggml.add_bos_token", MetaValue::Bool(add_bos));
         m.set("tokenizer.ggml.add_eos_token", MetaValue::Bool(false));
-        m.set(
-            "tokenizer.chat_template",
-            MetaValue::Str(CHATML_TEMPLATE.into()),
-        );
+        m.set("tokenizer.chat_template", MetaValue::Str(template.into()));
         m
     }
 }
@@ -358,6 +382,22 @@ mod tests {
         }
         assert!(v.merges.iter().any(|m| m == "Ġ t"));
         assert_eq!(v, BpeVocab::build(1024).unwrap());
+    }
+
+    #[test]
+    fn extra_controls_take_padding_slots() {
+        let plain = BpeVocab::build(1024).unwrap();
+        let extra = ["<|eot_id|>".to_owned(), "<|start|>".to_owned()];
+        let v = BpeVocab::build_with_controls(1024, &extra).unwrap();
+        assert_eq!(v.tokens.len(), 1024);
+        assert_eq!(v.merges, plain.merges);
+        let at = v.im_end as usize + 1 + USER_DEFINED.len();
+        assert_eq!(v.tokens[at..at + 2], extra);
+        assert_eq!(v.token_types[at..at + 2], [token_type::CONTROL; 2]);
+        assert_eq!(BpeVocab::build_with_controls(1024, &[]).unwrap(), plain);
+        let dup = [IM_END.to_owned()];
+        assert!(BpeVocab::build_with_controls(1024, &dup).is_err());
+        assert!(BpeVocab::build_with_controls(BpeVocab::MIN_SIZE, &extra[..1]).is_err());
     }
 
     #[test]

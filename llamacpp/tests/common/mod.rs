@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use llamacpp::{Model, ModelParams};
 use llamacpp_synth::Preset;
 
+pub mod templates;
+
 fn path(preset: Preset) -> PathBuf {
     llamacpp::backend::set_logging(false);
     llamacpp_synth::tiny_model_path(preset)

@@ -200,7 +200,11 @@ impl Builder {
         );
         let n_vocab = match opts.vocab {
             Vocab::Bpe => {
-                meta.extend(BpeVocab::build(default_vocab)?.metadata(tok.pre, tok.add_bos));
+                let v = BpeVocab::build_with_controls(default_vocab, &opts.extra_control_tokens)?;
+                meta.extend(match &opts.chat_template {
+                    Some(t) => v.metadata_with_template(tok.pre, tok.add_bos, t),
+                    None => v.metadata(tok.pre, tok.add_bos),
+                });
                 default_vocab
             }
             Vocab::None { size } => {

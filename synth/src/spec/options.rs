@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use super::Preset;
 use crate::error::{Result, SynthError};
+use crate::rng::fnv1a64;
 use crate::types::FileType;
 use crate::vocab::{BpeVocab, Vocab};
 
@@ -70,6 +71,15 @@ pub struct SynthOptions {
     /// One fused `ffn_gate_up_exps` instead of `ffn_gate_exps` + `ffn_up_exps`
     /// (qwen3next and qwen35moe only).
     pub fused_experts: bool,
+    /// `tokenizer.chat_template` instead of the built-in ChatML one (BPE vocabulary only),
+    /// for testing a real model's template.
+    pub chat_template: Option<String>,
+    /// Control tokens added after the ChatML ones (BPE vocabulary only; they take padding
+    /// slots, the vocabulary size is unchanged), so a template's markup becomes control tokens.
+    pub extra_control_tokens: Vec<String>,
+    /// One multi-token-prediction (NextN) block after the trunk, as Qwen3-Next ships it
+    /// (qwen3next only); llama.cpp loads it with `load_mtp` and drafts with it.
+    pub mtp: bool,
 }
 
 /// Seed used unless another is given.
@@ -90,6 +100,9 @@ impl SynthOptions {
             vocab: Vocab::Bpe,
             layout: LinearLayout::Current,
             fused_experts: false,
+            chat_template: None,
+            extra_control_tokens: Vec::new(),
+            mtp: false,
         }
     }
 
@@ -113,6 +126,17 @@ impl SynthOptions {
                 "fused ffn_gate_up_exps is loaded for qwen3next and qwen35moe only, not {arch}"
             )));
         }
+        if self.mtp && arch != "qwen3next" {
+            return Err(SynthError::InvalidOptions(format!(
+                "the MTP (NextN) block is written for qwen3next only, not {arch}"
+            )));
+        }
+        let customised = self.chat_template.is_some() || !self.extra_control_tokens.is_empty();
+        if customised && self.vocab != Vocab::Bpe {
+            return Err(SynthError::InvalidOptions(
+                "a chat template and extra control tokens need the BPE vocabulary".into(),
+            ));
+        }
         if let Vocab::None { size } = self.vocab
             && size == 0
         {
@@ -130,7 +154,7 @@ impl SynthOptions {
             Vocab::Bpe => "bpe".to_owned(),
             Vocab::None { size } => format!("none{size}"),
         };
-        format!(
+        let mut key = format!(
             "{}|layers={:?}|{}|seed={}|{vocab}|{}|fused={}|bpe-min={}",
             self.preset,
             self.layers,
@@ -139,6 +163,17 @@ impl SynthOptions {
             self.layout,
             self.fused_experts,
             BpeVocab::MIN_SIZE
-        )
+        );
+        // Only when set, so the default options keep their key (and their cached files).
+        if let Some(t) = &self.chat_template {
+            key.push_str(&format!("|template={:016x}", fnv1a64(t.as_bytes())));
+        }
+        if !self.extra_control_tokens.is_empty() {
+            key.push_str(&format!("|controls={:?}", self.extra_control_tokens));
+        }
+        if self.mtp {
+            key.push_str("|mtp");
+        }
+        key
     }
 }

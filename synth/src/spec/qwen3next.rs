@@ -226,7 +226,11 @@ pub(crate) fn build(p: &Qwen3NextParams, opts: &SynthOptions) -> Result<ModelSpe
     };
     let mut b = Builder::new("qwen3next", opts, p.n_vocab, &tok)?;
     let n_layer = opts.layers.unwrap_or(p.n_layer);
-    hybrid_keys(&mut b, p, n_layer)?;
+    // The MTP block is one more block after the trunk.
+    hybrid_keys(&mut b, p, n_layer + u32::from(opts.mtp))?;
+    if opts.mtp {
+        b.u32("nextn_predict_layers", 1)?;
+    }
     b.embeddings(p.n_embd);
     for il in 0..n_layer {
         b.norm(blk(il, "attn_norm.weight"), p.n_embd);
@@ -252,7 +256,26 @@ pub(crate) fn build(p: &Qwen3NextParams, opts: &SynthOptions) -> Result<ModelSpe
         }
         hybrid_ffn(&mut b, il, p, opts.fused_experts);
     }
-    Ok(b.finish(n_layer, p.n_embd))
+    if opts.mtp {
+        mtp_block(&mut b, n_layer, p, opts.fused_experts);
+    }
+    Ok(b.finish(n_layer + u32::from(opts.mtp), p.n_embd))
+}
+
+/// The multi-token-prediction (NextN) block, stored as block `il` right after the trunk
+/// (llama.cpp counts it in `block_count` and takes the last `nextn_predict_layers` blocks
+/// as MTP blocks). It is a full-attention layer whatever `full_attention_interval` says,
+/// plus the projection of `[norm(token embedding), norm(hidden state)]` back to `n_embd`.
+/// The optional own embedding and LM head are left out: llama.cpp then uses the trunk's.
+fn mtp_block(b: &mut Builder, il: u32, p: &Qwen3NextParams, fused: bool) {
+    b.norm(blk(il, "attn_norm.weight"), p.n_embd);
+    b.norm(blk(il, "post_attention_norm.weight"), p.n_embd);
+    hybrid_attention(b, il, p);
+    hybrid_ffn(b, il, p, fused);
+    b.matrix(blk(il, "nextn.eh_proj.weight"), &[2 * p.n_embd, p.n_embd]);
+    b.norm(blk(il, "nextn.enorm.weight"), p.n_embd);
+    b.norm(blk(il, "nextn.hnorm.weight"), p.n_embd);
+    b.norm(blk(il, "nextn.shared_head_norm.weight"), p.n_embd);
 }
 
 #[cfg(test)]
@@ -300,6 +323,41 @@ mod tests {
             spec.metadata.get_u32("qwen3next.rope.dimension_count"),
             Some(64)
         );
+    }
+
+    #[test]
+    fn mtp_block_follows_the_trunk() {
+        let mut o = SynthOptions::new(Preset::Qwen3NextTiny);
+        let plain = ModelSpec::from_options(&o).unwrap();
+        o.mtp = true;
+        let spec = ModelSpec::from_options(&o).unwrap();
+        assert_ne!(
+            o.fingerprint(),
+            SynthOptions::new(Preset::Qwen3NextTiny).fingerprint()
+        );
+        assert_eq!(spec.metadata.get_u32("qwen3next.block_count"), Some(5));
+        assert_eq!(
+            spec.metadata.get_u32("qwen3next.nextn_predict_layers"),
+            Some(1)
+        );
+        assert_eq!(
+            plain.metadata.get_u32("qwen3next.nextn_predict_layers"),
+            None
+        );
+        assert_eq!(
+            spec.tensor("blk.4.nextn.eh_proj.weight").unwrap().shape,
+            vec![512, 256]
+        );
+        // Block 4 is full attention (gated query), though (4 + 1) % 4 != 0.
+        assert_eq!(
+            spec.tensor("blk.4.attn_q.weight").unwrap().shape,
+            vec![256, 512]
+        );
+        assert!(spec.tensor("blk.4.attn_qkv.weight").is_none());
+        assert!(plain.tensor("blk.4.attn_norm.weight").is_none());
+        let mut bad = SynthOptions::new(Preset::LlamaTiny);
+        bad.mtp = true;
+        assert!(ModelSpec::from_options(&bad).is_err());
     }
 
     #[test]
