@@ -6,7 +6,11 @@
 //! qwen3next-tiny target alone; with the llama-tiny draft (random, unrelated weights: the
 //! draft is almost never right, so this measures the overhead of failed guesses, checkpoints
 //! and re-decodes); and drafting for itself (every guess right: the upper bound of what the
-//! mechanics can give on this machine). Acceptance rates are printed before the timings.
+//! mechanics can give on this machine); and Qwen3-Next's own MTP head (a qwen3next-tiny with an
+//! MTP block, random weights: its drafts are almost never right either), against plain greedy
+//! decoding of the same file (the MTP loop's target also computes embeddings for every token,
+//! which the plain case does not).
+//! Acceptance rates are printed before the timings.
 //! `LLAMACPP_BENCH_THREADS` sets the threads (default 1: spinning thread barriers dominate a
 //! loaded machine).
 
@@ -14,9 +18,10 @@ use std::time::Duration;
 
 use criterion::{Criterion, black_box};
 use llamacpp::generate::{Generator, StopAt};
+use llamacpp::mtp::{MtpModel, MtpSpeculative};
 use llamacpp::speculative::SpeculativeDecoder;
 use llamacpp::{Context, ContextParams, Model, ModelParams, SamplerChain, Token};
-use llamacpp_synth::Preset;
+use llamacpp_synth::{Preset, SynthOptions};
 
 const TOKENS: usize = 64;
 const N_DRAFT: usize = 4;
@@ -99,6 +104,51 @@ fn main() {
             b.iter(|| black_box(spec.generate(&prompt, TOKENS).expect("generate").len()))
         });
     }
+    mtp_cases(&mut g, &prompt);
     g.finish();
     c.final_summary();
+}
+
+/// The MTP head of a qwen3next-tiny written with one MTP block, against plain greedy decoding
+/// of the same model; both with n_batch 64 (the MTP loop's batches stay within it).
+fn mtp_cases(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    prompt: &[Token],
+) {
+    let opts = SynthOptions {
+        mtp: true,
+        ..SynthOptions::new(Preset::Qwen3NextTiny)
+    };
+    let path = llamacpp_synth::cached_model(&opts).expect("write qwen3next-tiny with MTP");
+    let model = MtpModel::load(&path, ModelParams::default()).expect("load with MTP");
+    let mut spec =
+        MtpSpeculative::new(&model, params().n_batch(64), N_DRAFT).expect("MTP speculative");
+    let out = spec.generate(prompt, TOKENS).expect("generate");
+    let s = out.stats;
+    println!(
+        "qwen3next-tiny-mtp + its MTP head, n_draft {N_DRAFT}: {} tokens, acceptance {:.1}% ({}/{}), {} rounds",
+        out.tokens.len(),
+        100.0 * s.acceptance_rate(),
+        s.accepted,
+        s.drafted,
+        s.rounds
+    );
+    g.bench_function("qwen3next-tiny-mtp + MTP head", |b| {
+        b.iter(|| {
+            black_box(
+                spec.generate(prompt, TOKENS)
+                    .expect("generate")
+                    .tokens
+                    .len(),
+            )
+        })
+    });
+    let mut ctx = Context::new(&model, params().n_batch(64)).expect("context");
+    let mut sampler = SamplerChain::builder(model.vocab())
+        .greedy()
+        .build()
+        .expect("sampler");
+    g.bench_function("qwen3next-tiny-mtp plain greedy", |b| {
+        b.iter(|| black_box(plain(&mut ctx, &mut sampler, prompt)))
+    });
 }
