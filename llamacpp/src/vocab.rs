@@ -185,6 +185,16 @@ impl<'m> Vocab<'m> {
             .unwrap_or(false)
     }
 
+    /// Whether `t` is a user-defined token: one llama.cpp's tokenizer matches in any text,
+    /// even without special-token parsing (Qwen's `<think>`; gpt-oss's `<|start|>`,
+    /// `<|message|>`, ... are forced to this kind). False without a tokenizer.
+    // The C enum is unsigned here but signed where bindgen sees an MSVC target.
+    #[allow(clippy::unnecessary_cast)]
+    pub fn is_user_defined(&self, t: Token) -> bool {
+        self.attr(t)
+            .is_ok_and(|a| a & sys::LLAMA_TOKEN_ATTR_USER_DEFINED as u32 != 0)
+    }
+
     /// The token's attribute bits (`LLAMA_TOKEN_ATTR_*`).
     pub fn attr(&self, t: Token) -> Result<u32> {
         let id = self.check_with_data(t)?;

@@ -1,5 +1,6 @@
-//! User text never becomes control tokens: every control token of the synthetic vocabularies,
-//! typed into a message, stays text; the template's own markup still becomes control tokens.
+//! User text never becomes control tokens: every control and user-defined token of the
+//! synthetic vocabularies (`<|im_start|>`, `<think>`, ...), typed into a message, stays text;
+//! the template's own markup still becomes control tokens.
 
 mod common;
 
@@ -10,7 +11,7 @@ fn control_tokens(model: &Model) -> Vec<(Token, String)> {
     let vocab = model.vocab();
     (0..vocab.n_tokens())
         .map(|id| vocab.token(id).unwrap())
-        .filter(|&t| vocab.is_control(t))
+        .filter(|&t| vocab.is_control(t) || vocab.is_user_defined(t))
         .map(|t| (t, vocab.text(t).unwrap()))
         .filter(|(_, text)| !text.is_empty())
         .collect()
@@ -19,7 +20,7 @@ fn control_tokens(model: &Model) -> Vec<(Token, String)> {
 fn count_control(model: &Model, tokens: &[Token]) -> usize {
     tokens
         .iter()
-        .filter(|&&t| model.vocab().is_control(t))
+        .filter(|&&t| model.vocab().is_control(t) || model.vocab().is_user_defined(t))
         .count()
 }
 

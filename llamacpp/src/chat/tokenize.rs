@@ -15,7 +15,8 @@ use crate::{Token, Vocab};
 
 /// The tokens of `req` rendered with `template`, where only the template's own markup can
 /// become control tokens: every message's content and reasoning is tokenized as plain text, so
-/// a user who types `<|im_end|>` gets those characters, not the control token.
+/// a user who types `<|im_end|>` gets those characters, not the control token (nor any
+/// user-defined token, which llama.cpp would otherwise match in plain text).
 ///
 /// When the vocabulary adds BOS itself and a jinja template starts with its `bos_token`, that
 /// text is dropped from the rendering so BOS is not doubled.
@@ -94,7 +95,7 @@ pub fn tokenize_chat(
             }
             Piece::Slot(_) => {
                 let text = texts.next().map_or("", String::as_str);
-                tokens.extend(vocab.tokenize(text, false, false)?);
+                tokens.extend(tokenize_text(vocab, text)?);
             }
         }
         first = false;
@@ -125,6 +126,52 @@ pub fn tokenize_conversation(
         .collect();
     let req = ChatRequest::new(messages).add_generation_prompt(add_assistant);
     tokenize_chat(vocab, &ChatTemplate::builtin(template), &req)
+}
+
+/// `text` as plain text tokens: no control tokens (special-token parsing is off) and no
+/// user-defined tokens either, which llama.cpp's tokenizer matches in any text (gpt-oss's
+/// `<|start|>` and `<|message|>` are user-defined there, Qwen's `<think>` too). Where one would
+/// come out, its text is tokenized in two halves, so it stays characters.
+pub(crate) fn tokenize_text(vocab: Vocab<'_>, text: &str) -> Result<Vec<Token>> {
+    let tokens = vocab.tokenize(text, false, false)?;
+    let mut matched: Vec<String> = Vec::new();
+    for &t in &tokens {
+        if vocab.is_user_defined(t) {
+            let s = vocab.text(t)?;
+            if !s.is_empty() && !matched.contains(&s) {
+                matched.push(s);
+            }
+        }
+    }
+    if matched.is_empty() {
+        return Ok(tokens);
+    }
+    let mut out = Vec::with_capacity(tokens.len() + 4);
+    let mut rest = text;
+    // The earliest occurrence of a matched token text, the longest one where several start there.
+    while let Some((at, len)) = matched
+        .iter()
+        .filter_map(|m| rest.find(m.as_str()).map(|at| (at, m.len())))
+        .min_by_key(|&(at, len)| (at, std::cmp::Reverse(len)))
+    {
+        out.extend(tokenize_text(vocab, &rest[..at])?);
+        let word = &rest[at..at + len];
+        let chars = word.chars().count();
+        if chars < 2 {
+            return Err(Error::ChatTemplate(format!(
+                "the vocabulary turns the single character {word:?} into a user-defined token"
+            )));
+        }
+        let mid = word
+            .char_indices()
+            .nth(chars / 2)
+            .map_or(word.len(), |(i, _)| i);
+        out.extend(tokenize_text(vocab, &word[..mid])?);
+        out.extend(tokenize_text(vocab, &word[mid..])?);
+        rest = &rest[at + len..];
+    }
+    out.extend(tokenize_text(vocab, rest)?);
+    Ok(out)
 }
 
 /// Opens a marker (a private-use character no template markup uses).
