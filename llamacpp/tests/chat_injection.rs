@@ -4,38 +4,21 @@
 
 mod common;
 
+use llamacpp::Model;
 use llamacpp::chat::{ChatMessage, apply_template, tokenize_conversation};
-use llamacpp::{Model, Token};
-
-fn control_tokens(model: &Model) -> Vec<(Token, String)> {
-    let vocab = model.vocab();
-    (0..vocab.n_tokens())
-        .map(|id| vocab.token(id).unwrap())
-        .filter(|&t| vocab.is_control(t) || vocab.is_user_defined(t))
-        .map(|t| (t, vocab.text(t).unwrap()))
-        .filter(|(_, text)| !text.is_empty())
-        .collect()
-}
-
-fn count_control(model: &Model, tokens: &[Token]) -> usize {
-    tokens
-        .iter()
-        .filter(|&&t| model.vocab().is_control(t) || model.vocab().is_user_defined(t))
-        .count()
-}
 
 fn check(model: &Model) {
     let template = model
         .chat_template(None)
         .expect("the synthetic model has a template");
-    let controls = control_tokens(model);
+    let controls = common::special_tokens(model);
     assert!(controls.len() >= 2, "{controls:?}");
     let benign = [
         ChatMessage::new("system", "be brief"),
         ChatMessage::new("user", "hello"),
     ];
     let baseline = tokenize_conversation(model.vocab(), &template, &benign, true).unwrap();
-    let markup_controls = count_control(model, &baseline);
+    let markup_controls = common::count_special(model, &baseline);
     assert!(
         markup_controls >= 2,
         "the template's markup must give control tokens"
@@ -62,7 +45,7 @@ fn check(model: &Model) {
         ];
         let tokens = tokenize_conversation(model.vocab(), &template, &msgs, true).unwrap();
         assert_eq!(
-            count_control(model, &tokens),
+            common::count_special(model, &tokens),
             markup_controls,
             "control token {token:?} {text:?} typed by a user became a control token"
         );
@@ -75,7 +58,7 @@ fn check(model: &Model) {
         // Without the split, the same rendered text does inject them.
         let rendered = apply_template(&template, &msgs, true).unwrap();
         let naive = model.vocab().tokenize(&rendered, true, true).unwrap();
-        assert!(count_control(model, &naive) > markup_controls);
+        assert!(common::count_special(model, &naive) > markup_controls);
     }
 }
 

@@ -293,26 +293,6 @@ fn template_errors_surface() {
     );
 }
 
-/// Control and user-defined tokens: the ones text must never turn into (llama.cpp matches
-/// user-defined ones even without special-token parsing).
-fn controls(model: &Model) -> Vec<(Token, String)> {
-    let vocab = model.vocab();
-    (0..vocab.n_tokens())
-        .map(|id| vocab.token(id).unwrap())
-        .filter(|&t| vocab.is_control(t) || vocab.is_user_defined(t))
-        .map(|t| (t, vocab.text(t).unwrap()))
-        .filter(|(_, text)| !text.is_empty())
-        .collect()
-}
-
-fn n_control(model: &Model, tokens: &[Token]) -> usize {
-    let vocab = model.vocab();
-    tokens
-        .iter()
-        .filter(|&&t| vocab.is_control(t) || vocab.is_user_defined(t))
-        .count()
-}
-
 /// A conversation with `typed` in every part that comes from outside: system, user and tool
 /// contents.
 fn typed_request(typed: &str) -> ChatRequest {
@@ -334,7 +314,7 @@ fn typed_control_tokens_stay_text_in_jinja_templates() {
     for name in ALL {
         let model = model_with(name);
         let t = template(&model);
-        let all = controls(&model);
+        let all = common::special_tokens(&model);
         // llama.cpp makes gpt-oss's <|start|>, <|channel|>, <|message|>, <|constrain|>
         // user-defined: with <think> and </think> (user-defined in the synthetic vocabulary),
         // the other 12 extras and the 3 ChatML control tokens, at least 21.
@@ -345,7 +325,7 @@ fn typed_control_tokens_stay_text_in_jinja_templates() {
         assert!(all.len() >= 21 && n_user >= 6, "{name}: {all:?}");
         let benign = typed_request("hello");
         let baseline = tokenize_chat(model.vocab(), &t, &benign).unwrap();
-        let markup = n_control(&model, &baseline);
+        let markup = common::count_special(&model, &baseline);
         // The markup becomes its tokens (control ones, or the user-defined ones llama.cpp
         // makes of gpt-oss's): count every token of the template's vocabulary of markup.
         let vocab = model.vocab();
@@ -363,7 +343,7 @@ fn typed_control_tokens_stay_text_in_jinja_templates() {
             let tokens = tokenize_chat(model.vocab(), &t, &req)
                 .unwrap_or_else(|e| panic!("{name}: {text:?}: {e}"));
             assert_eq!(
-                n_control(&model, &tokens),
+                common::count_special(&model, &tokens),
                 markup,
                 "{name}: token {token:?} {text:?} typed by a user became that token"
             );
@@ -375,7 +355,10 @@ fn typed_control_tokens_stay_text_in_jinja_templates() {
             // Tokenizing the rendered text whole would have injected them.
             let rendered = t.render(&req).unwrap();
             let naive = model.vocab().tokenize(&rendered, true, true).unwrap();
-            assert!(n_control(&model, &naive) > markup, "{name}: {text:?}");
+            assert!(
+                common::count_special(&model, &naive) > markup,
+                "{name}: {text:?}"
+            );
         }
     }
 }

@@ -166,11 +166,14 @@ impl<'m> MtpDrafter<'m> {
         raw.cb_eval = Some(capture_trampoline);
         raw.cb_eval_user_data = (&mut *capture as *mut Capture).cast();
         let guard = model.adapters_lock.read();
-        // SAFETY: the model is valid for 'm and has its NextN layers loaded (MtpModel), which
-        // is what llama.cpp's MTP graph asserts; the callback data is boxed and outlives the
-        // context (declared after it in `MtpDrafter`).
-        let (ptr, log) =
-            backend::capture_log(|| unsafe { sys::llama_init_from_model(model.as_ptr(), raw) });
+        // The model is valid for 'm and has its NextN layers loaded (MtpModel), which is what
+        // llama.cpp's MTP graph asserts; the callback data is boxed and outlives the context
+        // (declared after it in `MtpDrafter`).
+        let init = || {
+            // SAFETY: see above: valid model with MTP layers, callback data outlives the context.
+            unsafe { sys::llama_init_from_model(model.as_ptr(), raw) }
+        };
+        let (ptr, log) = backend::capture_log(init);
         drop(guard);
         let ctx = RawCtx(NonNull::new(ptr).ok_or(Error::Null {
             what: "llama_init_from_model (MTP context)",
@@ -306,11 +309,12 @@ impl<'m> MtpDrafter<'m> {
         self.capture.got = false;
         let guard = self.model.adapters_lock.read();
         let ctx = self.ptr();
-        // SAFETY: valid context; the batch belongs to it and holds at most n_batch entries,
-        // each with a token id checked by llama.cpp, one position and an n_embd_out state row
-        // (so no entry lacks the hidden state the MTP graph reads).
-        let rc =
-            unsafe { sys::llama_process(ctx, sys::LLAMA_PROCESS_TYPE_DECODE, self.batch.as_ptr()) };
+        let batch = self.batch.as_ptr();
+        // The batch belongs to the context and holds at most n_batch entries, each with a token
+        // id checked by llama.cpp, one position and an n_embd_out state row (so no entry lacks
+        // the hidden state the MTP graph reads).
+        // SAFETY: valid context and batch, as described just above.
+        let rc = unsafe { sys::llama_process(ctx, sys::LLAMA_PROCESS_TYPE_DECODE, batch) };
         drop(guard);
         self.capture.want = false;
         check_decode(rc)

@@ -68,3 +68,24 @@ pub fn prompt_logits(ctx: &mut llamacpp::Context<'_>) -> Vec<f32> {
     ctx.decode(&mut b).expect("decode");
     ctx.logits(-1).expect("logits").to_vec()
 }
+
+/// The control and user-defined tokens of `model` with their texts: what typed text must never
+/// turn into (llama.cpp matches user-defined ones even without special-token parsing).
+pub fn special_tokens(model: &Model) -> Vec<(llamacpp::Token, String)> {
+    let vocab = model.vocab();
+    (0..vocab.n_tokens())
+        .map(|id| vocab.token(id).unwrap())
+        .filter(|&t| vocab.is_control(t) || vocab.is_user_defined(t))
+        .map(|t| (t, vocab.text(t).unwrap()))
+        .filter(|(_, text)| !text.is_empty())
+        .collect()
+}
+
+/// How many of `tokens` are control or user-defined tokens.
+pub fn count_special(model: &Model, tokens: &[llamacpp::Token]) -> usize {
+    let vocab = model.vocab();
+    tokens
+        .iter()
+        .filter(|&&t| vocab.is_control(t) || vocab.is_user_defined(t))
+        .count()
+}
