@@ -122,6 +122,15 @@ cmake --build "$build" --target llama -j"$jobs" >"$out/build.log" 2>&1 \
 cmake --install "$build" >"$out/install.log" 2>&1 || { show "$out/install.log"; exit 1; }
 echo "   ok, $((SECONDS - t0))s; $(grep -c 'warning:' "$out/build.log" || true) compiler warnings; lib/: $(cd "$prefix/lib" && ls -- *.a | tr '\n' ' ')"
 
+stage=rpc
+# the RPC backend (patches 0026-0029 touch its sockets) is not in the library above, whose link
+# plan is the default features': compile its two files for Windows on their own
+for f in ggml-rpc.cpp transport.cpp; do
+  $CXX -std=c++17 -O1 -c -I"$src/ggml/include" -I"$src/ggml/src" "$src/ggml/src/ggml-rpc/$f" \
+    -o "$out/rpc-${f%.cpp}.o" 2>"$out/rpc.log" || { show "$out/rpc.log" 20; exit 1; }
+done
+echo "   ggml-rpc compiles"
+
 stage=shim
 echo "== shim (build/shim.rs's files)"
 shim=llamacpp-sys/shim common=$src/common

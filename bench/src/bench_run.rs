@@ -11,6 +11,7 @@ use llamacpp_bench::record::{BuildInfo, ModelInfo, SystemInfo, TestResult};
 use crate::compare::{self as cmp};
 use crate::models;
 use crate::roofline;
+use crate::rpc::{self, LocalServers, RpcPlan};
 use crate::runner::Prepared;
 use crate::to_llama;
 use crate::worker::Request;
@@ -41,11 +42,16 @@ fn system_info() -> SystemInfo {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let backends: Vec<&str> = llamacpp_sys::build_info::BACKENDS
+    // As upstream's `get_backend`: the backends compiled in other than the CPU, and `RPC` only
+    // once a server's devices are registered (the RPC backend is compiled into every bench).
+    let mut backends: Vec<&str> = llamacpp_sys::build_info::BACKENDS
         .iter()
         .copied()
-        .filter(|b| *b != "CPU")
+        .filter(|b| !matches!(*b, "CPU" | "RPC"))
         .collect();
+    if devs.iter().any(|d| crate::rpc::is_rpc_device(&d.name)) {
+        backends.push("RPC");
+    }
     SystemInfo {
         cpu_info: pick(true),
         gpu_info: pick(false),
@@ -68,6 +74,11 @@ fn resolve_models(p: &mut BenchParams) -> Result<()> {
 /// `llama-bench [flags]`: upstream's benchmark on the build this binary links.
 pub fn run(args: &[String]) -> Result<()> {
     let mut p = parse_params(args)?;
+    llamacpp::backend::set_logging(p.verbose);
+    llamacpp::backend::log_to_stderr(p.verbose);
+    // As upstream: every -rpc server is registered once, before devices are listed or a model
+    // loads; their devices (RPC0, ...) are then in `gpu_info` and `-dev` can pick them.
+    crate::rpc::register(&p.rpc)?;
     if p.list_devices {
         for d in llamacpp::backend::devices() {
             println!(
@@ -80,8 +91,6 @@ pub fn run(args: &[String]) -> Result<()> {
         }
         return Ok(());
     }
-    llamacpp::backend::set_logging(p.verbose);
-    llamacpp::backend::log_to_stderr(p.verbose);
     resolve_models(&mut p)?;
     let build = BuildInfo {
         commit: crate::worker::loaded_commit(),
@@ -161,6 +170,8 @@ struct CompareOpts {
     min_speedup: Vec<(String, f64)>,
     /// `--max-nodes-ratio R`: patched decode nodes must be at most R x upstream's.
     max_nodes_ratio: Option<f64>,
+    /// `--rpc-upstream`, `--rpc-local`, `--rpc-threads`.
+    rpc: rpc::CompareRpc,
 }
 
 fn take_compare_opts(args: &[String]) -> Result<(CompareOpts, Vec<String>)> {
@@ -171,6 +182,7 @@ fn take_compare_opts(args: &[String]) -> Result<(CompareOpts, Vec<String>)> {
         min_rel: 0.03,
         min_speedup: Vec::new(),
         max_nodes_ratio: None,
+        rpc: rpc::CompareRpc::default(),
     };
     let mut rest = Vec::new();
     let mut it = args.iter();
@@ -180,6 +192,9 @@ fn take_compare_opts(args: &[String]) -> Result<(CompareOpts, Vec<String>)> {
                 .cloned()
                 .ok_or_else(|| format!("{name} needs a value"))
         };
+        if o.rpc.take(a, || value(a))? {
+            continue;
+        }
         match a.as_str() {
             "--check" => o.check = true,
             "--steps" => o.steps = value("--steps")?.parse().map_err(err)?,
@@ -202,6 +217,70 @@ fn take_compare_opts(args: &[String]) -> Result<(CompareOpts, Vec<String>)> {
     Ok((o, rest))
 }
 
+/// The RPC servers of each build (`[upstream, patched]`), starting the local ones `--rpc-local`
+/// asks for (returned: they are killed when dropped).
+fn rpc_servers(
+    o: &rpc::CompareRpc,
+    p: &BenchParams,
+) -> Result<([Vec<String>; 2], Vec<LocalServers>)> {
+    match o.plan(&p.rpc, &p.n_threads)? {
+        RpcPlan::None => Ok((Default::default(), Vec::new())),
+        RpcPlan::Given(servers) => Ok((servers, Vec::new())),
+        RpcPlan::Local { servers, threads } => {
+            let mut local = Vec::new();
+            for (build, dir) in cmp::build_dirs()? {
+                let l = LocalServers::start(&build, &dir, servers, threads, p.verbose)?;
+                let list: Vec<String> = l
+                    .endpoints()
+                    .iter()
+                    .zip(l.pids())
+                    .map(|(e, pid)| format!("{e} (pid {pid})"))
+                    .collect();
+                eprintln!(
+                    "compare: {build} build: {servers} local RPC server(s), {threads} thread(s) each: {}",
+                    list.join(", ")
+                );
+                local.push(l);
+            }
+            let endpoints = |i: usize| {
+                local
+                    .get(i)
+                    .map_or_else(Vec::new, |l| l.endpoints().to_vec())
+            };
+            Ok(([endpoints(0), endpoints(1)], local))
+        }
+    }
+}
+
+/// The backends compiled in, `RPC` only when the run uses servers (every bench has it).
+fn header_backends(rpc: bool) -> String {
+    llamacpp_sys::build_info::BACKENDS
+        .iter()
+        .filter(|b| rpc || **b != "RPC")
+        .copied()
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `RPC0=127.0.0.1:50052, ...` from a worker's answer to [`Request::Rpc`].
+fn rpc_devices_text(devices: &serde_json::Value) -> String {
+    devices
+        .as_array()
+        .map(|ds| {
+            ds.iter()
+                .map(|d| {
+                    format!(
+                        "{}={}",
+                        d["name"].as_str().unwrap_or("?"),
+                        d["description"].as_str().unwrap_or("?")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
 /// `llama-bench compare [flags]` or `llama-bench compare A.jsonl B.jsonl`.
 pub fn compare(args: &[String]) -> Result<()> {
     if args.len() == 2
@@ -217,6 +296,8 @@ pub fn compare(args: &[String]) -> Result<()> {
     let (opts, rest) = take_compare_opts(args)?;
     let mut p = parse_params(&rest)?;
     resolve_models(&mut p)?;
+    // Each build's servers; local ones live (and are killed) with `local`.
+    let (servers, mut local) = rpc_servers(&opts.rpc, &p)?;
     let instances = p.instances();
     let membw =
         roofline::measure_read_bandwidth(p.n_threads.first().copied().unwrap_or(2).max(1) as usize);
@@ -232,7 +313,10 @@ pub fn compare(args: &[String]) -> Result<()> {
             .take_while(|t| t.same_model_params(first))
             .collect();
         i += group.len();
-        let (mut workers, info) = cmp::start_workers(first)?;
+        for l in &mut local {
+            l.check_alive()?;
+        }
+        let (mut workers, info) = cmp::start_workers(first, &servers)?;
         let model_type = info["desc"].as_str().unwrap_or("").to_string();
         let n_vocab = info["n_vocab"].as_u64().unwrap_or(0) as usize;
         if header.is_empty() {
@@ -242,10 +326,17 @@ pub fn compare(args: &[String]) -> Result<()> {
                 info["build_commits"]["patched"].as_str().unwrap_or("?"),
                 system_info().cpu_info,
                 std::thread::available_parallelism().map_or(0, |n| n.get()),
-                llamacpp_sys::build_info::BACKENDS.join(","),
+                header_backends(!servers[0].is_empty()),
                 p.n_threads,
                 membw / 1e9
             );
+            if !servers[0].is_empty() {
+                header.push_str(&format!(
+                    " | RPC devices: upstream {} / patched {}",
+                    rpc_devices_text(&info["rpc_devices"]["upstream"]),
+                    rpc_devices_text(&info["rpc_devices"]["patched"])
+                ));
+            }
             eprintln!("{header}");
         }
         // Correctness first: teacher-forced logits and greedy continuations.
@@ -339,6 +430,8 @@ pub fn compare(args: &[String]) -> Result<()> {
             row.model_type = model_type.clone();
             row.logits_max_abs_diff = Some(c.max_abs_diff);
             row.logits_nmse = Some(c.max_nmse);
+            row.upstream_rpc = servers[0].clone();
+            row.patched_rpc = servers[1].clone();
             if let (Some(w), true) = (weights, inst.n_gen > 0 && inst.n_prompt == 0) {
                 let gbs = |ts: f64| w.per_token as f64 * ts / 1e9;
                 notes.push(format!(

@@ -79,7 +79,7 @@ pub fn graph(args: &[String]) -> Result<()> {
     p.model = vec![model];
     p.n_gpu_layers = vec![0];
     let inst = p.instances().into_iter().next().ok_or("no test instance")?;
-    let (mut workers, _) = compare::start_workers(&inst)?;
+    let (mut workers, _) = compare::start_workers(&inst, &Default::default())?;
     let mut rows = Vec::new();
     for w in workers.iter_mut() {
         for (phase, n) in [("decode", 1), ("prompt", a.n_ubatch)] {

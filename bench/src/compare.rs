@@ -145,9 +145,10 @@ pub fn measure(
     Ok(out)
 }
 
-/// Starts one worker per build and loads `inst`'s model in each, with all of its model
-/// parameters; checks each runs the build it should.
-pub fn start_workers(inst: &TestInstance) -> Result<([Worker; 2], Value)> {
+/// Starts one worker per build, registers its RPC servers (`rpc`: `[upstream, patched]`) and
+/// loads `inst`'s model in each, with all of its model parameters; checks each runs the build
+/// it should. The info has the model's figures, `build_commits` and `rpc_devices` of each build.
+pub fn start_workers(inst: &TestInstance, rpc: &[Vec<String>; 2]) -> Result<([Worker; 2], Value)> {
     let [(ub, ud), (pb, pd)] = build_dirs()?;
     let mut ws = [Worker::spawn(&ub, &ud)?, Worker::spawn(&pb, &pd)?];
     let mut commits = Vec::new();
@@ -161,11 +162,23 @@ pub fn start_workers(inst: &TestInstance) -> Result<([Worker; 2], Value)> {
             commits[0], commits[1]
         ));
     }
+    let mut rpc_devices = Vec::new();
+    for (w, servers) in ws.iter_mut().zip(rpc) {
+        rpc_devices.push(if servers.is_empty() {
+            Value::Array(Vec::new())
+        } else {
+            w.call(&Request::Rpc {
+                servers: servers.clone(),
+            })?
+        });
+    }
     let mut info = Value::Null;
     for w in ws.iter_mut() {
         info = w.call(&Request::Load { inst: inst.clone() })?;
     }
     info["build_commits"] = serde_json::json!({"upstream": commits[0], "patched": commits[1]});
+    info["rpc_devices"] =
+        serde_json::json!({"upstream": rpc_devices[0], "patched": rpc_devices[1]});
     Ok((ws, info))
 }
 
@@ -187,6 +200,8 @@ mod tests {
             speedup: p / u,
             logits_max_abs_diff: None,
             logits_nmse: None,
+            upstream_rpc: Vec::new(),
+            patched_rpc: Vec::new(),
         }
     }
 

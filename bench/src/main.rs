@@ -1,5 +1,11 @@
 //! `llama-bench`: upstream llama-bench's flags and output, plus
 //! `compare` (patched vs upstream, side by side), `graph`, `membw`, `profile`, `synth`.
+//!
+//! `-rpc host:port,...` registers ggml-rpc servers as upstream's does (devices `RPC0`, ...,
+//! picked with `-dev`). `compare` needs servers per build, since the patched and upstream
+//! ggml-rpc refuse each other: `-rpc` (patched) with `--rpc-upstream` (upstream), or
+//! `--rpc-local N [--rpc-threads T]` to start N loopback servers per build (the hidden
+//! `rpc-server` subcommand, in that build's library environment).
 
 mod bench_run;
 mod checks;
@@ -8,6 +14,7 @@ mod compare;
 mod models;
 mod profile;
 mod roofline;
+mod rpc;
 mod runner;
 mod to_llama;
 mod worker;
@@ -27,6 +34,8 @@ fn main() {
         Some("graph") => cli::graph(&args[1..]),
         Some("membw") => cli::membw(&args[1..]),
         Some("profile") => profile::run(&args[1..]),
+        // Hidden: the loopback servers of `compare --rpc-local` (and of tests).
+        Some("rpc-server") => rpc::server::run(&args[1..]),
         Some("synth") => cli::synth(&args[1..]),
         _ => bench_run::run(&args),
     };

@@ -74,9 +74,6 @@ pub fn check_supported(p: &BenchParams) -> Result<()> {
     if p.prio != 0 {
         refused.push("--prio (process and thread priority is not set by this benchmark)");
     }
-    if !p.rpc.is_empty() {
-        refused.push("-rpc (the RPC backend is not built into this benchmark)");
-    }
     if p.n_cpu_moe.iter().any(|&n| n != 0) {
         refused.push("-ncmoe (use -ot with an `ffn_(up|down|gate)_exps` pattern instead)");
     }
@@ -85,10 +82,12 @@ pub fn check_supported(p: &BenchParams) -> Result<()> {
             "-fitt/-fitc (fitting to device memory is upstream's common library, not the C API)",
         );
     }
-    if refused.is_empty() {
-        return Ok(());
+    if !refused.is_empty() {
+        return Err(format!("not supported: {}", refused.join("; ")));
     }
-    Err(format!("not supported: {}", refused.join("; ")))
+    // `-rpc` is applied (the servers are registered before the first model loads): only its
+    // endpoints' syntax is checked here, before anything runs.
+    p.rpc.iter().try_for_each(|e| crate::rpc::check_endpoint(e))
 }
 
 /// How the test's model is loaded: every model-loading value of the test.
@@ -247,11 +246,18 @@ mod tests {
     }
 
     #[test]
+    fn malformed_rpc_endpoints_are_refused_before_anything_runs() {
+        for bad in ["127.0.0.1", "127.0.0.1:0", "[::1]:50052", "host:port"] {
+            let e = refused(&["-rpc", bad]);
+            assert!(e.contains(bad), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn flags_without_a_road_to_llama_are_refused() {
         for (args, flag) in [
             (&["--numa", "distribute"][..], "--numa"),
             (&["--prio", "2"][..], "--prio"),
-            (&["-rpc", "127.0.0.1:50052"][..], "-rpc"),
             (&["-ncmoe", "4"][..], "-ncmoe"),
             (&["-fitt", "512"][..], "-fitt"),
             (&["-fitc", "4096"][..], "-fitc"),
@@ -259,8 +265,9 @@ mod tests {
             let e = refused(args);
             assert!(e.contains(flag), "{args:?}: {e}");
         }
-        // their defaults are accepted
+        // their defaults are accepted, and -rpc with well-formed endpoints (applied by the run)
         for args in [
+            &["-rpc", "127.0.0.1:50052,localhost:50053"][..],
             &["--prio", "0"][..],
             &["-ncmoe", "0"][..],
             &["-fitt", "0"][..],

@@ -23,6 +23,11 @@ use crate::{Result, err};
 pub enum Request {
     /// Which library this process runs: `{"build_commit", "system_info"}`.
     Info,
+    /// Register RPC servers (before `Load`): `[{"name", "description"}]` of their devices.
+    Rpc {
+        /// `host:port` of each server, in order (devices `RPC0`, `RPC1`, ...).
+        servers: Vec<String>,
+    },
     /// Load the test's model with its model parameters (once per worker).
     Load {
         /// The first test of the group that shares these model parameters.
@@ -97,6 +102,12 @@ impl State {
             Request::Info => Ok(
                 json!({"build_commit": loaded_commit(), "system_info": llamacpp::backend::system_info()}),
             ),
+            Request::Rpc { servers } => {
+                if self.model.is_some() {
+                    return Err("RPC servers are registered before the model loads".into());
+                }
+                serde_json::to_value(crate::rpc::register(&servers)?).map_err(err)
+            }
             Request::Load { inst } => {
                 if self.model.is_some() {
                     return Err("a worker loads one model".into());
@@ -180,6 +191,21 @@ fn search_path(var: &str, first: &str) -> Result<std::ffi::OsString> {
     std::env::join_paths(dirs).map_err(|e| format!("{var}: {e}"))
 }
 
+/// A command running this executable with the libraries of `lib_dir` (one build's): that
+/// directory goes first on the library path.
+pub fn this_exe_on(lib_dir: &str) -> Result<std::process::Command> {
+    let exe = std::env::current_exe().map_err(err)?;
+    let mut cmd = std::process::Command::new(exe);
+    // Prepended, not replacing: a GPU build's own libraries (CUDA runtime, cuBLAS) may
+    // be found only through the caller's path.
+    cmd.env("LD_LIBRARY_PATH", search_path("LD_LIBRARY_PATH", lib_dir)?)
+        .env(
+            "DYLD_LIBRARY_PATH",
+            search_path("DYLD_LIBRARY_PATH", lib_dir)?,
+        );
+    Ok(cmd)
+}
+
 /// The parent's handle on one worker process.
 pub struct Worker {
     /// `patched` or `upstream`.
@@ -192,16 +218,8 @@ pub struct Worker {
 impl Worker {
     /// Starts `current_exe worker` with `lib_dir` first on the library path.
     pub fn spawn(build: &str, lib_dir: &str) -> Result<Worker> {
-        let exe = std::env::current_exe().map_err(err)?;
-        let mut child = std::process::Command::new(exe)
+        let mut child = this_exe_on(lib_dir)?
             .arg("worker")
-            // Prepended, not replacing: a GPU build's own libraries (CUDA runtime, cuBLAS) may
-            // be found only through the caller's path.
-            .env("LD_LIBRARY_PATH", search_path("LD_LIBRARY_PATH", lib_dir)?)
-            .env(
-                "DYLD_LIBRARY_PATH",
-                search_path("DYLD_LIBRARY_PATH", lib_dir)?,
-            )
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()

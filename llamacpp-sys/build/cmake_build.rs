@@ -53,6 +53,9 @@ pub fn build(cfg: &Config, tree: &Tree, variant: Variant, dynamic: bool) -> Resu
         .define("GGML_OPENMP", on(link_plan::openmp(&cfg.target, f.openmp)))
         .define("GGML_NATIVE", on(f.native))
         .define("GGML_RPC", on(f.rpc))
+        // ggml-rpc turns RDMA on by itself when libibverbs is installed; nothing here links it,
+        // and an RDMA path nobody asked for must not appear because a host has the library
+        .define("GGML_RPC_RDMA", "OFF")
         .define("GGML_BLAS", "OFF")
         .define("GGML_CCACHE", "ON");
     if f.openmp && !link_plan::openmp(&cfg.target, true) {

@@ -171,7 +171,8 @@ pub struct Device {
     pub memory_total: usize,
 }
 
-/// The devices of every backend compiled in.
+/// The devices of every backend compiled in, and those of the RPC servers added with
+/// `rpc::add_rpc_server` (whose memory figures each cost a round trip to the server).
 ///
 /// ```
 /// let devices = llamacpp::backend::devices();
@@ -179,29 +180,40 @@ pub struct Device {
 /// ```
 pub fn devices() -> Vec<Device> {
     init();
-    // SAFETY: the registry is initialised; indices are below the count it reports.
+    // SAFETY: the registry is initialised; indices are below the count it reports, and
+    // the devices it returns live as long as the process.
     unsafe {
         (0..sys::ggml_backend_dev_count())
-            .map(|i| {
-                let dev = sys::ggml_backend_dev_get(i);
-                let (mut free, mut total) = (0usize, 0usize);
-                sys::ggml_backend_dev_memory(dev, &mut free, &mut total);
-                let kind = match sys::ggml_backend_dev_type(dev) {
-                    sys::GGML_BACKEND_DEVICE_TYPE_CPU => DeviceKind::Cpu,
-                    sys::GGML_BACKEND_DEVICE_TYPE_GPU => DeviceKind::Gpu,
-                    sys::GGML_BACKEND_DEVICE_TYPE_IGPU => DeviceKind::IntegratedGpu,
-                    sys::GGML_BACKEND_DEVICE_TYPE_ACCEL => DeviceKind::Accelerator,
-                    _ => DeviceKind::Other,
-                };
-                Device {
-                    name: cstr_lossy(sys::ggml_backend_dev_name(dev)),
-                    description: cstr_lossy(sys::ggml_backend_dev_description(dev)),
-                    kind,
-                    memory_free: free,
-                    memory_total: total,
-                }
-            })
+            .map(|i| device_from_raw(sys::ggml_backend_dev_get(i)))
             .collect()
+    }
+}
+
+/// The [`Device`] description of a registered device (its memory query may be a network
+/// round trip for an RPC device).
+///
+/// # Safety
+/// `dev` must be a device of a registered backend (devices live as long as the process).
+pub(crate) unsafe fn device_from_raw(dev: sys::ggml_backend_dev_t) -> Device {
+    let (mut free, mut total) = (0usize, 0usize);
+    // SAFETY: `dev` is a valid device per this function's contract; the getters return
+    // NUL-terminated strings owned by the device.
+    unsafe {
+        sys::ggml_backend_dev_memory(dev, &mut free, &mut total);
+        let kind = match sys::ggml_backend_dev_type(dev) {
+            sys::GGML_BACKEND_DEVICE_TYPE_CPU => DeviceKind::Cpu,
+            sys::GGML_BACKEND_DEVICE_TYPE_GPU => DeviceKind::Gpu,
+            sys::GGML_BACKEND_DEVICE_TYPE_IGPU => DeviceKind::IntegratedGpu,
+            sys::GGML_BACKEND_DEVICE_TYPE_ACCEL => DeviceKind::Accelerator,
+            _ => DeviceKind::Other,
+        };
+        Device {
+            name: cstr_lossy(sys::ggml_backend_dev_name(dev)),
+            description: cstr_lossy(sys::ggml_backend_dev_description(dev)),
+            kind,
+            memory_free: free,
+            memory_total: total,
+        }
     }
 }
 

@@ -159,6 +159,9 @@ pub struct Context<'m> {
     outputs: Vec<i32>,
     /// The LoRA adapters llama.cpp points at; dropped after `llama_free` (Drop runs first).
     pub(crate) loras: Vec<LoraAdapter<'m>>,
+    /// Set when an RPC server the model uses failed during a decode/encode (endpoint,
+    /// what happened): the state is unknown, so every later run is refused.
+    poisoned: Option<(String, String)>,
 }
 
 // SAFETY: a llama_context may be used from any one thread at a time; the
@@ -267,6 +270,7 @@ impl<'m> Context<'m> {
             embeddings: raw.embeddings,
             outputs: Vec::new(),
             loras: Vec::new(),
+            poisoned: None,
         })
     }
 
@@ -374,6 +378,7 @@ impl<'m> Context<'m> {
     /// Runs the model on `batch` (after checking every precondition that would
     /// otherwise abort the process or corrupt memory).
     pub fn decode(&mut self, batch: &mut Batch) -> Result<()> {
+        self.check_usable()?;
         self.check_batch(batch)?;
         self.outputs.clear();
         let raw = batch.as_raw();
@@ -382,6 +387,7 @@ impl<'m> Context<'m> {
         // SAFETY: valid context; the batch view is valid while `batch` is borrowed.
         let rc = unsafe { sys::llama_decode(self.as_ptr(), raw) };
         drop(guard);
+        self.check_remote(rc)?;
         check_decode(rc)?;
         self.outputs = batch.output_indices();
         Ok(())
@@ -401,6 +407,7 @@ impl<'m> Context<'m> {
     pub fn decode_tokens(&mut self, tokens: &[Token]) -> Result<()> {
         // Token is repr(transparent) over i32.
         let ids: &[i32] = bytemuck_tokens(tokens);
+        self.check_usable()?;
         self.check_rows(ids.len(), 1, ids)?;
         self.outputs.clear();
         // SAFETY: llama_batch_get_one only stores the pointer; llama.cpp reads the tokens
@@ -410,6 +417,7 @@ impl<'m> Context<'m> {
         // SAFETY: valid context; the batch points into `ids`, borrowed for the whole call.
         let rc = unsafe { sys::llama_decode(self.as_ptr(), raw) };
         drop(guard);
+        self.check_remote(rc)?;
         check_decode(rc)?;
         let n = ids.len() as i32;
         self.outputs = if self.embeddings {
@@ -422,6 +430,7 @@ impl<'m> Context<'m> {
 
     /// Runs the encoder (encoder-decoder and embedding models).
     pub fn encode(&mut self, batch: &mut Batch) -> Result<()> {
+        self.check_usable()?;
         self.check_batch(batch)?;
         self.outputs.clear();
         let raw = batch.as_raw();
@@ -430,8 +439,51 @@ impl<'m> Context<'m> {
         // SAFETY: valid context; the batch view is valid while `batch` is borrowed.
         let rc = unsafe { sys::llama_encode(self.as_ptr(), raw) };
         drop(guard);
+        self.check_remote(rc)?;
         check_decode(rc)?;
         self.outputs = batch.output_indices();
+        Ok(())
+    }
+
+    /// `Err` once an RPC server failed under this context (see [`Context::check_remote`]).
+    fn check_usable(&self) -> Result<()> {
+        match &self.poisoned {
+            None => Ok(()),
+            Some((endpoint, reason)) => Err(Error::Rpc {
+                endpoint: endpoint.clone(),
+                reason: format!(
+                    "this context is unusable after an earlier failure ({reason}); create a new \
+                     one (and load the model again if the server is gone)"
+                ),
+            }),
+        }
+    }
+
+    /// On a model with RPC devices (patched build): after a run returned `rc`, waits for
+    /// its outputs and checks the connections; a failure poisons the context. Free for
+    /// models without them.
+    #[cfg(feature = "rpc")]
+    fn check_remote(&mut self, rc: i32) -> Result<()> {
+        if self.model.rpc_endpoints.is_empty() {
+            return Ok(());
+        }
+        // SAFETY: valid context.
+        let checked =
+            unsafe { crate::rpc::check_after_run(self.as_ptr(), &self.model.rpc_endpoints, rc) };
+        if let Err(e) = checked {
+            let endpoint = match &e {
+                Error::Rpc { endpoint, .. } => endpoint.clone(),
+                _ => self.model.rpc_endpoints.join(","),
+            };
+            self.poisoned = Some((endpoint, e.to_string()));
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Without the `rpc` feature no model has remote devices.
+    #[cfg(not(feature = "rpc"))]
+    fn check_remote(&mut self, _rc: i32) -> Result<()> {
         Ok(())
     }
 

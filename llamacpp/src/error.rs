@@ -110,6 +110,28 @@ pub enum Error {
     /// Speculative decoding was set up with models that cannot work together.
     #[error("speculative decoding: {0}")]
     Speculative(String),
+    /// An RPC server could not be used (`rpc` feature): a bad endpoint, a server that cannot
+    /// be reached or does not answer, a connection that failed during use, a context
+    /// unusable after such a failure, or a server that cannot start.
+    #[error("RPC server {endpoint}: {reason}")]
+    Rpc {
+        /// The endpoint (`host:port`) as given, or the one that failed.
+        endpoint: String,
+        /// What went wrong, and what to do about it where that is known.
+        reason: String,
+    },
+    /// An RPC server speaks another protocol version than this library (`rpc` feature).
+    #[error("RPC server {endpoint} speaks protocol {server}, this client {client}: {reason}")]
+    RpcVersion {
+        /// The endpoint (`host:port`).
+        endpoint: String,
+        /// The server's version, `major.minor.patch`.
+        server: String,
+        /// The version this library speaks and expects.
+        client: String,
+        /// Why they do not work together.
+        reason: String,
+    },
     /// A filesystem error.
     #[error(transparent)]
     Io(#[from] std::io::Error),

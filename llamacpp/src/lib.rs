@@ -19,6 +19,8 @@ mod model_params;
 pub mod mtp;
 mod params;
 pub mod prompt_cache;
+#[cfg(feature = "rpc")]
+pub mod rpc;
 mod sampler;
 pub mod speculative;
 #[cfg(feature = "tokio")]

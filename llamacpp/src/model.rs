@@ -31,6 +31,10 @@ pub struct Model {
     /// adapter load and free take it for writing, context creation and decode
     /// for reading, so adapters can be used while other threads decode.
     pub(crate) adapters_lock: RwLock<()>,
+    /// The RPC servers (`host:port`) whose devices the model may use; empty without
+    /// them, which keeps decoding free of their checks.
+    #[cfg(feature = "rpc")]
+    pub(crate) rpc_endpoints: Vec<String>,
 }
 
 // SAFETY: a llama_model is immutable after loading; llama.cpp creates contexts
@@ -78,6 +82,10 @@ impl Model {
             raw.progress_callback = Some(progress_trampoline);
             raw.progress_callback_user_data = (f as *mut ProgressFn).cast();
         }
+        #[cfg(feature = "rpc")]
+        // SAFETY: `raw.devices` is NULL or the NULL-terminated list `params` owns, of
+        // devices `ModelParams::devices` looked up in the registry.
+        let rpc_endpoints = unsafe { crate::rpc::model_endpoints(raw.devices) };
         // SAFETY: the path is NUL-terminated; the progress closure and the arrays `raw`
         // points into (owned by `params`, untouched until after the call) outlive the call.
         let (ptr, log) = backend::capture_log(|| unsafe {
@@ -85,18 +93,31 @@ impl Model {
         });
         drop(progress);
         drop(params);
-        let ptr = NonNull::new(ptr).ok_or_else(|| Error::ModelLoad {
-            path: path.into(),
-            reason: if log.is_empty() {
-                "llama.cpp returned NULL (cancelled?)".into()
-            } else {
-                log
-            },
-        })?;
-        Ok(Model {
+        let Some(ptr) = NonNull::new(ptr) else {
+            // A connection that failed during the load: say which server (while another
+            // model keeps that connection; otherwise the log tells).
+            #[cfg(feature = "rpc")]
+            crate::rpc::check_endpoints(&rpc_endpoints)?;
+            return Err(Error::ModelLoad {
+                path: path.into(),
+                reason: if log.is_empty() {
+                    "llama.cpp returned NULL (cancelled?)".into()
+                } else {
+                    log
+                },
+            });
+        };
+        let model = Model {
             ptr,
             adapters_lock: RwLock::new(()),
-        })
+            #[cfg(feature = "rpc")]
+            rpc_endpoints,
+        };
+        // A connection lost during the load may have left weights unwritten (dropping the
+        // model on Err frees it).
+        #[cfg(feature = "rpc")]
+        crate::rpc::check_endpoints(&model.rpc_endpoints)?;
+        Ok(model)
     }
 
     pub(crate) fn as_ptr(&self) -> *mut sys::llama_model {

@@ -40,6 +40,12 @@ pub struct CompareRow {
     /// (`Σ(p-u)² / Σu²`), if checked.
     #[serde(default)]
     pub logits_nmse: Option<f64>,
+    /// The RPC servers (`host:port`) the upstream build's devices were on; none without `-rpc`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upstream_rpc: Vec<String>,
+    /// The RPC servers the patched build's devices were on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub patched_rpc: Vec<String>,
 }
 
 impl CompareRow {
@@ -58,6 +64,8 @@ impl CompareRow {
             speedup: patched.avg_ts / upstream.avg_ts,
             logits_max_abs_diff: None,
             logits_nmse: None,
+            upstream_rpc: Vec::new(),
+            patched_rpc: Vec::new(),
         }
     }
 
@@ -160,5 +168,22 @@ mod tests {
         .unwrap();
         assert_eq!(row.model_label(), "q.gguf");
         assert_eq!(row.logits_nmse, None);
+        assert!(row.upstream_rpc.is_empty() && row.patched_rpc.is_empty());
+    }
+
+    #[test]
+    fn rpc_servers_are_written_only_when_used() {
+        let up = readme_pp512();
+        let mut row = CompareRow::new(&up, &up);
+        let json = serde_json::to_string(&row).unwrap();
+        assert!(!json.contains("_rpc"), "{json}");
+        row.upstream_rpc = vec!["127.0.0.1:40001".into()];
+        row.patched_rpc = vec!["127.0.0.1:40002".into()];
+        let json = serde_json::to_string(&row).unwrap();
+        assert!(
+            json.contains(r#""upstream_rpc":["127.0.0.1:40001"]"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<CompareRow>(&json).unwrap(), row);
     }
 }
