@@ -1,26 +1,14 @@
 //! The binary end to end on a tiny synthetic Qwen3-Next: `compare --check`,
 //! `graph` (deterministic counts), the plain run and saved-file compare.
 
-use std::process::Command;
+mod common;
 
-use llamacpp_synth::Preset;
+use common::tiny;
 
+/// `llama-bench args`: whether it succeeded, stdout and stderr.
 fn bench(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_llama-bench"))
-        .args(args)
-        .output()
-        .expect("run llama-bench");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn tiny() -> String {
-    llamacpp_synth::tiny_model_path(Preset::Qwen3NextTiny)
-        .to_string_lossy()
-        .into_owned()
+    let (status, out, err) = common::bench(args);
+    (status.success(), out, err)
 }
 
 #[test]

@@ -2,30 +2,12 @@
 //! that name the server and that the saved-run compare reads, an unreachable server is an
 //! ordinary error, and `compare --rpc-local` runs both builds on servers of their own.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-use llamacpp_synth::Preset;
-
-const BIN: &str = env!("CARGO_BIN_EXE_llama-bench");
-
-fn bench(args: &[&str]) -> (std::process::ExitStatus, String, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("run llama-bench");
-    (
-        out.status,
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn tiny() -> String {
-    llamacpp_synth::tiny_model_path(Preset::Qwen3NextTiny)
-        .to_string_lossy()
-        .into_owned()
-}
+use common::{BIN, bench, tiny};
 
 /// A loopback server (`llama-bench rpc-server`), killed on drop.
 struct Server {

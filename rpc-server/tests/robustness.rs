@@ -328,6 +328,27 @@ fn server_survives_hostile_requests() {
     );
     drop(r);
 
+    // A chain of sources is built recursively, one stack frame per tensor: 100 deep is a
+    // graph (nothing to compute: every tensor is a leaf view-less NONE), 9000 deep is refused
+    // before it can exhaust the server thread's stack.
+    for (depth, refused) in [(100u64, false), (9000, true)] {
+        let mut r = Raw::hello(&ep);
+        let chain: Vec<Vec<u8>> = (1..=depth)
+            .map(|id| {
+                let next = if id < depth { id + 1 } else { 0 };
+                tensor_2d(id, GGML_TYPE_F32, 0, 0, [4, 1], 0, [next, 0], 0)
+            })
+            .collect();
+        r.send(GRAPH_COMPUTE, &graph(&[1], &chain));
+        if refused {
+            r.assert_closed_by_server();
+            still_serves(&mut server, "a source chain 9000 deep");
+        } else {
+            // still connected: a command with a reply is answered
+            r.buffer();
+        }
+    }
+
     // GGML_OP_CUSTOM carries a host function pointer in its op params.
     let (mut r, g) = get_rows_graph(&ep, [0, 1], GGML_OP_CUSTOM, GGML_TENSOR_FLAG_COMPUTE);
     r.send(GRAPH_COMPUTE, &graph(&[3], &g));

@@ -3,7 +3,7 @@
 //! patched ones, and one binary must run against either library).
 //!
 //! The signatures are those of the project's C API contract for ggml-rpc (patches
-//! 0026-0028; `add_server` and `start_server` exist upstream with the same types).
+//! 0026-0029; `add_server` and `start_server` exist upstream with the same types).
 
 use std::ffi::{CStr, c_char, c_void};
 use std::sync::OnceLock;

@@ -312,6 +312,9 @@ impl RpcServer {
         let bound = unsafe { port(handle.0.as_ptr()) };
         let spawned = std::thread::Builder::new()
             .name("llama-rpc-server".into())
+            // the server builds a client's graph recursively along source chains (up to 8192
+            // deep, about 0.9 MB at 96 bytes a frame): more room than the 2 MiB default
+            .stack_size(16 << 20)
             .spawn(move || {
                 let h = handle;
                 // SAFETY: a live server; `free` waits for this thread to end (join).
