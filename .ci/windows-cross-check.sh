@@ -134,7 +134,7 @@ echo "   ggml-rpc compiles"
 stage=shim
 echo "== shim (build/shim.rs's files)"
 shim=llamacpp-sys/shim common=$src/common
-files=("$shim/shim.cpp" "$shim/json_schema.cpp" "$shim/common_strings.cpp")
+files=("$shim/shim.cpp" "$shim/boundary.cpp" "$shim/json_schema.cpp" "$shim/common_strings.cpp")
 for f in json-schema-to-grammar json-schema json trie unicode; do files+=("$common/$f.cpp"); done
 mkdir -p "$out/shim"
 objs=()

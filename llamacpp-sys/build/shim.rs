@@ -26,6 +26,7 @@ pub fn compile(include_dirs: &[PathBuf], llama_src: Option<&Path>) {
     b.cpp(true)
         .std("c++17")
         .file(dir.join("shim.cpp"))
+        .file(dir.join("boundary.cpp"))
         .file(dir.join("json_schema.cpp"))
         .opt_level(2)
         .warnings(false);

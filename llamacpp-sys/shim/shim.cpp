@@ -2,32 +2,11 @@
 // exception through a Rust frame aborts the process or is undefined behaviour).
 #include "shim.h"
 
-#include <cstring>
-#include <exception>
+#include "guard.h"
 
-namespace {
+#include <regex>
 
-void set_err(char * err, size_t err_len, const char * msg) {
-    if (err == nullptr || err_len == 0) {
-        return;
-    }
-    std::strncpy(err, msg, err_len - 1);
-    err[err_len - 1] = '\0';
-}
-
-template <typename F, typename R>
-R guarded(char * err, size_t err_len, R on_error, F && f) {
-    try {
-        return f();
-    } catch (const std::exception & e) {
-        set_err(err, err_len, e.what());
-    } catch (...) {
-        set_err(err, err_len, "unknown C++ exception");
-    }
-    return on_error;
-}
-
-} // namespace
+using llama_sys::guarded;
 
 extern "C" struct llama_sampler * llama_sys_sampler_init_grammar(
         const struct llama_vocab * vocab, const char * grammar_str, const char * grammar_root,
@@ -42,6 +21,12 @@ extern "C" struct llama_sampler * llama_sys_sampler_init_grammar_lazy_patterns(
         const llama_token * trigger_tokens, size_t num_trigger_tokens,
         char * err, size_t err_len) {
     return guarded(err, err_len, (struct llama_sampler *) nullptr, [&] {
+        // llama.cpp compiles each pattern with std::regex after it allocated the sampler, and
+        // leaks that sampler when one throws: compile them here first, the same way, so an
+        // invalid pattern throws before anything is allocated.
+        for (size_t i = 0; i < num_trigger_patterns; ++i) {
+            (void) std::regex(trigger_patterns[i]);
+        }
         return llama_sampler_init_grammar_lazy_patterns(vocab, grammar_str, grammar_root,
                 trigger_patterns, num_trigger_patterns, trigger_tokens, num_trigger_tokens);
     });

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "llama.h"
+#include "gguf.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -39,6 +40,47 @@ struct llama_sampler * llama_sys_sampler_clone(const struct llama_sampler * smpl
 int32_t llama_sys_json_schema_to_grammar(const char * schema, size_t schema_len, char ** out);
 
 void llama_sys_string_free(char * s);
+
+// boundary.cpp: llama.cpp functions that can throw (see EXCEPTIONS.md). Each returns
+// 0 with the original's result in *out, or -1 on a C++ exception, whose message goes
+// to `err` as above; the constructors return NULL on an exception.
+
+int32_t llama_sys_tokenize(const struct llama_vocab * vocab, const char * text, int32_t text_len,
+        llama_token * tokens, int32_t n_tokens_max, bool add_special, bool parse_special,
+        int32_t * out, char * err, size_t err_len);
+
+int32_t llama_sys_token_to_piece(const struct llama_vocab * vocab, llama_token token, char * buf,
+        int32_t length, int32_t lstrip, bool special, int32_t * out, char * err, size_t err_len);
+
+int32_t llama_sys_detokenize(const struct llama_vocab * vocab, const llama_token * tokens,
+        int32_t n_tokens, char * text, int32_t text_len_max, bool remove_special, bool unparse_special,
+        int32_t * out, char * err, size_t err_len);
+
+int32_t llama_sys_decode(struct llama_context * ctx, struct llama_batch batch,
+        int32_t * out, char * err, size_t err_len);
+
+int32_t llama_sys_encode(struct llama_context * ctx, struct llama_batch batch,
+        int32_t * out, char * err, size_t err_len);
+
+int32_t llama_sys_process(struct llama_context * ctx, enum llama_process_type type,
+        struct llama_batch_ext * batch, int32_t * out, char * err, size_t err_len);
+
+int32_t llama_sys_chat_apply_template(const char * tmpl, const struct llama_chat_message * chat,
+        size_t n_msg, bool add_ass, char * buf, int32_t length, int32_t * out, char * err, size_t err_len);
+
+// Returns 0, or -1 on an exception.
+int32_t llama_sys_sampler_reset(struct llama_sampler * smpl, char * err, size_t err_len);
+
+struct llama_sampler * llama_sys_sampler_init_penalties(int32_t n_vocab, int32_t penalty_last_n,
+        float penalty_repeat, float penalty_freq, float penalty_present, char * err, size_t err_len);
+
+struct llama_sampler * llama_sys_sampler_init_dry(const struct llama_vocab * vocab,
+        float dry_multiplier, float dry_base, int32_t dry_allowed_length, int32_t dry_penalty_last_n,
+        const char ** seq_breakers, size_t num_breakers, char * err, size_t err_len);
+
+// NULL on failure; `err` stays empty unless it was an exception (gguf logs the rest).
+struct gguf_context * llama_sys_gguf_init_from_file(const char * fname, struct gguf_init_params params,
+        char * err, size_t err_len);
 
 #ifdef __cplusplus
 }

@@ -70,17 +70,49 @@ pub fn capture_info_log<R>(f: impl FnOnce() -> R) -> (R, String) {
 
 fn capture<R>(min_level: i32, f: impl FnOnce() -> R) -> (R, String) {
     init();
+    /// Ends the capture even when `f` panics: a buffer left on the stack would collect
+    /// every later line logged on the thread, without bound.
+    struct Pop;
+    impl Drop for Pop {
+        fn drop(&mut self) {
+            let _ = CAPTURE.try_with(|c| c.borrow_mut().pop());
+        }
+    }
     CAPTURE.with(|c| c.borrow_mut().push((min_level, String::new())));
+    let pop = Pop;
     let r = f();
     let log = CAPTURE
-        .with(|c| c.borrow_mut().pop())
-        .map(|(_, s)| s)
+        .with(|c| c.borrow_mut().last_mut().map(|(_, s)| std::mem::take(s)))
         .unwrap_or_default();
+    drop(pop);
     (r, log.trim_end().to_string())
 }
 
+/// Runs `f` where a panic must not unwind (a callback called from C): `None` if it
+/// panicked. The panic's payload is dropped under `catch_unwind` too, since its `Drop`
+/// may panic, and a panic escaping an `extern "C"` function aborts the process.
+pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Option<R> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => Some(r),
+        Err(mut payload) => {
+            // A payload whose Drop panics yields a new payload, which may do the same: after
+            // a few rounds the last one is leaked rather than dropped.
+            for _ in 0..8 {
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(payload)))
+                {
+                    Ok(()) => return None,
+                    Err(next) => payload = next,
+                }
+            }
+            std::mem::forget(payload);
+            None
+        }
+    }
+}
+
 extern "C" fn on_abort(message: *const c_char) {
-    let _ = std::panic::catch_unwind(|| {
+    // The `tracing` subscriber is the application's code, and may panic.
+    catch(|| {
         // SAFETY: ggml passes a NUL-terminated message buffer valid for this call.
         let msg = unsafe { cstr_lossy(message) };
         tracing::error!(target: "llama_cpp", "ggml abort: {msg}");
@@ -89,7 +121,8 @@ extern "C" fn on_abort(message: *const c_char) {
 }
 
 extern "C" fn on_log(level: sys::ggml_log_level, text: *const c_char, _user: *mut c_void) {
-    let _ = std::panic::catch_unwind(|| {
+    // The `tracing` subscriber is the application's code, and may panic.
+    catch(|| {
         // SAFETY: ggml/llama pass a NUL-terminated string valid for this call.
         let text = unsafe { cstr_lossy(text) };
         LINE.with(|line| {
@@ -222,4 +255,36 @@ pub fn system_info() -> String {
     init();
     // SAFETY: returns a pointer to a static string.
     unsafe { cstr_lossy(sys::llama_print_system_info()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_capture_leaves_no_buffer_behind() {
+        for _ in 0..3 {
+            let r = std::panic::catch_unwind(|| capture_info_log(|| panic!("in the closure")));
+            assert!(r.is_err());
+        }
+        assert_eq!(CAPTURE.with(|c| c.borrow().len()), 0);
+        let (_, outer) = capture_log(|| {
+            let ((), inner) = capture_info_log(|| emit(sys::GGML_LOG_LEVEL_WARN as i32, "w"));
+            assert_eq!(inner, "w");
+        });
+        assert_eq!(outer, "w");
+        assert_eq!(CAPTURE.with(|c| c.borrow().len()), 0);
+    }
+
+    #[test]
+    fn catch_survives_a_payload_whose_drop_panics() {
+        struct Bomb;
+        impl Drop for Bomb {
+            fn drop(&mut self) {
+                panic!("payload drop");
+            }
+        }
+        assert_eq!(catch(|| std::panic::panic_any(Bomb)), None::<()>);
+        assert_eq!(catch(|| 7), Some(7));
+    }
 }

@@ -24,8 +24,35 @@ struct Callbacks {
     asked: Option<Instant>,
 }
 
+/// The context's [`Callbacks`], owned through a raw pointer rather than a `Box`: C keeps a
+/// copy of the pointer for the context's life, and moving a `Box` (into the `Context`)
+/// asserts unique access to its contents, which would invalidate that copy under Rust's
+/// aliasing rules. The trampolines are the only code that reads the callbacks.
+struct CallbackData(NonNull<Callbacks>);
+
+impl CallbackData {
+    fn new(callbacks: Callbacks) -> Self {
+        Self(NonNull::from(Box::leak(Box::new(callbacks))))
+    }
+
+    /// The pointer handed to C as callback data.
+    fn as_ptr(&self) -> *mut c_void {
+        self.0.as_ptr().cast()
+    }
+}
+
+impl Drop for CallbackData {
+    fn drop(&mut self) {
+        // SAFETY: the pointer came from `Box::leak` in `new` and is freed only here; the
+        // context that called into it is freed before (`Context`'s Drop runs before its
+        // fields are dropped), or was never created.
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+    }
+}
+
 extern "C" fn abort_trampoline(data: *mut c_void) -> bool {
-    // SAFETY: `data` is the context's boxed `Callbacks`, alive as long as the context.
+    // SAFETY: `data` is the context's `Callbacks` (`CallbackData`), alive as long as the
+    // context.
     let cb = unsafe { &*data.cast::<Callbacks>() };
     cb.abort.as_ref().is_some_and(|f| f.load(Ordering::Relaxed))
 }
@@ -35,8 +62,8 @@ extern "C" fn abort_trampoline(data: *mut c_void) -> bool {
 /// with `!ask` after it; that call answers whether to go on computing.
 extern "C" fn eval_trampoline(t: *mut sys::ggml_tensor, ask: bool, data: *mut c_void) -> bool {
     let timing = {
-        // SAFETY: `data` is the context's boxed `Callbacks`, alive as long as the context;
-        // this shared borrow ends before the exclusive one below.
+        // SAFETY: `data` is the context's `Callbacks` (`CallbackData`), alive as long as the
+        // context; this shared borrow ends before the exclusive one below.
         let cb = unsafe { &*data.cast::<Callbacks>() };
         matches!(cb.graph, Some(GraphCallback::Time(_)))
     };
@@ -46,9 +73,11 @@ extern "C" fn eval_trampoline(t: *mut sys::ggml_tensor, ask: bool, data: *mut c_
     if t.is_null() {
         return answer;
     }
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        // SAFETY: `data` is the context's boxed `Callbacks`; the scheduler calls this from
-        // the thread running decode, which holds `&mut Context`, so access is exclusive.
+    // A panic in the user's callback must not unwind into C (nor its payload's drop).
+    backend::catch(|| {
+        // SAFETY: `data` is the context's `Callbacks` (`CallbackData`); the scheduler calls
+        // this from the thread running decode, which holds `&mut Context`, so access is
+        // exclusive.
         let cb = unsafe { &mut *data.cast::<Callbacks>() };
         match (cb.graph.as_mut(), ask) {
             (Some(GraphCallback::Observe(observer)), true) => {
@@ -66,7 +95,7 @@ extern "C" fn eval_trampoline(t: *mut sys::ggml_tensor, ask: bool, data: *mut c_
             }
             _ => {}
         }
-    }));
+    });
     answer
 }
 
@@ -144,13 +173,18 @@ pub struct Context<'m> {
     id: u64,
     /// Read only by the C callbacks; must live (at a fixed address) as long as the context.
     #[allow(dead_code)]
-    callbacks: Box<Callbacks>,
+    callbacks: CallbackData,
     /// The worker threads llama.cpp was given, if any; freed after `llama_free` (Drop runs first).
     #[allow(dead_code)]
     pool: Option<ThreadPool>,
     n_batch: u32,
     n_ubatch: u32,
     n_seq_max: u32,
+    /// One KV stream for every sequence; without it each sequence has its own, and
+    /// llama.cpp can copy only whole sequences between streams.
+    pub(crate) kv_unified: bool,
+    /// The workers in `pool`: llama.cpp must not be asked to compute with more.
+    pool_threads: Option<i32>,
     /// The `n_outputs_max` the caller set (0 = n_batch); llama.cpp asserts that no
     /// decode reserves more output rows than this.
     n_outputs_max: u32,
@@ -159,13 +193,25 @@ pub struct Context<'m> {
     outputs: Vec<i32>,
     /// The LoRA adapters llama.cpp points at; dropped after `llama_free` (Drop runs first).
     pub(crate) loras: Vec<LoraAdapter<'m>>,
-    /// Set when an RPC server the model uses failed during a decode/encode (endpoint,
-    /// what happened): the state is unknown, so every later run is refused.
-    poisoned: Option<(String, String)>,
+    /// Set when a decode/encode failed in a way that leaves the context's state unknown,
+    /// so every later run is refused.
+    poisoned: Option<Poison>,
+}
+
+/// Why a context refuses to run.
+#[derive(Debug)]
+enum Poison {
+    /// An RPC server the model uses failed (endpoint, what happened).
+    #[cfg_attr(not(feature = "rpc"), allow(dead_code))]
+    Rpc(String, String),
+    /// llama.cpp threw from a decode or encode: it may have marked its compute buffers
+    /// as reserved before the reservation threw, so a later run could use buffers that
+    /// were never allocated.
+    Cpp(String),
 }
 
 // SAFETY: a llama_context may be used from any one thread at a time; the
-// callbacks it owns are `Send`; `&Model` is `Send` because `Model: Sync`; a ggml
+// callbacks it owns (through `CallbackData`'s pointer) are `Send`; `&Model` is `Send` because `Model: Sync`; a ggml
 // thread pool is driven by whichever thread computes, and freed from any.
 unsafe impl Send for Context<'_> {}
 
@@ -213,33 +259,42 @@ impl<'m> Context<'m> {
             graph,
             thread_pool,
         } = params;
-        let pool = match &thread_pool {
-            Some(options) => Some(ThreadPool::new(
-                raw.n_threads.max(raw.n_threads_batch),
-                options,
-            )?),
-            None => None,
+        let pool_threads = thread_pool
+            .as_ref()
+            .map(|_| raw.n_threads.max(raw.n_threads_batch));
+        let pool = match (&thread_pool, pool_threads) {
+            (Some(options), Some(n)) => Some(ThreadPool::new(n, options)?),
+            _ => None,
         };
-        let mut callbacks = Box::new(Callbacks {
+        let (has_abort, has_graph) = (abort.is_some(), graph.is_some());
+        let callbacks = CallbackData::new(Callbacks {
             abort,
             graph,
             asked: None,
         });
-        let data: *mut c_void = (&mut *callbacks as *mut Callbacks).cast();
-        if callbacks.abort.is_some() {
+        let data = callbacks.as_ptr();
+        if has_abort {
             raw.abort_callback = Some(abort_trampoline);
             raw.abort_callback_data = data;
         }
-        if callbacks.graph.is_some() {
+        if has_graph {
             raw.cb_eval = Some(eval_trampoline);
             raw.cb_eval_user_data = data;
         }
-        // Building the graph reads the model's adapter set (see `Model::adapters_lock`).
-        let guard = model.adapters_lock.read();
+        let rewrites_model = yarn_rewrites_n_ctx_train(model, &raw)?;
+        // Building the graph reads the model's adapter set (see `Model::adapters_lock`). A
+        // context with its own YaRN frequency scale also writes the shared model's
+        // n_ctx_train (`llama_init_from_model`): it excludes every other context creation,
+        // decode and adapter change on the model meanwhile.
+        let (read, write) = if rewrites_model {
+            (None, Some(adapters_write(model)?))
+        } else {
+            (Some(adapters_read(model)), None)
+        };
         // SAFETY: the model is valid for 'm; params are plain data; callback data is boxed.
         let (ptr, log) =
             backend::capture_log(|| unsafe { sys::llama_init_from_model(model.as_ptr(), raw) });
-        drop(guard);
+        drop((read, write));
         let ptr = NonNull::new(ptr).ok_or(Error::Null {
             what: "llama_init_from_model",
             log,
@@ -257,7 +312,7 @@ impl<'m> Context<'m> {
             )
         };
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-        Ok(Context {
+        let ctx = Context {
             ptr,
             model,
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -266,12 +321,25 @@ impl<'m> Context<'m> {
             n_batch,
             n_ubatch,
             n_seq_max,
+            kv_unified: raw.kv_unified,
+            pool_threads,
             n_outputs_max: raw.n_outputs_max,
             embeddings: raw.embeddings,
             outputs: Vec::new(),
             loras: Vec::new(),
             poisoned: None,
-        })
+        };
+        // A vocabulary-only model has no weights: llama.cpp makes a context without
+        // backends, scheduler, memory or output buffer, and its first decode dereferences
+        // them. The missing output buffer is what tells (every runnable context has one).
+        // SAFETY: valid context; nothing is queued, so the call only returns the pointer.
+        if unsafe { sys::llama_get_logits(ctx.as_ptr()) }.is_null() {
+            return Err(Error::Unsupported(
+                "the model was loaded with `vocab_only`: it has no weights to run a context on"
+                    .into(),
+            ));
+        }
+        Ok(ctx)
     }
 
     pub(crate) fn id(&self) -> u64 {
@@ -383,9 +451,10 @@ impl<'m> Context<'m> {
         self.outputs.clear();
         let raw = batch.as_raw();
         // A graph rebuild reads the model's adapter set (see `Model::adapters_lock`).
-        let guard = self.model.adapters_lock.read();
+        let guard = adapters_read(self.model);
         // SAFETY: valid context; the batch view is valid while `batch` is borrowed.
-        let rc = unsafe { sys::llama_decode(self.as_ptr(), raw) };
+        let rc = unsafe { crate::boundary::decode(self.as_ptr(), raw) }
+            .map_err(|e| self.poison_on_throw(e))?;
         drop(guard);
         self.check_remote(rc)?;
         check_decode(rc)?;
@@ -413,9 +482,10 @@ impl<'m> Context<'m> {
         // SAFETY: llama_batch_get_one only stores the pointer; llama.cpp reads the tokens
         // during llama_decode below and never writes through it; `ids` outlives the call.
         let raw = unsafe { sys::llama_batch_get_one(ids.as_ptr().cast_mut(), ids.len() as i32) };
-        let guard = self.model.adapters_lock.read();
+        let guard = adapters_read(self.model);
         // SAFETY: valid context; the batch points into `ids`, borrowed for the whole call.
-        let rc = unsafe { sys::llama_decode(self.as_ptr(), raw) };
+        let rc = unsafe { crate::boundary::decode(self.as_ptr(), raw) }
+            .map_err(|e| self.poison_on_throw(e))?;
         drop(guard);
         self.check_remote(rc)?;
         check_decode(rc)?;
@@ -429,15 +499,40 @@ impl<'m> Context<'m> {
     }
 
     /// Runs the encoder (encoder-decoder and embedding models).
+    ///
+    /// A model with a decoder and memory but no encoder (every causal LM, hybrid and
+    /// recurrent models) is [`Error::Unsupported`]: llama.cpp would build its decoder
+    /// graph without the memory state it reads. The whole batch must fit in `n_ubatch`
+    /// (the encoder cannot split it).
     pub fn encode(&mut self, batch: &mut Batch) -> Result<()> {
         self.check_usable()?;
+        // SAFETY: valid model and context.
+        let (encoder, memory) = unsafe {
+            (
+                sys::llama_model_has_encoder(self.model.as_ptr()),
+                !sys::llama_get_memory(self.as_ptr()).is_null(),
+            )
+        };
+        if !encoder && memory {
+            return Err(Error::Unsupported(
+                "encode on a model without an encoder (use decode)".into(),
+            ));
+        }
         self.check_batch(batch)?;
+        if batch.len() > self.n_ubatch as usize {
+            return Err(Error::OutOfRange {
+                what: "batch size",
+                value: batch.len() as i64,
+                expected: format!("<= n_ubatch = {} for encode", self.n_ubatch),
+            });
+        }
         self.outputs.clear();
         let raw = batch.as_raw();
         // A graph rebuild reads the model's adapter set (see `Model::adapters_lock`).
-        let guard = self.model.adapters_lock.read();
+        let guard = adapters_read(self.model);
         // SAFETY: valid context; the batch view is valid while `batch` is borrowed.
-        let rc = unsafe { sys::llama_encode(self.as_ptr(), raw) };
+        let rc = unsafe { crate::boundary::encode(self.as_ptr(), raw) }
+            .map_err(|e| self.poison_on_throw(e))?;
         drop(guard);
         self.check_remote(rc)?;
         check_decode(rc)?;
@@ -449,14 +544,26 @@ impl<'m> Context<'m> {
     fn check_usable(&self) -> Result<()> {
         match &self.poisoned {
             None => Ok(()),
-            Some((endpoint, reason)) => Err(Error::Rpc {
+            Some(Poison::Rpc(endpoint, reason)) => Err(Error::Rpc {
                 endpoint: endpoint.clone(),
                 reason: format!(
                     "this context is unusable after an earlier failure ({reason}); create a new \
                      one (and load the model again if the server is gone)"
                 ),
             }),
+            Some(Poison::Cpp(message)) => Err(Error::Unsupported(format!(
+                "this context is unusable after llama.cpp threw in an earlier run ({message}); \
+                 create a new one"
+            ))),
         }
+    }
+
+    /// Records that llama.cpp threw from a run (see [`Poison::Cpp`]) and passes the error on.
+    fn poison_on_throw(&mut self, e: Error) -> Error {
+        if let Error::Cpp { what, message } = &e {
+            self.poisoned = Some(Poison::Cpp(format!("{what}: {message}")));
+        }
+        e
     }
 
     /// On a model with RPC devices (patched build): after a run returned `rc`, waits for
@@ -475,7 +582,7 @@ impl<'m> Context<'m> {
                 Error::Rpc { endpoint, .. } => endpoint.clone(),
                 _ => self.model.rpc_endpoints.join(","),
             };
-            self.poisoned = Some((endpoint, e.to_string()));
+            self.poisoned = Some(Poison::Rpc(endpoint, e.to_string()));
             return Err(e);
         }
         Ok(())
@@ -576,13 +683,20 @@ impl<'m> Context<'m> {
         Ok(())
     }
 
-    /// Sets the threads for generation and batch processing.
+    /// Sets the threads for generation and batch processing: 1 to 512 (ggml's limit),
+    /// and with a [`thread_pool`](crate::ContextParams::thread_pool) at most its size.
     pub fn set_threads(&mut self, n_gen: i32, n_batch: i32) -> Result<()> {
-        if n_gen < 1 || n_batch < 1 {
+        crate::params::check_threads("n_threads_gen", n_gen)?;
+        crate::params::check_threads("n_threads_batch", n_batch)?;
+        // A pool's workers are an array of its size; with OpenMP ggml indexes it by the
+        // thread count asked for.
+        if let Some(max) = self.pool_threads
+            && n_gen.max(n_batch) > max
+        {
             return Err(Error::OutOfRange {
                 what: "threads",
-                value: i64::from(n_gen.min(n_batch)),
-                expected: ">= 1".into(),
+                value: i64::from(n_gen.max(n_batch)),
+                expected: format!("<= {max}, the thread pool's size"),
             });
         }
         // SAFETY: valid context.
@@ -615,8 +729,140 @@ impl<'m> Context<'m> {
     }
 }
 
+/// Whether creating a context with `raw` makes llama.cpp write the model's `n_ctx_train`
+/// (as `n_ctx_orig_yarn / rope_freq_scale`): with YaRN scaling (asked for, or possibly the
+/// model's own when unspecified) and a frequency scale other than the model's. `Err` when
+/// that quotient does not fit the `u32` it is converted to (undefined behaviour in C++,
+/// leaving the model with a garbage training context).
+fn yarn_rewrites_n_ctx_train(model: &Model, raw: &sys::llama_context_params) -> Result<bool> {
+    let scale = raw.rope_freq_scale;
+    // SAFETY: valid model.
+    let train_scale = unsafe { sys::llama_model_rope_freq_scale_train(model.as_ptr()) };
+    let yarn = matches!(
+        raw.rope_scaling_type,
+        sys::LLAMA_ROPE_SCALING_TYPE_YARN | sys::LLAMA_ROPE_SCALING_TYPE_UNSPECIFIED
+    );
+    // 0 means "the model's scale" (validated: finite and >= 0).
+    if !yarn || scale == 0.0 || scale == train_scale {
+        return Ok(false);
+    }
+    // llama.cpp's n_ctx_orig_yarn: the parameter, else the model's original context
+    // (metadata), else its training context.
+    let orig = if raw.yarn_orig_ctx != 0 {
+        f64::from(raw.yarn_orig_ctx)
+    } else {
+        let arch = model.architecture().unwrap_or_default();
+        model
+            .meta(&format!("{arch}.rope.scaling.original_context_length"))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|&v| v > 0.0)
+            .unwrap_or(f64::from(model.n_ctx_train().max(0)))
+    };
+    if orig / f64::from(scale) >= f64::from(u32::MAX) {
+        return Err(Error::OutOfRange {
+            what: "rope_freq_scale",
+            value: 0,
+            expected: format!(
+                "YaRN needs original context / scale < 2^32 (original context {orig}, scale \
+                 {scale})"
+            ),
+        });
+    }
+    Ok(true)
+}
+
+thread_local! {
+    /// The models whose adapter lock this thread holds (by address), innermost last: the
+    /// user's callbacks (graph observers, log subscribers) run while it is held, and may
+    /// call back into the crate on the same model.
+    static HELD_ADAPTER_LOCKS: std::cell::RefCell<Vec<usize>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A held `Model::adapters_lock`, for reading or writing, or nothing where this thread
+/// already held it (a callback running inside a decode on the same model).
+pub(crate) struct AdaptersGuard<'a> {
+    _read: Option<std::sync::RwLockReadGuard<'a, ()>>,
+    _write: Option<std::sync::RwLockWriteGuard<'a, ()>>,
+    /// The model's key, when this guard recorded it in `HELD_ADAPTER_LOCKS`.
+    recorded: Option<usize>,
+}
+
+impl Drop for AdaptersGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.recorded {
+            let _ = HELD_ADAPTER_LOCKS.try_with(|h| {
+                let mut held = h.borrow_mut();
+                if let Some(i) = held.iter().rposition(|&k| k == key) {
+                    held.remove(i);
+                }
+            });
+        }
+    }
+}
+
+/// Whether this thread holds `model`'s adapter lock (see [`adapters_read`]).
+pub(crate) fn holds_adapters_lock(model: &Model) -> bool {
+    let key = model as *const Model as usize;
+    HELD_ADAPTER_LOCKS
+        .try_with(|h| h.borrow().contains(&key))
+        .unwrap_or(false)
+}
+
+fn record(model: &Model) -> Option<usize> {
+    let key = model as *const Model as usize;
+    HELD_ADAPTER_LOCKS
+        .try_with(|h| h.borrow_mut().push(key))
+        .ok()
+        .map(|()| key)
+}
+
+/// Takes `model`'s adapter lock for reading, unless this thread holds it already: taking a
+/// read lock twice on one thread deadlocks once another thread waits to write.
+pub(crate) fn adapters_read(model: &Model) -> AdaptersGuard<'_> {
+    if holds_adapters_lock(model) {
+        return AdaptersGuard {
+            _read: None,
+            _write: None,
+            recorded: None,
+        };
+    }
+    let guard = model
+        .adapters_lock
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    AdaptersGuard {
+        _read: Some(guard),
+        _write: None,
+        recorded: record(model),
+    }
+}
+
+/// Takes `model`'s adapter lock for writing; `Err` when this thread holds it already (from
+/// a callback inside a decode or context creation on the same model), where waiting for it
+/// would wait forever.
+pub(crate) fn adapters_write(model: &Model) -> Result<AdaptersGuard<'_>> {
+    if holds_adapters_lock(model) {
+        return Err(Error::Unsupported(
+            "changing the model's adapters, or creating a context that rewrites the model \
+             (YaRN), from a callback running inside a decode or context creation on the \
+             same model"
+                .into(),
+        ));
+    }
+    let guard = model
+        .adapters_lock
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    Ok(AdaptersGuard {
+        _read: None,
+        _write: Some(guard),
+        recorded: record(model),
+    })
+}
+
 /// The ids of a token slice, without copying.
-fn bytemuck_tokens(tokens: &[Token]) -> &[i32] {
+pub(crate) fn bytemuck_tokens(tokens: &[Token]) -> &[i32] {
     // SAFETY: Token is #[repr(transparent)] over i32, so the slices have the same layout
     // and length; the lifetime is carried over.
     unsafe { std::slice::from_raw_parts(tokens.as_ptr().cast::<i32>(), tokens.len()) }

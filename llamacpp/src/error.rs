@@ -135,6 +135,26 @@ pub enum Error {
     /// A filesystem error.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// The model or context cannot do this (an encode on a decoder-only model, a position
+    /// shift on an M-RoPE model, a partial copy between separate KV streams, a context
+    /// over a vocabulary-only model); nothing was changed.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// llama.cpp threw a C++ exception, caught at the C boundary (a malformed tokenizer
+    /// in the model file, an allocation that failed, ...). After one from a decode or
+    /// encode the context refuses further runs: create a new one.
+    #[error("llama.cpp threw in {what}: {message}")]
+    Cpp {
+        /// The llama.cpp function that threw.
+        what: &'static str,
+        /// The exception's message.
+        message: String,
+    },
+    /// A state file that is not one this crate wrote for this model: not a state file, a
+    /// checksum mismatch (truncated or corrupted), another model's, the other kind
+    /// (whole context or one sequence), or more tokens than asked for.
+    #[error("state file {0}")]
+    StateFile(String),
 }
 
 /// Result alias for this crate.

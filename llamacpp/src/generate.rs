@@ -20,13 +20,33 @@ pub struct StopAt {
 
 /// Decodes `tokens` at positions `start..` in sequence 0, in `n_batch` chunks,
 /// requesting logits for the last token.
+///
+/// Every position must fit in an `i32`: a run that would pass `i32::MAX` is refused
+/// before anything is decoded.
 pub fn feed(ctx: &mut Context<'_>, tokens: &[Token], start: i32) -> Result<()> {
+    end_position(start, tokens.len())?;
     let n_batch = ctx.n_batch().max(1) as usize;
     for (i, chunk) in tokens.chunks(n_batch).enumerate() {
-        let mut b = Batch::from_tokens(chunk, start + (i * n_batch) as i32, 0)?;
+        // In range: checked above for the whole run.
+        let at = i64::from(start) + (i * n_batch) as i64;
+        let mut b = Batch::from_tokens(chunk, at as i32, 0)?;
         ctx.decode(&mut b)?;
     }
     Ok(())
+}
+
+/// The position after `n` tokens from `start` (`start + n`), or `Err` when the run does
+/// not fit in non-negative `i32` positions.
+fn end_position(start: i32, n: usize) -> Result<i64> {
+    let end = i64::from(start).saturating_add(i64::try_from(n).unwrap_or(i64::MAX));
+    if start < 0 || end - 1 > i64::from(i32::MAX) {
+        return Err(Error::OutOfRange {
+            what: "position",
+            value: end.saturating_sub(1),
+            expected: format!("0..={} (positions are i32)", i32::MAX),
+        });
+    }
+    Ok(end)
 }
 
 /// Streams UTF-8-safe text pieces until end of generation, `max_tokens` or a stop string.
@@ -57,8 +77,10 @@ impl<'c, 'm> Generator<'c, 'm> {
         if prompt.is_empty() {
             return Err(Error::EmptyBatch);
         }
+        // The next token's position must exist too.
+        let next = end_position(pos, prompt.len() + 1)? - 1;
         feed(ctx, prompt, pos)?;
-        Ok(Self::resume(ctx, sampler, pos + prompt.len() as i32, stop))
+        Ok(Self::resume(ctx, sampler, next as i32, stop))
     }
 
     /// Prepares to generate after a prompt that is already decoded (by
@@ -133,10 +155,19 @@ impl<'c, 'm> Generator<'c, 'm> {
             return Ok(piece);
         }
         if !self.done {
+            // The token after this one needs a position too.
+            let Some(next) = self.pos.checked_add(1) else {
+                self.done = true;
+                return Err(Error::OutOfRange {
+                    what: "position",
+                    value: i64::from(self.pos) + 1,
+                    expected: format!("<= {} (positions are i32)", i32::MAX),
+                });
+            };
             let mut b = Batch::new(1, 1)?;
             b.add(t, self.pos, &[0], true)?;
             self.ctx.decode(&mut b)?;
-            self.pos += 1;
+            self.pos = next;
             self.n_decoded += 1;
         }
         Ok(piece)

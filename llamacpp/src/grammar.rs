@@ -57,8 +57,11 @@ pub fn json_schema_to_grammar(schema: &str) -> Result<String> {
             "schema nests {depth} levels deep, more than the {MAX_SCHEMA_DEPTH} accepted"
         )));
     }
-    // Measured: about 300 bytes of stack per character of a name; 512 leaves margin.
-    let stack = (16 << 20) + 512 * schema.len();
+    // Measured: about 300 bytes of stack per character of a name in an optimised build, and
+    // several times that with AddressSanitizer's redzones (.ci/sanitize); 2 KiB covers both.
+    // Only touched pages are committed, so the worst case (256 KiB of schema, 528 MiB) is
+    // address space, not memory.
+    let stack = (16 << 20) + 2048 * schema.len();
     std::thread::scope(|s| {
         std::thread::Builder::new()
             .name("json-schema-to-grammar".into())
@@ -91,6 +94,115 @@ fn convert(schema: &str) -> Result<String> {
     } else {
         Err(Error::JsonSchema(text))
     }
+}
+
+/// Deepest nesting of parenthesised groups a GBNF grammar may have. llama.cpp's parser
+/// recurses per group, and so do its grammar walks while sampling (each group is a rule);
+/// measured, about 5000 levels overflow a 2 MiB thread stack.
+pub const MAX_GRAMMAR_NESTING: usize = 256;
+
+/// Most rules a GBNF grammar may define (`::=` lines plus parenthesised groups, each of
+/// which llama.cpp turns into a rule). Its walks recurse along chains of rules that start
+/// with another rule, on the sampling thread's stack, so a long chain overflows it
+/// (measured: about 20000 rules on a 2 MiB thread stack).
+pub const MAX_GRAMMAR_RULES: usize = 4096;
+
+/// Checks GBNF text for what llama.cpp's parser cannot survive, before it sees the text:
+/// a repetition `x{m,n}` with `m > n` (it then generates rules without end, until memory
+/// runs out), parentheses nested deeper than [`MAX_GRAMMAR_NESTING`] or more than
+/// [`MAX_GRAMMAR_RULES`] rules (both overflow the stack). Anything else is left to the
+/// parser, which reports syntax errors itself.
+pub(crate) fn check_gbnf(text: &str) -> Result<()> {
+    let b = text.as_bytes();
+    let err = |msg: String| Err(Error::Sampler(format!("grammar: {msg}")));
+    let (mut i, mut depth, mut max_depth, mut rules) = (0usize, 0usize, 0usize, 0usize);
+    // Skips a quoted run (string, character class, token) from its opening byte to just
+    // past the unescaped `close`, or to the end of the text.
+    let skip_quoted = |mut j: usize, close: u8| {
+        j += 1;
+        while j < b.len() && b[j] != close {
+            j += if b[j] == b'\\' { 2 } else { 1 };
+        }
+        j + 1
+    };
+    while i < b.len() {
+        match b[i] {
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' && b[i] != b'\r' {
+                    i += 1;
+                }
+            }
+            b'"' => i = skip_quoted(i, b'"'),
+            b'[' => i = skip_quoted(i, b']'),
+            b'<' => i = skip_quoted(i, b'>'),
+            b'(' => {
+                depth += 1;
+                rules += 1;
+                max_depth = max_depth.max(depth);
+                i += 1;
+            }
+            b')' => {
+                depth = depth.saturating_sub(1);
+                i += 1;
+            }
+            b':' if b[i..].starts_with(b"::=") => {
+                rules += 1;
+                i += 3;
+            }
+            b'{' => {
+                let (min, max, end) = repetition(b, i + 1);
+                if let (Some(m), Some(n)) = (min, max)
+                    && m > n
+                {
+                    return err(format!(
+                        "repetition {{{m},{n}}} has a minimum above its maximum"
+                    ));
+                }
+                i = end;
+            }
+            _ => i += 1,
+        }
+    }
+    if max_depth > MAX_GRAMMAR_NESTING {
+        return err(format!(
+            "parentheses nest {max_depth} deep, more than the {MAX_GRAMMAR_NESTING} accepted"
+        ));
+    }
+    if rules > MAX_GRAMMAR_RULES {
+        return err(format!(
+            "{rules} rules and groups, more than the {MAX_GRAMMAR_RULES} accepted"
+        ));
+    }
+    Ok(())
+}
+
+/// Reads the bounds of a repetition whose `{` is just before `at`: `(min, max, end)`, with
+/// `max` `None` for `{m,}` and `{m}` (which cannot be inverted), and `end` where scanning
+/// goes on. Malformed bounds are left to llama.cpp's parser.
+fn repetition(b: &[u8], at: usize) -> (Option<u128>, Option<u128>, usize) {
+    let space = |mut j: usize| {
+        while j < b.len() && matches!(b[j], b' ' | b'\t') {
+            j += 1;
+        }
+        j
+    };
+    // Saturating: a bound too large for u128 is still compared correctly against a small one.
+    let int = |mut j: usize| {
+        let mut v: Option<u128> = None;
+        while j < b.len() && b[j].is_ascii_digit() {
+            let d = u128::from(b[j] - b'0');
+            v = Some(v.unwrap_or(0).saturating_mul(10).saturating_add(d));
+            j += 1;
+        }
+        (v, j)
+    };
+    let (min, j) = int(space(at));
+    let j = space(j);
+    if min.is_none() || b.get(j) != Some(&b',') {
+        return (min, None, j);
+    }
+    let (max, j) = int(space(j + 1));
+    (min, max, j)
 }
 
 /// The deepest nesting of `[`/`{` outside strings (invalid JSON is left to the parser).
@@ -128,6 +240,21 @@ mod tests {
         assert_eq!(nesting_depth(r#"{"a": [1, {"b": "[[[\"{{"}]}"#), 3);
         assert_eq!(nesting_depth("[]"), 1);
         assert_eq!(nesting_depth("1"), 0);
+    }
+
+    #[test]
+    fn gbnf_checks_see_repetitions_outside_literals_only() {
+        assert!(check_gbnf("root ::= \"a\"{5,2}").is_err());
+        assert!(check_gbnf("root ::= \"a\"{ 5 , 2 }").is_err());
+        assert!(check_gbnf("root ::= \"a\"{99999999999999999999999999999999999999999,1}").is_err());
+        assert!(check_gbnf("root ::= \"a\"{2,5} \"b\"{3} \"c\"{1,}").is_ok());
+        assert!(check_gbnf("root ::= \"{5,2}\" [{5,2}] # {5,2}\n").is_ok());
+        assert!(check_gbnf("root ::= \"\\\"{5,2}\"").is_ok());
+        let deep = |n: usize| format!("root ::= {}\"a\"{}", "(".repeat(n), ")".repeat(n));
+        assert!(check_gbnf(&deep(MAX_GRAMMAR_NESTING)).is_ok());
+        assert!(check_gbnf(&deep(MAX_GRAMMAR_NESTING + 1)).is_err());
+        assert!(check_gbnf(&"x ::= \"(\"\n".repeat(MAX_GRAMMAR_RULES)).is_ok());
+        assert!(check_gbnf(&"x ::= \"a\"\n".repeat(MAX_GRAMMAR_RULES + 1)).is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod backend;
 mod batch;
+mod boundary;
 mod candidates;
 pub mod chat;
 mod checkpoint;
@@ -23,6 +24,7 @@ pub mod prompt_cache;
 pub mod rpc;
 mod sampler;
 pub mod speculative;
+mod state_file;
 #[cfg(feature = "tokio")]
 pub mod stream;
 mod vocab;

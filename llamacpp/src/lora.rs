@@ -9,11 +9,12 @@
 use std::ffi::c_char;
 use std::path::Path;
 use std::ptr::NonNull;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 
 use llamacpp_sys as sys;
 
 use crate::backend;
+use crate::boundary::ErrBuf;
 use crate::context::Context;
 use crate::error::{Error, Result, c_string};
 use crate::model::{Model, read_string};
@@ -33,11 +34,12 @@ unsafe impl Sync for Handle<'_> {}
 
 impl Drop for Handle<'_> {
     fn drop(&mut self) {
-        let _guard = self
-            .model
-            .adapters_lock
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        // Dropped by a callback running inside a decode or context creation on this model
+        // (which holds the lock for reading), waiting for the write lock would never end:
+        // the adapter is leaked instead of freed.
+        let Ok(_guard) = crate::context::adapters_write(self.model) else {
+            return;
+        };
         // SAFETY: we own the adapter; the model is alive ('m), and no context uses it any
         // more (each context holds a clone of the handles it applies).
         unsafe { sys::llama_adapter_lora_free(self.ptr.as_ptr()) }
@@ -89,14 +91,22 @@ fn check_metadata(c_path: &std::ffi::CStr) -> std::result::Result<(), String> {
         no_alloc: true,
         ctx: std::ptr::null_mut(),
     };
-    // SAFETY: NUL-terminated path; with ctx NULL only the gguf context is allocated.
-    let (gguf, log) =
-        backend::capture_log(|| unsafe { sys::gguf_init_from_file(c_path.as_ptr(), params) });
+    let mut e = ErrBuf::new();
+    // SAFETY: NUL-terminated path; with ctx NULL only the gguf context is allocated; the
+    // shim catches exceptions (allocations sized by the file).
+    let (gguf, log) = backend::capture_log(|| unsafe {
+        sys::llama_sys_gguf_init_from_file(c_path.as_ptr(), params, e.ptr(), e.len())
+    });
     if gguf.is_null() {
-        return Err(if log.is_empty() {
+        let why = [log, e.text()]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n");
+        return Err(if why.is_empty() {
             "not a readable GGUF file".into()
         } else {
-            log
+            why
         });
     }
     let mut result = Ok(());
@@ -130,10 +140,7 @@ impl<'m> LoraAdapter<'m> {
         }
         let c_path = c_string(&path.to_string_lossy())?;
         check_metadata(&c_path).map_err(fail)?;
-        let _guard = model
-            .adapters_lock
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let _guard = crate::context::adapters_write(model)?;
         // SAFETY: valid model and NUL-terminated path; llama.cpp catches its own
         // exceptions and returns NULL; the adapter set is written under the lock.
         let (ptr, log) = backend::capture_log(|| unsafe {

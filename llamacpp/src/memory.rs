@@ -1,12 +1,9 @@
 //! Memory (KV cache / recurrent state) operations and state save/load.
 
-use std::path::Path;
-
 use llamacpp_sys as sys;
 
 use crate::context::Context;
-use crate::error::{Error, Result, c_string};
-use crate::vocab::Token;
+use crate::error::{Error, Result};
 
 fn range(p0: Option<i32>, p1: Option<i32>) -> Result<(i32, i32)> {
     let (a, b) = (p0.unwrap_or(-1), p1.unwrap_or(-1));
@@ -54,11 +51,29 @@ impl Context<'_> {
         Ok(unsafe { sys::llama_memory_seq_rm(self.mem(), seq.unwrap_or(-1), a, b) })
     }
 
-    /// Copies positions `[p0, p1)` of sequence `src` into `dst`.
+    /// Copies positions `[p0, p1)` of sequence `src` into `dst`; an empty range copies nothing.
+    ///
+    /// Without [`kv_unified`](crate::ContextParams::kv_unified) each sequence of a KV cache
+    /// has its own stream, and only whole sequences can be copied between streams: a part
+    /// of one is [`Error::Unsupported`].
     pub fn seq_cp(&mut self, src: i32, dst: i32, p0: Option<i32>, p1: Option<i32>) -> Result<()> {
         self.check_seq(src)?;
         self.check_seq(dst)?;
         let (a, b) = range(p0, p1)?;
+        // llama.cpp copies the whole sequence between streams whatever the range says
+        // (an empty one included).
+        if p0.is_some() && p0 == p1 {
+            return Ok(());
+        }
+        // Between streams llama.cpp asserts the range covers the whole cache; a start
+        // of 0 and an open end are the only range that always does.
+        let partial = p0.is_some_and(|x| x > 0) || p1.is_some();
+        if partial && src != dst && !self.kv_unified && self.n_seq_max() > 1 {
+            return Err(Error::Unsupported(format!(
+                "copying part of sequence {src} to {dst}: each sequence has its own KV stream \
+                 (kv_unified is off), and only whole sequences can be copied between them"
+            )));
+        }
         // SAFETY: valid memory; ids and range checked.
         unsafe { sys::llama_memory_seq_cp(self.mem(), src, dst, a, b) };
         Ok(())
@@ -82,6 +97,7 @@ impl Context<'_> {
     ) -> Result<()> {
         self.check_seq(seq)?;
         let (a, b) = range(p0, p1)?;
+        self.check_shift("seq_add")?;
         if let Some(max) = self.seq_pos_max(seq)?
             && i64::from(max) + i64::from(delta) > i64::from(i32::MAX)
         {
@@ -96,19 +112,35 @@ impl Context<'_> {
         Ok(())
     }
 
-    /// Divides the positions `[p0, p1)` of `seq` by `d` (must not be 0).
+    /// Divides the positions `[p0, p1)` of `seq` by `d` (at least 1: a negative divisor
+    /// would make positions negative).
     pub fn seq_div(&mut self, seq: i32, p0: Option<i32>, p1: Option<i32>, d: i32) -> Result<()> {
         self.check_seq(seq)?;
-        if d == 0 {
+        if d < 1 {
             return Err(Error::OutOfRange {
                 what: "divisor",
-                value: 0,
-                expected: "!= 0".into(),
+                value: i64::from(d),
+                expected: ">= 1".into(),
             });
         }
         let (a, b) = range(p0, p1)?;
+        self.check_shift("seq_div")?;
         // SAFETY: valid memory; id, range and divisor checked.
         unsafe { sys::llama_memory_seq_div(self.mem(), seq, a, b, d) };
+        Ok(())
+    }
+
+    /// `Err` when the memory cannot move positions: llama.cpp asserts in `seq_add`/`seq_div`
+    /// on M-RoPE models (several positions per token) and aborts in the K-shift of the
+    /// next decode on others (Step35). A context without memory has nothing to move.
+    fn check_shift(&self, what: &str) -> Result<()> {
+        let mem = self.mem();
+        // SAFETY: valid, non-NULL memory handle.
+        if !mem.is_null() && !unsafe { sys::llama_memory_can_shift(mem) } {
+            return Err(Error::Unsupported(format!(
+                "{what}: this model's memory cannot shift positions (M-RoPE or per-layer RoPE)"
+            )));
+        }
         Ok(())
     }
 
@@ -128,7 +160,10 @@ impl Context<'_> {
         Ok((p >= 0).then_some(p))
     }
 
-    /// The whole state (memory, outputs, RNG) as bytes.
+    /// The memory's state (KV cache cells and tensors, or recurrent states) as bytes.
+    ///
+    /// This llama.cpp saves neither the last decode's logits and embeddings nor any
+    /// sampler's random state: decode again after a restore before sampling.
     pub fn state(&mut self) -> Result<Vec<u8>> {
         // SAFETY: valid context.
         let size = unsafe { sys::llama_state_get_size(self.as_ptr()) };
@@ -146,6 +181,17 @@ impl Context<'_> {
     ///
     /// State data is parsed by llama.cpp: only load bytes this program saved.
     pub fn set_state(&mut self, bytes: &[u8]) -> Result<()> {
+        // The state starts with the architecture's name, whose declared length llama.cpp
+        // allocates before checking it against the bytes left: a few bytes could make it
+        // allocate 4 GiB (found by the `state` fuzz target).
+        let declared = bytes
+            .get(..4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+        if declared.is_none_or(|n| n > bytes.len() - 4) {
+            return Err(Error::State(
+                "load (the state's header declares more bytes than it has)",
+            ));
+        }
         // SAFETY: `bytes` is valid for its length; llama.cpp bounds-checks its reads.
         let n = unsafe { sys::llama_state_set_data(self.as_ptr(), bytes.as_ptr(), bytes.len()) };
         if n == 0 {
@@ -183,146 +229,5 @@ impl Context<'_> {
             return Err(Error::State("load sequence"));
         }
         Ok(())
-    }
-
-    /// Saves the whole state and the tokens that produced it to a file.
-    pub fn save_state_file(&mut self, path: impl AsRef<Path>, tokens: &[Token]) -> Result<()> {
-        let p = c_string(&path.as_ref().to_string_lossy())?;
-        let ids: Vec<i32> = tokens.iter().map(|t| t.id()).collect();
-        // SAFETY: path NUL-terminated; ids valid for their length.
-        let ok = unsafe {
-            sys::llama_state_save_file(self.as_ptr(), p.as_ptr(), ids.as_ptr(), ids.len())
-        };
-        if ok {
-            Ok(())
-        } else {
-            Err(Error::State("save to file"))
-        }
-    }
-
-    /// Loads a state file written by [`save_state_file`](Self::save_state_file); returns its tokens.
-    pub fn load_state_file(
-        &mut self,
-        path: impl AsRef<Path>,
-        max_tokens: usize,
-    ) -> Result<Vec<Token>> {
-        let p = c_string(&path.as_ref().to_string_lossy())?;
-        let mut ids = vec![0i32; max_tokens];
-        let mut n = 0usize;
-        // SAFETY: path NUL-terminated; `ids` has room for `max_tokens` tokens; n is written.
-        let ok = unsafe {
-            sys::llama_state_load_file(
-                self.as_ptr(),
-                p.as_ptr(),
-                ids.as_mut_ptr(),
-                max_tokens,
-                &mut n,
-            )
-        };
-        if !ok {
-            // llama.cpp may have written part of a truncated or foreign file's state.
-            self.clear_memory(true);
-            return Err(Error::State("load from file"));
-        }
-        ids.truncate(n.min(max_tokens));
-        let vocab = self.model().vocab();
-        ids.into_iter().map(|id| vocab.token(id)).collect()
-    }
-
-    /// Saves the state of sequence `seq` and the tokens that produced it to a file;
-    /// returns the bytes written. Load it with [`load_seq_state_file`](Self::load_seq_state_file)
-    /// into any sequence of a context of the same model and shape.
-    ///
-    /// ```no_run
-    /// # use llamacpp::{Batch, Context, ContextParams, Model, ModelParams};
-    /// # fn main() -> llamacpp::Result<()> {
-    /// # let model = Model::load("model.gguf", ModelParams::default())?;
-    /// let mut ctx = Context::new(&model, ContextParams::default().n_seq_max(2))?;
-    /// let prompt = model.vocab().tokenize("Hello", true, false)?;
-    /// ctx.decode(&mut Batch::from_tokens(&prompt, 0, 0)?)?;
-    /// ctx.save_seq_state_file("seq0.bin", 0, &prompt)?;
-    /// let tokens = ctx.load_seq_state_file("seq0.bin", 1)?;
-    /// assert_eq!(tokens, prompt);
-    /// # Ok(()) }
-    /// ```
-    pub fn save_seq_state_file(
-        &mut self,
-        path: impl AsRef<Path>,
-        seq: i32,
-        tokens: &[Token],
-    ) -> Result<usize> {
-        self.check_seq(seq)?;
-        if u32::try_from(tokens.len()).is_err() {
-            return Err(Error::OutOfRange {
-                what: "token count",
-                value: tokens.len() as i64,
-                expected: "< 2^32 (the file stores a u32)".into(),
-            });
-        }
-        let p = c_string(&path.as_ref().to_string_lossy())?;
-        let ids: Vec<i32> = tokens.iter().map(|t| t.id()).collect();
-        // SAFETY: path NUL-terminated; id checked; ids valid for their length.
-        let n = unsafe {
-            sys::llama_state_seq_save_file(self.as_ptr(), p.as_ptr(), seq, ids.as_ptr(), ids.len())
-        };
-        if n == 0 {
-            return Err(Error::State("save sequence to file"));
-        }
-        Ok(n)
-    }
-
-    /// Loads a file written by [`save_seq_state_file`](Self::save_seq_state_file)
-    /// into sequence `seq` and returns its tokens. On failure `seq` is cleared, so
-    /// no half-restored cache is left behind.
-    ///
-    /// The file is read here and its state handed to llama.cpp's bounds-checked
-    /// buffer reader: `llama_state_seq_load_file` reads a truncated file past its
-    /// end without noticing and then fails an assertion, aborting the process.
-    pub fn load_seq_state_file(&mut self, path: impl AsRef<Path>, seq: i32) -> Result<Vec<Token>> {
-        self.check_seq(seq)?;
-        let bytes = std::fs::read(path.as_ref())?;
-        let word = |i: usize| -> Option<u32> {
-            let b = bytes.get(4 * i..4 * i + 4)?;
-            Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        };
-        if word(0) != Some(sys::LLAMA_STATE_SEQ_MAGIC)
-            || word(1) != Some(sys::LLAMA_STATE_SEQ_VERSION)
-        {
-            return Err(Error::State(
-                "load sequence file (not a sequence state file of this version)",
-            ));
-        }
-        let n_tokens =
-            word(2).ok_or(Error::State("load sequence file (truncated header)"))? as usize;
-        let state_at = n_tokens
-            .checked_mul(4)
-            .and_then(|n| n.checked_add(12))
-            .filter(|&end| end <= bytes.len())
-            .ok_or(Error::State(
-                "load sequence file (token count exceeds the file)",
-            ))?;
-        let ids: Vec<i32> = (0..n_tokens)
-            .filter_map(|i| word(3 + i))
-            .map(|w| w as i32)
-            .collect();
-        let vocab = self.model().vocab();
-        let tokens = ids
-            .into_iter()
-            .map(|id| vocab.token(id))
-            .collect::<Result<Vec<Token>>>()?;
-        // The file holds the state without the in-memory header (a magic and the
-        // source sequence id) that `llama_state_seq_set_data` expects first. Take that
-        // header from the library itself: the state of the (now emptied) target sequence.
-        let _ = self.seq_rm(Some(seq), None, None)?;
-        let empty = self.seq_state(seq)?;
-        let header = empty
-            .get(..8)
-            .ok_or(Error::State("load sequence from file (no state header)"))?;
-        let mut buf = Vec::with_capacity(8 + bytes.len() - state_at);
-        buf.extend_from_slice(header);
-        buf.extend_from_slice(&bytes[state_at..]);
-        self.set_seq_state(&buf, seq)
-            .map_err(|_| Error::State("load sequence from file"))?;
-        Ok(tokens)
     }
 }

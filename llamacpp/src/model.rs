@@ -18,8 +18,9 @@ type ProgressFn = Box<dyn FnMut(f32) -> bool + Send>;
 extern "C" fn progress_trampoline(p: f32, user: *mut c_void) -> bool {
     // SAFETY: `user` is the `&mut ProgressFn` passed by `Model::load`, alive for the call.
     let f = unsafe { &mut *user.cast::<ProgressFn>() };
-    // A panic must not unwind into C: treat it as "cancel".
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(p))).unwrap_or(false)
+    // A panic must not unwind into C: treat it as "cancel" (its payload is leaked, as one
+    // whose Drop panics would otherwise abort here).
+    crate::backend::catch(|| f(p)).unwrap_or(false)
 }
 
 /// A loaded model. Contexts borrow it; it is `Send + Sync`, so several threads
@@ -117,6 +118,11 @@ impl Model {
         // model on Err frees it).
         #[cfg(feature = "rpc")]
         crate::rpc::check_endpoints(&model.rpc_endpoints)?;
+        // Special tokens the vocabulary adds but lacks (known only after the load).
+        crate::model_check::check_loaded(&model).map_err(|reason| Error::ModelLoad {
+            path: path.into(),
+            reason,
+        })?;
         Ok(model)
     }
 
@@ -152,6 +158,8 @@ impl Model {
 
     /// Context length the model was trained with.
     pub fn n_ctx_train(&self) -> i32 {
+        // Creating a YaRN context may rewrite this value (under the write lock).
+        let _guard = crate::context::adapters_read(self);
         // SAFETY: valid model.
         unsafe { sys::llama_model_n_ctx_train(self.as_ptr()) }
     }

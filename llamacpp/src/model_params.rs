@@ -180,7 +180,9 @@ impl ModelParams {
         self
     }
 
-    /// How the model is split across GPUs.
+    /// How the model is split across GPUs. [`SplitMode::Tensor`] uses only the listed
+    /// [`devices`](Self::devices) with memory of their own (never the CPU), as llama.cpp's
+    /// default selection does; a list without any fails to load.
     pub fn split_mode(mut self, mode: SplitMode) -> Self {
         self.raw.split_mode = match mode {
             SplitMode::None => sys::LLAMA_SPLIT_MODE_NONE,
@@ -438,6 +440,32 @@ impl ModelParams {
             .map(|o| unsafe { o.__bindgen_anon_1.val_i64 })
     }
 
+    /// The override of `key`, of whatever type, if one is set (for the pre-load checks).
+    pub(crate) fn override_value(&self, key: &str) -> Option<KvOverride> {
+        let mut want = [0 as c_char; 128];
+        fill_c_array(&mut want, key, "key").ok()?;
+        let o = self.kv_overrides.iter().find(|o| o.key == want)?;
+        // SAFETY: each arm reads the union member its tag says was written; the string
+        // is NUL-terminated (fill_c_array zero-fills the 128-byte array).
+        unsafe {
+            match o.tag {
+                sys::LLAMA_KV_OVERRIDE_TYPE_INT => {
+                    Some(KvOverride::Int(o.__bindgen_anon_1.val_i64))
+                }
+                sys::LLAMA_KV_OVERRIDE_TYPE_FLOAT => {
+                    Some(KvOverride::Float(o.__bindgen_anon_1.val_f64))
+                }
+                sys::LLAMA_KV_OVERRIDE_TYPE_BOOL => {
+                    Some(KvOverride::Bool(o.__bindgen_anon_1.val_bool))
+                }
+                sys::LLAMA_KV_OVERRIDE_TYPE_STR => Some(KvOverride::Str(backend::cstr_lossy(
+                    o.__bindgen_anon_1.val_str.as_ptr(),
+                ))),
+                _ => None,
+            }
+        }
+    }
+
     /// The C struct with its array pointers aimed at the arrays `self` owns (the
     /// device list NULL-terminated, the overrides ended by an empty key, the tensor
     /// overrides by a NULL pattern; the patterns are owned `CString`s). Valid
@@ -445,6 +473,18 @@ impl ModelParams {
     pub(crate) fn raw_for_load(&mut self) -> sys::llama_model_params {
         let mut raw = self.raw;
         if let Some(list) = self.devices.as_mut() {
+            if raw.split_mode == sys::LLAMA_SPLIT_MODE_TENSOR {
+                // Tensor parallelism over a host-memory device (the CPU) crashes in the
+                // first decode; llama.cpp's own device selection leaves such devices out,
+                // and so does this list. One left empty makes the load fail cleanly.
+                // SAFETY: a constant getter returning ggml's static host buffer type.
+                let host = unsafe { sys::ggml_backend_cpu_buffer_type() };
+                list.retain(|&d| {
+                    // SAFETY: every listed device came from the registry and lives as
+                    // long as the process.
+                    d.is_null() || unsafe { sys::ggml_backend_dev_buffer_type(d) } != host
+                });
+            }
             if list.last().is_none_or(|d| !d.is_null()) {
                 list.push(std::ptr::null_mut());
             }

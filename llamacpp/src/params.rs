@@ -271,6 +271,24 @@ macro_rules! setter {
     };
 }
 
+/// Most CPU threads one computation may use: ggml's `GGML_MAX_N_THREADS` (its thread
+/// pools and CPU masks are arrays of this size).
+pub(crate) const MAX_THREADS: i32 = sys::GGML_MAX_N_THREADS as i32;
+
+/// `Err` unless `1 <= n <= MAX_THREADS`: ggml starts `n` threads for every graph (an
+/// enormous count exhausts the process) and indexes fixed-size arrays by thread.
+pub(crate) fn check_threads(what: &'static str, n: i32) -> Result<()> {
+    if (1..=MAX_THREADS).contains(&n) {
+        Ok(())
+    } else {
+        Err(Error::OutOfRange {
+            what,
+            value: i64::from(n),
+            expected: format!("1..={MAX_THREADS}"),
+        })
+    }
+}
+
 impl ContextParams {
     setter! {
         /// Context size in tokens (0 = the model's training context).
@@ -279,7 +297,8 @@ impl ContextParams {
         n_batch: n_batch: u32,
         /// Most tokens computed at once (physical batch).
         n_ubatch: n_ubatch: u32,
-        /// Number of distinct sequences (states for recurrent models), at most 256.
+        /// Number of distinct sequences (states for recurrent models), at most 256
+        /// and at most `n_batch`.
         n_seq_max: n_seq_max: u32,
         /// Most output rows (logits/embeddings) one decode may produce, and what the
         /// compute buffers are sized for (0 = n_batch): a small value saves the
@@ -287,9 +306,9 @@ impl ContextParams {
         /// `n_seq_max`; `decode` rejects a batch with more outputs (every token in
         /// an embeddings context).
         n_outputs_max: n_outputs_max: u32,
-        /// Threads for single-token generation.
+        /// Threads for single-token generation (1 to 512, ggml's limit).
         n_threads_gen: n_threads: i32,
-        /// Threads for batch (prompt) processing.
+        /// Threads for batch (prompt) processing (1 to 512, ggml's limit).
         n_threads_batch: n_threads_batch: i32,
         /// Extract embeddings (as well as logits).
         embeddings: embeddings: bool,
@@ -404,12 +423,19 @@ impl ContextParams {
         if r.n_batch == 0 && r.n_ubatch == 0 {
             return range("n_batch", 0, ">= 1");
         }
-        if r.n_threads < 1 {
-            return range("n_threads_gen", i64::from(r.n_threads), ">= 1");
+        // llama.cpp reserves n_seq_max output rows at creation in a buffer of n_batch
+        // rows and aborts when they do not fit. Its effective n_batch is
+        // min(n_ctx, n_batch) with n_ctx padded to a multiple of 256 >= n_seq_max,
+        // so the value set here is what decides.
+        if r.n_batch < r.n_seq_max {
+            return range(
+                "n_batch",
+                i64::from(r.n_batch),
+                &format!(">= n_seq_max = {}", r.n_seq_max),
+            );
         }
-        if r.n_threads_batch < 1 {
-            return range("n_threads_batch", i64::from(r.n_threads_batch), ">= 1");
-        }
+        check_threads("n_threads_gen", r.n_threads)?;
+        check_threads("n_threads_batch", r.n_threads_batch)?;
         // 0 means "the model's value"; negative or non-finite values have no meaning.
         for (what, v) in [
             ("rope_freq_base", r.rope_freq_base),

@@ -14,6 +14,7 @@ use std::ptr::NonNull;
 use llamacpp_sys as sys;
 
 use crate::backend;
+use crate::boundary::ErrBuf;
 use crate::context::Context;
 use crate::custom_sampler::{self, CustomSampler};
 use crate::error::{Error, Result, c_string};
@@ -37,6 +38,14 @@ pub struct SamplerChain<'v> {
     n_vocab: i32,
     /// Rust samplers in the chain: when non-zero, calls check for their errors.
     n_custom: usize,
+    /// Where the chain's grammar samplers sit in it.
+    grammars: Vec<i32>,
+    /// Set when a grammar rejected a token (llama.cpp threw while accepting it): its
+    /// state is gone, and llama.cpp asserts on the next use, so the chain refuses every
+    /// call but `reset` until then.
+    grammar_failed: bool,
+    /// Tells end-of-generation tokens, which a grammar must be checked for before accepting.
+    vocab: Vocab<'v>,
     _vocab: PhantomData<Vocab<'v>>,
 }
 
@@ -70,6 +79,8 @@ pub struct SamplerBuilder<'v> {
     samplers: Vec<NonNull<sys::llama_sampler>>,
     selects: bool,
     n_custom: usize,
+    /// Indices in `samplers` of the grammar samplers.
+    grammars: Vec<i32>,
     error: Option<Error>,
 }
 
@@ -259,11 +270,21 @@ impl<'v> SamplerBuilder<'v> {
             return s;
         }
         let n_vocab = self.vocab.n_tokens();
-        // SAFETY: arguments checked as the header requires.
-        self.filter(
-            unsafe { sys::llama_sampler_init_penalties(n_vocab, last_n, repeat, freq, present) },
-            "penalties",
-        )
+        let mut e = ErrBuf::new();
+        // SAFETY: arguments checked as the header requires; the shim catches the
+        // exception of a history buffer sized by `last_n` that cannot be allocated.
+        let p = unsafe {
+            sys::llama_sys_sampler_init_penalties(
+                n_vocab,
+                last_n,
+                repeat,
+                freq,
+                present,
+                e.ptr(),
+                e.len(),
+            )
+        };
+        self.push(p, false, "penalties", e.text())
     }
 
     /// DRY ("don't repeat yourself") penalty.
@@ -284,9 +305,11 @@ impl<'v> SamplerBuilder<'v> {
         };
         let mut ptrs: Vec<*const std::ffi::c_char> = owned.iter().map(|c| c.as_ptr()).collect();
         let vocab = self.vocab.as_ptr();
-        // SAFETY: vocab valid; the breaker strings live until the call returns (copied inside).
+        let mut e = ErrBuf::new();
+        // SAFETY: vocab valid; the breaker strings live until the call returns (copied
+        // inside); the shim catches exceptions (allocations sized by `last_n`, breakers).
         let p = unsafe {
-            sys::llama_sampler_init_dry(
+            sys::llama_sys_sampler_init_dry(
                 vocab,
                 multiplier,
                 base,
@@ -294,9 +317,11 @@ impl<'v> SamplerBuilder<'v> {
                 last_n,
                 ptrs.as_mut_ptr(),
                 ptrs.len(),
+                e.ptr(),
+                e.len(),
             )
         };
-        self.filter(p, "dry")
+        self.push(p, false, "dry", e.text())
     }
 
     /// Adds `bias` to the logits of the given tokens.
@@ -343,13 +368,28 @@ impl<'v> SamplerBuilder<'v> {
                 .get_or_insert(Error::Sampler("grammar contains a NUL byte".into()));
             return s;
         };
+        // What llama.cpp's parser cannot survive (endless rule generation, stack overflow).
+        if let Err(e) = crate::grammar::check_gbnf(gbnf) {
+            let mut s = self;
+            s.error.get_or_insert(e);
+            return s;
+        }
         let vocab = self.vocab.as_ptr();
         let (p, log) = match lazy {
             None => {
-                // SAFETY: vocab valid, strings NUL-terminated; llama.cpp catches parse errors and returns NULL.
-                backend::capture_log(|| unsafe {
-                    sys::llama_sampler_init_grammar(vocab, g.as_ptr(), r.as_ptr())
-                })
+                let mut e = ErrBuf::new();
+                // SAFETY: vocab valid, strings NUL-terminated; llama.cpp catches parse errors
+                // and returns NULL, the shim catches the rest (allocations sized by the grammar).
+                let (p, log) = backend::capture_log(|| unsafe {
+                    sys::llama_sys_sampler_init_grammar(
+                        vocab,
+                        g.as_ptr(),
+                        r.as_ptr(),
+                        e.ptr(),
+                        e.len(),
+                    )
+                });
+                (p, join(log, e.text()))
             }
             Some((patterns, tokens)) => {
                 let pats: Result<Vec<CString>> = patterns.iter().map(|p| c_string(p)).collect();
@@ -381,7 +421,12 @@ impl<'v> SamplerBuilder<'v> {
                 (p, join(log, e.text()))
             }
         };
-        self.push(p, false, "grammar", log)
+        let at = self.samplers.len() as i32;
+        let mut s = self.push(p, false, "grammar", log);
+        if s.samplers.len() as i32 > at {
+            s.grammars.push(at);
+        }
+        s
     }
 
     /// Finishes the chain.
@@ -409,6 +454,9 @@ impl<'v> SamplerBuilder<'v> {
             ptr: chain,
             n_vocab: self.vocab.n_tokens(),
             n_custom: self.n_custom,
+            grammars: std::mem::take(&mut self.grammars),
+            grammar_failed: false,
+            vocab: self.vocab,
             _vocab: PhantomData,
         })
     }
@@ -423,6 +471,7 @@ impl<'v> SamplerChain<'v> {
             samplers: Vec::new(),
             selects: false,
             n_custom: 0,
+            grammars: Vec::new(),
             error: None,
         }
     }
@@ -444,6 +493,7 @@ impl<'v> SamplerChain<'v> {
     ///
     /// A panic in a Rust sampler is [`Error::CustomSampler`] (see [`CustomSampler`]).
     pub fn sample(&mut self, ctx: &mut Context<'_>, idx: i32) -> Result<Token> {
+        self.check_grammar()?;
         ctx.logits(idx)?;
         if ctx.model().vocab().n_tokens() != self.n_vocab {
             return Err(Error::Sampler(
@@ -458,6 +508,7 @@ impl<'v> SamplerChain<'v> {
             sys::llama_sys_sampler_sample(chain, ctx_raw, idx, &mut id, e.ptr(), e.len())
         })?;
         if rc != 0 {
+            self.grammar_failed = !self.grammars.is_empty();
             return Err(Error::Sampler(e.text()));
         }
         ctx.model().vocab().token(id).map_err(|_| {
@@ -475,6 +526,10 @@ impl<'v> SamplerChain<'v> {
                 n_vocab: self.n_vocab,
             });
         }
+        self.check_grammar()?;
+        if self.vocab.is_eog(token) {
+            self.check_grammar_allows_end(token)?;
+        }
         let mut e = ErrBuf::new();
         let chain = self.ptr.as_ptr();
         // SAFETY: valid chain, token in range; the shim catches a grammar's rejection.
@@ -482,7 +537,57 @@ impl<'v> SamplerChain<'v> {
             sys::llama_sys_sampler_accept(chain, token.id(), e.ptr(), e.len())
         })?;
         if rc != 0 {
+            self.grammar_failed = !self.grammars.is_empty();
             return Err(Error::Sampler(e.text()));
+        }
+        Ok(())
+    }
+
+    /// `Err` after a grammar rejected a token: llama.cpp's grammar then has no state left,
+    /// and asserts (aborting the process) when it is next applied or fed.
+    fn check_grammar(&self) -> Result<()> {
+        if self.grammar_failed {
+            return Err(Error::Sampler(
+                "the grammar rejected an earlier token and has no state left; call reset() \
+                 to start it again"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `Err` unless every grammar in the chain may end here: accepting an
+    /// end-of-generation token into an unfinished grammar aborts inside llama.cpp.
+    /// Each grammar is asked the way sampling asks it, by applying it to a
+    /// one-token candidate list (which changes no grammar state): a grammar that
+    /// cannot end masks the token out.
+    fn check_grammar_allows_end(&mut self, token: Token) -> Result<()> {
+        for &i in &self.grammars {
+            // SAFETY: valid chain; `i` is the index the grammar was added at.
+            let grammar = unsafe { sys::llama_sampler_chain_get(self.ptr.as_ptr(), i) };
+            if grammar.is_null() {
+                continue;
+            }
+            let mut data = sys::llama_token_data {
+                id: token.id(),
+                logit: 0.0,
+                p: 0.0,
+            };
+            let mut cur = sys::llama_token_data_array {
+                data: &mut data,
+                size: 1,
+                selected: -1,
+                sorted: false,
+            };
+            // SAFETY: a grammar sampler of this chain (whose state is intact: checked by
+            // `check_grammar`); `cur` points at one valid candidate for the call.
+            unsafe { sys::llama_sampler_apply(grammar, &mut cur) };
+            if data.logit == f32::NEG_INFINITY {
+                return Err(Error::Sampler(format!(
+                    "end-of-generation token {} before the grammar is complete",
+                    token.id()
+                )));
+            }
         }
         Ok(())
     }
@@ -492,9 +597,16 @@ impl<'v> SamplerChain<'v> {
     /// `sample` reports it).
     pub fn reset(&mut self) {
         let chain = self.ptr.as_ptr();
+        let mut e = ErrBuf::new();
         // SAFETY: valid chain. A panic in a Rust sampler's reset disables it again, and
-        // the next `sample` reports that, so the error itself is dropped here.
-        let _ = self.call(|| unsafe { sys::llama_sampler_reset(chain) });
+        // the next `sample` reports that, so the error itself is dropped here; so is a C++
+        // exception the shim caught (a grammar that could not be rebuilt keeps its state).
+        let rc = self.call(|| unsafe { sys::llama_sys_sampler_reset(chain, e.ptr(), e.len()) });
+        // A grammar rebuilt from its text has its state back (one that failed to rebuild
+        // keeps the old one, so a failed grammar stays failed).
+        if !matches!(rc, Ok(rc) if rc != 0) {
+            self.grammar_failed = false;
+        }
     }
 
     /// The seed actually in use by the chain's last seeded sampler (dist,
@@ -521,6 +633,9 @@ impl<'v> SamplerChain<'v> {
             ptr,
             n_vocab: self.n_vocab,
             n_custom: self.n_custom,
+            grammars: self.grammars.clone(),
+            grammar_failed: self.grammar_failed,
+            vocab: self.vocab,
             _vocab: PhantomData,
         };
         match refused {
@@ -532,28 +647,6 @@ impl<'v> SamplerChain<'v> {
 
 fn ctx_ptr(ctx: &mut Context<'_>) -> *mut sys::llama_context {
     ctx.raw_ptr()
-}
-
-/// A buffer the C++ shim writes an exception message into.
-struct ErrBuf([u8; 256]);
-
-impl ErrBuf {
-    fn new() -> Self {
-        Self([0; 256])
-    }
-
-    fn ptr(&mut self) -> *mut std::ffi::c_char {
-        self.0.as_mut_ptr().cast()
-    }
-
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    fn text(&self) -> String {
-        let end = self.0.iter().position(|&b| b == 0).unwrap_or(self.0.len());
-        String::from_utf8_lossy(&self.0[..end]).into_owned()
-    }
 }
 
 fn join(log: String, exception: String) -> String {

@@ -6,6 +6,7 @@ use std::ptr::NonNull;
 use llamacpp_sys as sys;
 
 use crate::backend::cstr_lossy;
+use crate::boundary::ErrBuf;
 use crate::error::{Error, Result};
 use crate::model::Model;
 
@@ -211,6 +212,9 @@ impl<'m> Vocab<'m> {
 
     /// Tokenizes `text`. `add_special` adds BOS/EOS as the model wants;
     /// `parse_special` turns control-token text (`<|im_end|>`) into those tokens.
+    ///
+    /// [`Error::NoVocabulary`] without a tokenizer; [`Error::Cpp`] when llama.cpp's
+    /// tokenizer throws (a malformed vocabulary in the model file).
     pub fn tokenize(
         &self,
         text: &str,
@@ -222,12 +226,18 @@ impl<'m> Vocab<'m> {
             value: text.len() as i64,
             expected: "< 2^31 bytes".into(),
         })?;
+        if !self.has_tokenizer() {
+            // llama.cpp asserts (aborts) on a vocabulary without a tokenizer.
+            return Err(Error::NoVocabulary);
+        }
         let mut out: Vec<i32> = vec![0; text.len() + 2];
         for _ in 0..2 {
             let cap = i32::try_from(out.len()).unwrap_or(i32::MAX);
-            // SAFETY: `text` is valid for `len` bytes; `out` has room for `cap` tokens.
-            let n = unsafe {
-                sys::llama_tokenize(
+            let (mut n, mut e) = (0, ErrBuf::new());
+            // SAFETY: `text` is valid for `len` bytes; `out` has room for `cap` tokens; the
+            // shim catches what the tokenizer throws (a malformed vocabulary in the file).
+            let rc = unsafe {
+                sys::llama_sys_tokenize(
                     self.raw(),
                     text.as_ptr().cast(),
                     len,
@@ -235,8 +245,14 @@ impl<'m> Vocab<'m> {
                     cap,
                     add_special,
                     parse_special,
+                    &mut n,
+                    e.ptr(),
+                    e.len(),
                 )
             };
+            if rc != 0 {
+                return Err(e.cpp("llama_tokenize"));
+            }
             if n == i32::MIN {
                 return Err(Error::OutOfRange {
                     what: "token count",
@@ -258,15 +274,32 @@ impl<'m> Vocab<'m> {
     }
 
     /// The bytes of one token (may be part of a multi-byte character).
+    ///
+    /// [`Error::NoVocabulary`] without a tokenizer (llama.cpp would abort).
     pub fn piece_bytes(&self, t: Token, special: bool) -> Result<Vec<u8>> {
-        let id = self.check(t)?;
+        let id = self.check_with_data(t)?;
         let mut buf = vec![0u8; 32];
         loop {
             let cap = i32::try_from(buf.len()).unwrap_or(i32::MAX);
-            // SAFETY: valid vocab, id in range, `buf` has room for `cap` bytes.
-            let n = unsafe {
-                sys::llama_token_to_piece(self.raw(), id, buf.as_mut_ptr().cast(), cap, 0, special)
+            let (mut n, mut e) = (0, ErrBuf::new());
+            // SAFETY: valid vocab with a tokenizer, id in range, `buf` has room for `cap`
+            // bytes; the shim catches exceptions (none expected once the id is checked).
+            let rc = unsafe {
+                sys::llama_sys_token_to_piece(
+                    self.raw(),
+                    id,
+                    buf.as_mut_ptr().cast(),
+                    cap,
+                    0,
+                    special,
+                    &mut n,
+                    e.ptr(),
+                    e.len(),
+                )
             };
+            if rc != 0 {
+                return Err(e.cpp("llama_token_to_piece"));
+            }
             if n >= 0 {
                 buf.truncate(n as usize);
                 return Ok(buf);
@@ -299,9 +332,11 @@ impl<'m> Vocab<'m> {
         let mut buf = vec![0u8; ids.len() * 4 + 16];
         loop {
             let cap = i32::try_from(buf.len()).unwrap_or(i32::MAX);
-            // SAFETY: ids are in range; `buf` has room for `cap` bytes.
-            let n = unsafe {
-                sys::llama_detokenize(
+            let (mut n, mut e) = (0, ErrBuf::new());
+            // SAFETY: ids are in range; `buf` has room for `cap` bytes; the shim catches
+            // exceptions (none expected once the ids are checked).
+            let rc = unsafe {
+                sys::llama_sys_detokenize(
                     self.raw(),
                     ids.as_ptr(),
                     n_ids,
@@ -309,8 +344,14 @@ impl<'m> Vocab<'m> {
                     cap,
                     remove_special,
                     unparse_special,
+                    &mut n,
+                    e.ptr(),
+                    e.len(),
                 )
             };
+            if rc != 0 {
+                return Err(e.cpp("llama_detokenize"));
+            }
             if n >= 0 {
                 buf.truncate(n as usize);
                 return Ok(String::from_utf8_lossy(&buf).into_owned());

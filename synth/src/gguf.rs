@@ -141,6 +141,18 @@ impl Gguf {
                     )
                 }
             }
+            MetaValue::ArrF32(a) => {
+                // SAFETY: as above; `a` holds a.len() contiguous f32 values.
+                unsafe {
+                    sys::gguf_set_arr_data(
+                        ctx,
+                        kp,
+                        sys::GGUF_TYPE_FLOAT32,
+                        a.as_ptr().cast::<c_void>(),
+                        a.len(),
+                    )
+                }
+            }
             MetaValue::ArrStr(a) => {
                 let owned = a
                     .iter()

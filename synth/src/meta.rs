@@ -18,6 +18,8 @@ pub enum MetaValue {
     ArrI32(Vec<i32>),
     /// Array of `GGUF_TYPE_UINT32` (e.g. aLoRA invocation tokens).
     ArrU32(Vec<u32>),
+    /// Array of `GGUF_TYPE_FLOAT32` (e.g. SentencePiece token scores).
+    ArrF32(Vec<f32>),
     /// Array of `GGUF_TYPE_STRING`.
     ArrStr(Vec<String>),
 }
@@ -36,6 +38,12 @@ impl Metadata {
             Some(slot) => slot.1 = value,
             None => self.entries.push((key, value)),
         }
+    }
+
+    /// Remove `key`, returning its value if it was set.
+    pub fn remove(&mut self, key: &str) -> Option<MetaValue> {
+        let i = self.entries.iter().position(|(k, _)| k == key)?;
+        Some(self.entries.remove(i).1)
     }
 
     /// The value of `key`, if set.

@@ -15,6 +15,7 @@ pub use tools::*;
 
 use llamacpp_sys as sys;
 
+use crate::boundary::ErrBuf;
 use crate::error::{Error, Result, c_string};
 
 /// Formats `messages` with `template` (a model's template text, or the name of
@@ -51,17 +52,25 @@ pub fn apply_template(
     for _ in 0..2 {
         let cap = i32::try_from(buf.len())
             .map_err(|_| Error::ChatTemplate("conversation too long".into()))?;
-        // SAFETY: all strings NUL-terminated and alive; `buf` has `cap` bytes.
-        let n = unsafe {
-            sys::llama_chat_apply_template(
+        let (mut n, mut e) = (0, ErrBuf::new());
+        // SAFETY: all strings NUL-terminated and alive; `buf` has `cap` bytes; the shim
+        // catches exceptions (allocations sized by the conversation).
+        let rc = unsafe {
+            sys::llama_sys_chat_apply_template(
                 tmpl.as_ptr(),
                 raw.as_ptr(),
                 raw.len(),
                 add_assistant,
                 buf.as_mut_ptr().cast(),
                 cap,
+                &mut n,
+                e.ptr(),
+                e.len(),
             )
         };
+        if rc != 0 {
+            return Err(Error::ChatTemplate(e.text()));
+        }
         if n < 0 {
             return Err(Error::ChatTemplate(format!(
                 "template not supported: {template:.60}"

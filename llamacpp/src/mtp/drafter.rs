@@ -165,7 +165,7 @@ impl<'m> MtpDrafter<'m> {
         raw.embeddings = false;
         raw.cb_eval = Some(capture_trampoline);
         raw.cb_eval_user_data = (&mut *capture as *mut Capture).cast();
-        let guard = model.adapters_lock.read();
+        let guard = crate::context::adapters_read(model);
         // The model is valid for 'm and has its NextN layers loaded (MtpModel), which is what
         // llama.cpp's MTP graph asserts; the callback data is boxed and outlives the context
         // (declared after it in `MtpDrafter`).
@@ -307,17 +307,18 @@ impl<'m> MtpDrafter<'m> {
         }
         self.capture.want = capture;
         self.capture.got = false;
-        let guard = self.model.adapters_lock.read();
+        let guard = crate::context::adapters_read(self.model);
         let ctx = self.ptr();
         let batch = self.batch.as_ptr();
         // The batch belongs to the context and holds at most n_batch entries, each with a token
         // id checked by llama.cpp, one position and an n_embd_out state row (so no entry lacks
         // the hidden state the MTP graph reads).
-        // SAFETY: valid context and batch, as described just above.
-        let rc = unsafe { sys::llama_process(ctx, sys::LLAMA_PROCESS_TYPE_DECODE, batch) };
+        // SAFETY: valid context and batch, as described just above (an exception thrown
+        // inside becomes an Err in the shim).
+        let rc = unsafe { crate::boundary::process(ctx, sys::LLAMA_PROCESS_TYPE_DECODE, batch) };
         drop(guard);
         self.capture.want = false;
-        check_decode(rc)
+        check_decode(rc?)
     }
 }
 

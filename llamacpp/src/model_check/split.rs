@@ -1,0 +1,63 @@
+//! Models split over several files (`<prefix>-00001-of-0000N.gguf`).
+//!
+//! When the first file says `split.count > 1`, llama.cpp opens the other files by name and
+//! reads each one's `split.no` with `gguf_get_val_u16` without checking its type; gguf's
+//! getter `GGML_ASSERT`s the type, so a split whose `split.no` is not a `uint16` aborts.
+
+use std::ffi::CStr;
+
+use llamacpp_sys as sys;
+
+use super::{Meta, abort_reason};
+use crate::error::c_string;
+
+const SPLIT_COUNT: &str = "split.count";
+const SPLIT_NO: &str = "split.no";
+
+impl Meta {
+    /// A `uint16` value.
+    fn u16(&self, key: &str) -> Option<u16> {
+        let id = self.id(key)?;
+        // SAFETY: live context and key id; the type is checked before reading.
+        unsafe {
+            (sys::gguf_get_kv_type(self.0, id) == sys::GGUF_TYPE_UINT16)
+                .then(|| sys::gguf_get_val_u16(self.0, id))
+        }
+    }
+}
+
+/// Checks the `split.no` type of every further split of the model whose first file is
+/// `path` (with metadata `meta`).
+pub(super) fn check(path: &CStr, meta: &Meta) -> Result<(), String> {
+    // Another type, or a first file that is not split 0, fails the load cleanly.
+    let Some(n) = meta.u16(SPLIT_COUNT).filter(|&n| n > 1) else {
+        return Ok(());
+    };
+    if meta.u16(SPLIT_NO) != Some(0) {
+        return Ok(());
+    }
+    // llama.cpp's llama_get_list_splits: the first file's name ends in
+    // "-00001-of-<n>.gguf" (else the load fails cleanly); the others share its prefix.
+    let first = path.to_string_lossy();
+    let Some(prefix) = first.strip_suffix(&format!("-{:05}-of-{n:05}.gguf", 1)) else {
+        return Ok(());
+    };
+    for i in 1..n {
+        let name = format!("{prefix}-{:05}-of-{n:05}.gguf", i + 1);
+        let Ok(c_name) = c_string(&name) else {
+            continue;
+        };
+        // Missing or unreadable files and a missing key are clean errors in llama.cpp.
+        let Some(split) = Meta::open(&c_name) else {
+            continue;
+        };
+        if let Some(t) = split.kv_type(SPLIT_NO)
+            && t != sys::GGUF_TYPE_UINT16
+        {
+            return Err(abort_reason(format!(
+                "{SPLIT_NO} of split file {name} has GGUF type {t}, not uint16"
+            )));
+        }
+    }
+    Ok(())
+}
