@@ -151,6 +151,10 @@ impl Batch {
         &self.tokens
     }
 
+    pub(crate) fn positions(&self) -> &[i32] {
+        &self.pos
+    }
+
     /// Every sequence id used by any token.
     pub(crate) fn seq_ids(&self) -> impl Iterator<Item = i32> + '_ {
         self.n_seq_id.iter().enumerate().flat_map(|(i, &n)| {

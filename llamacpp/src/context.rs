@@ -448,6 +448,7 @@ impl<'m> Context<'m> {
     pub fn decode(&mut self, batch: &mut Batch) -> Result<()> {
         self.check_usable()?;
         self.check_batch(batch)?;
+        self.check_position_rows(batch.positions().iter().copied().max())?;
         self.outputs.clear();
         let raw = batch.as_raw();
         // A graph rebuild reads the model's adapter set (see `Model::adapters_lock`).
@@ -478,6 +479,13 @@ impl<'m> Context<'m> {
         let ids: &[i32] = bytemuck_tokens(tokens);
         self.check_usable()?;
         self.check_rows(ids.len(), 1, ids)?;
+        if self.model.position_rows.is_some() {
+            // SAFETY: valid context; the memory is NULL-checked by llama.cpp (-1 then).
+            let last =
+                unsafe { sys::llama_memory_seq_pos_max(sys::llama_get_memory(self.as_ptr()), 0) };
+            let last = i64::from(last.max(-1)) + ids.len() as i64;
+            self.check_position_rows(Some(i32::try_from(last).unwrap_or(i32::MAX)))?;
+        }
         self.outputs.clear();
         // SAFETY: llama_batch_get_one only stores the pointer; llama.cpp reads the tokens
         // during llama_decode below and never writes through it; `ids` outlives the call.
@@ -519,6 +527,7 @@ impl<'m> Context<'m> {
             ));
         }
         self.check_batch(batch)?;
+        self.check_position_rows(batch.positions().iter().copied().max())?;
         if batch.len() > self.n_ubatch as usize {
             return Err(Error::OutOfRange {
                 what: "batch size",
@@ -538,6 +547,22 @@ impl<'m> Context<'m> {
         check_decode(rc)?;
         self.outputs = batch.output_indices();
         Ok(())
+    }
+
+    /// A model with a learned position embedding looks each position up as a row of it,
+    /// and ggml asserts (aborts) on a row past its end: `highest` must be below its rows.
+    fn check_position_rows(&self, highest: Option<i32>) -> Result<()> {
+        match (self.model.position_rows, highest) {
+            (Some(rows), Some(p)) if p >= rows => Err(Error::OutOfRange {
+                what: "position",
+                value: i64::from(p),
+                expected: format!(
+                    "< {rows}: the model looks positions up in a learned table of {rows} rows \
+                     (its training context)"
+                ),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// `Err` once an RPC server failed under this context (see [`Context::check_remote`]).

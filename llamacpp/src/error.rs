@@ -155,6 +155,15 @@ pub enum Error {
     /// (whole context or one sequence), or more tokens than asked for.
     #[error("state file {0}")]
     StateFile(String),
+    /// [`Model::probe`](crate::Model::probe) refused the file: what the child process
+    /// that loaded it got, or how it died.
+    #[error("probing {}: {failure}", path.display())]
+    Probe {
+        /// The file.
+        path: PathBuf,
+        /// What happened in the child.
+        failure: crate::ProbeFailure,
+    },
 }
 
 /// Result alias for this crate.
@@ -174,6 +183,20 @@ pub(crate) fn check_decode(rc: i32) -> Result<()> {
 /// A `CString` from user text, as an error instead of a panic.
 pub(crate) fn c_string(s: &str) -> Result<std::ffi::CString> {
     std::ffi::CString::new(s).map_err(|_| Error::Nul(s.to_string()))
+}
+
+/// A path as llama.cpp's `fopen` takes it: its bytes as they are on Unix (a name that is
+/// not UTF-8 still names the same file), UTF-8 elsewhere. A NUL is [`Error::Nul`].
+pub(crate) fn path_c_string(path: &std::path::Path) -> Result<std::ffi::CString> {
+    #[cfg(unix)]
+    let bytes = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()).to_vec();
+    #[cfg(not(unix))]
+    let bytes = path
+        .to_str()
+        .ok_or_else(|| Error::Unsupported(format!("a path that is not UTF-8: {}", path.display())))?
+        .as_bytes()
+        .to_vec();
+    std::ffi::CString::new(bytes).map_err(|_| Error::Nul(path.display().to_string()))
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ mod model_check;
 mod model_params;
 pub mod mtp;
 mod params;
+mod probe;
 pub mod prompt_cache;
 #[cfg(feature = "rpc")]
 pub mod rpc;
@@ -44,6 +45,7 @@ pub use params::{
     AttentionType, CacheType, ContextParams, FlashAttn, GraphNode, Pooling, RopeScaling, SrcInfo,
     ThreadPoolOptions,
 };
+pub use probe::{ProbeFailure, ProbeOptions, ProbeReport};
 pub use sampler::{SamplerBuilder, SamplerChain};
 pub use vocab::{Token, Utf8Decoder, Vocab};
 

@@ -138,7 +138,7 @@ impl<'m> LoraAdapter<'m> {
         if !path.is_file() {
             return Err(fail("no such file".into()));
         }
-        let c_path = c_string(&path.to_string_lossy())?;
+        let c_path = crate::error::path_c_string(path)?;
         check_metadata(&c_path).map_err(fail)?;
         let _guard = crate::context::adapters_write(model)?;
         // SAFETY: valid model and NUL-terminated path; llama.cpp catches its own

@@ -36,6 +36,13 @@ pub struct Model {
     /// them, which keeps decoding free of their checks.
     #[cfg(feature = "rpc")]
     pub(crate) rpc_endpoints: Vec<String>,
+    /// The identity state files carry (`state_file::fingerprint`), hashed once: it covers
+    /// the whole vocabulary, which every save and load would otherwise hash again.
+    pub(crate) fingerprint: std::sync::OnceLock<[u8; 32]>,
+    /// The rows of a learned position embedding (its training context when loaded; a
+    /// YaRN context may rewrite `n_ctx_train` later, never the tensor), or `None` for
+    /// models whose positions are not looked up in a table.
+    pub(crate) position_rows: Option<i32>,
 }
 
 // SAFETY: a llama_model is immutable after loading; llama.cpp creates contexts
@@ -72,10 +79,12 @@ impl Model {
                 reason: "no such file".into(),
             });
         }
-        let c_path = c_string(&path.to_string_lossy())?;
-        crate::model_check::check_counts(&c_path, &params).map_err(|reason| Error::ModelLoad {
-            path: path.into(),
-            reason,
+        let c_path = crate::error::path_c_string(path)?;
+        let facts = crate::model_check::check_file(&c_path, &params).map_err(|reason| {
+            Error::ModelLoad {
+                path: path.into(),
+                reason,
+            }
         })?;
         let mut progress: Option<ProgressFn> = params.progress.take();
         let mut raw = params.raw_for_load();
@@ -111,6 +120,11 @@ impl Model {
         let model = Model {
             ptr,
             adapters_lock: RwLock::new(()),
+            fingerprint: std::sync::OnceLock::new(),
+            // SAFETY: a model just loaded; no context can have rewritten it yet.
+            position_rows: facts
+                .learned_positions
+                .then(|| unsafe { sys::llama_model_n_ctx_train(ptr.as_ptr()) }),
             #[cfg(feature = "rpc")]
             rpc_endpoints,
         };

@@ -52,12 +52,18 @@ pub(crate) enum Kind {
 /// hyperparameters and metadata (except the free-form `general.*` keys), and
 /// every token's text and attributes.
 pub(crate) fn fingerprint(model: &Model) -> [u8; 32] {
+    *model.fingerprint.get_or_init(|| compute_fingerprint(model))
+}
+
+fn compute_fingerprint(model: &Model) -> [u8; 32] {
     let mut h = Sha256::new();
+    // Not `n_ctx_train`: a YaRN context rewrites it in the loaded model (the file's
+    // `context_length` is in the metadata below), and the hash must not depend on when it
+    // was first taken.
     let sizes = [
         i64::from(model.n_embd()),
         i64::from(model.n_layer()),
         i64::from(model.n_head()),
-        i64::from(model.n_ctx_train()),
         model.n_params() as i64,
         model.size() as i64,
     ];

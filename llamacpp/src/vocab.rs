@@ -42,6 +42,36 @@ impl std::fmt::Display for Token {
     }
 }
 
+/// Texts whose longest possible pre-tokenizer match ([`regex_reach`]) is longer than this
+/// (in bytes) are tokenized on a helper thread sized to it, for vocabularies whose
+/// pre-tokenizer splits text with regexes (BPE, WordPiece).
+const DEEP_STACK_FROM: usize = 512;
+
+/// That thread's stack per byte of reach. For most BPE pre-tokenizers (deepseek, falcon,
+/// bloom, gpt-4o, tekken, ...) llama.cpp falls back to `std::regex`, whose matcher recurses
+/// once per character of a match: about 300 bytes each in a release build, over 1 KiB with
+/// AddressSanitizer. One run of 8000 letters overflowed a 2 MiB thread's stack. (Address
+/// space only: pages a short match never touches are never committed.)
+const STACK_PER_BYTE: usize = 4096;
+
+/// An upper bound on the length of one pre-tokenizer regex match in `text`. None of the
+/// pinned tree's pre-tokenizer patterns matches a newline followed by a character that is
+/// not whitespace, except as a single leading `\s?`: so a match lies within one of the
+/// pieces the text splits into after each such newline, plus one byte. Only a printable
+/// ASCII character after the newline splits: any other byte may begin whitespace (a
+/// vertical tab, U+3000), which only makes the bound larger.
+fn regex_reach(text: &str) -> usize {
+    let b = text.as_bytes();
+    let (mut longest, mut start) = (0, 0);
+    for i in 1..b.len() {
+        if b[i - 1] == b'\n' && b[i].is_ascii_graphic() {
+            longest = longest.max(i - start);
+            start = i;
+        }
+    }
+    longest.max(b.len() - start) + 1
+}
+
 /// A model's vocabulary, borrowed from the [`Model`].
 #[derive(Clone, Copy)]
 pub struct Vocab<'m> {
@@ -230,6 +260,44 @@ impl<'m> Vocab<'m> {
             // llama.cpp asserts (aborts) on a vocabulary without a tokenizer.
             return Err(Error::NoVocabulary);
         }
+        // SAFETY: valid vocabulary.
+        let regex_split = matches!(
+            unsafe { sys::llama_vocab_type(self.raw()) },
+            sys::LLAMA_VOCAB_TYPE_BPE | sys::LLAMA_VOCAB_TYPE_WPM
+        );
+        let reach = if regex_split { regex_reach(text) } else { 0 };
+        if reach <= DEEP_STACK_FROM {
+            return self.tokenize_here(text, len, add_special, parse_special);
+        }
+        let stack = (1usize << 20).saturating_add(reach.saturating_mul(STACK_PER_BYTE));
+        std::thread::scope(|s| {
+            let worker = std::thread::Builder::new()
+                .name("llamacpp-tokenize".into())
+                .stack_size(stack)
+                .spawn_scoped(s, || {
+                    self.tokenize_here(text, len, add_special, parse_special)
+                })
+                .map_err(|e| {
+                    Error::Unsupported(format!(
+                        "a line of {reach} bytes needs a thread with a {stack}-byte stack \
+                         (llama.cpp's pre-tokenizer regex recurses per character), which could \
+                         not start ({e}): tokenize the text in parts"
+                    ))
+                })?;
+            worker
+                .join()
+                .unwrap_or_else(|_| Err(Error::Unsupported("the tokenizer thread panicked".into())))
+        })
+    }
+
+    /// [`Vocab::tokenize`] on the calling thread.
+    fn tokenize_here(
+        &self,
+        text: &str,
+        len: i32,
+        add_special: bool,
+        parse_special: bool,
+    ) -> Result<Vec<Token>> {
         let mut out: Vec<i32> = vec![0; text.len() + 2];
         for _ in 0..2 {
             let cap = i32::try_from(out.len()).unwrap_or(i32::MAX);
@@ -430,5 +498,26 @@ mod tests {
         assert_eq!(d.push(&[0xFF, b'a']), "\u{FFFD}a");
         assert_eq!(d.push(&[0xF0, 0x9F]), "");
         assert_eq!(d.finish(), "\u{FFFD}");
+    }
+}
+
+#[cfg(test)]
+mod reach_tests {
+    use super::regex_reach;
+
+    #[test]
+    fn reach_is_the_longest_piece_between_newlines_before_text() {
+        assert_eq!(regex_reach(""), 1);
+        assert_eq!(regex_reach("abc"), 4);
+        // Split after "\n" when text follows; "\n\n" and "\n " keep whitespace together.
+        assert_eq!(regex_reach("ab\ncdef"), 5);
+        assert_eq!(regex_reach("ab\n\n\ncd"), 6);
+        assert_eq!(regex_reach("ab\n  cd"), 8);
+        assert_eq!(regex_reach(&"x".repeat(10_000)), 10_001);
+        assert_eq!(regex_reach(&"line of text\n".repeat(1000)), 14);
+        // A newline before a non-ASCII or control character does not split (it may be
+        // whitespace).
+        assert_eq!(regex_reach("ab\n\u{3000}cd"), 9);
+        assert_eq!(regex_reach("ab\n\x0bcd"), 7);
     }
 }

@@ -301,3 +301,128 @@ fn control_vector_on_the_hybrid_model_applies_to_chosen_layers() {
     ctx.clear_control_vector();
     assert_eq!(common::prompt_logits(&mut ctx), base);
 }
+
+/// A LoRA pair for `target` with the given shapes of A and B.
+fn pair(target: &str, a: Vec<u64>, b: Vec<u64>) -> Vec<llamacpp_synth::TensorSpec> {
+    use llamacpp_synth::{Init, TensorSpec, TensorType};
+    vec![
+        TensorSpec {
+            name: format!("{target}.lora_a"),
+            shape: a,
+            ty: TensorType::F32,
+            init: Init::fan_in(64),
+        },
+        TensorSpec {
+            name: format!("{target}.lora_b"),
+            shape: b,
+            ty: TensorType::F32,
+            init: Init::fan_in(64),
+        },
+    ]
+}
+
+#[test]
+fn lora_tensors_must_have_the_model_tensors_dimensions() {
+    // llama.cpp checks the first two dimensions of each pair only: a pair without the
+    // expert dimension made mul_mat_id read (and write) past its tensors, and extra
+    // dimensions tripped ggml's asserts in the graph.
+    let base = common::qwen3next_spec();
+    let model = common::qwen3next();
+    let dir = tempfile::tempdir().unwrap();
+    let exps = base
+        .tensors
+        .iter()
+        .find(|t| t.name.ends_with("_exps.weight") && t.shape.len() == 3)
+        .expect("an expert tensor");
+    let (n_in, n_out, n_exp) = (exps.shape[0], exps.shape[1], exps.shape[2]);
+    let proj = base
+        .tensors
+        .iter()
+        .find(|t| t.name.ends_with("attn_gate.weight") || t.name.ends_with("ffn_down_shexp.weight"))
+        .expect("a projection");
+    let (p_in, p_out) = (proj.shape[0], proj.shape[1]);
+    let write = |name: &str, tensors| {
+        let mut spec = lora_spec(&base, &LoraOptions::new()).unwrap();
+        spec.tensors = tensors;
+        let path = dir.path().join(name);
+        write_gguf(&spec, &path, false).unwrap();
+        path
+    };
+    let refused = [
+        (
+            "experts-2d.gguf",
+            pair(&exps.name, vec![n_in, 4], vec![4, n_out]),
+        ),
+        (
+            "experts-short.gguf",
+            pair(&exps.name, vec![n_in, 4, 1], vec![4, n_out, 1]),
+        ),
+        (
+            "experts-4d.gguf",
+            pair(
+                &exps.name,
+                vec![n_in, 4, n_exp, 2],
+                vec![4, n_out, n_exp, 2],
+            ),
+        ),
+        (
+            "proj-3d.gguf",
+            pair(&proj.name, vec![p_in, 4, 2], vec![4, p_out, 2]),
+        ),
+        (
+            "proj-mixed.gguf",
+            pair(&proj.name, vec![p_in, 4], vec![4, p_out, 3]),
+        ),
+    ];
+    for (name, tensors) in refused {
+        let path = write(name, tensors);
+        match LoraAdapter::load(&model, &path) {
+            Err(Error::Adapter(m)) => assert!(m.contains("shape"), "{name}: {m}"),
+            other => panic!("{name}: expected a shape error, got {other:?}"),
+        }
+    }
+    // The same pair with the expert dimension is a valid expert LoRA: it loads and changes
+    // the logits.
+    let path = write(
+        "experts-3d.gguf",
+        pair(&exps.name, vec![n_in, 4, n_exp], vec![4, n_out, n_exp]),
+    );
+    let lora = LoraAdapter::load(&model, &path).unwrap();
+    let mut ctx = Context::new(&model, ctx_params()).unwrap();
+    let plain = common::prompt_logits(&mut ctx);
+    ctx.set_lora_adapters(&[(&lora, 1.0)]).unwrap();
+    let adapted = common::prompt_logits(&mut ctx);
+    assert!(adapted.iter().all(|v| v.is_finite()));
+    assert_ne!(plain, adapted);
+}
+
+#[test]
+fn lora_tensors_of_integer_type_are_refused() {
+    // ggml has no matrix product for integer tensors: the CPU backend would call a NULL
+    // dot product at the first decode.
+    let model = common::dense();
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = LoraOptions::new();
+    opts.targets = vec!["attn_q".into()];
+    let spec = lora_spec(&common::dense_spec(), &opts).unwrap();
+    let path = dir.path().join("int.gguf");
+    write_gguf(&spec, &path, false).unwrap();
+    // Retype one A tensor from F32 to I32 in its tensor info (same element size, so the
+    // file stays consistent): name, then n_dims (u32), the dims (u64 each), the type (u32).
+    let name = spec.tensors[0].name.as_bytes();
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes
+        .windows(name.len())
+        .position(|w| w == name)
+        .expect("tensor name in the file");
+    let dims_at = at + name.len();
+    let n_dims = u32::from_le_bytes(bytes[dims_at..dims_at + 4].try_into().unwrap()) as usize;
+    let ty_at = dims_at + 4 + 8 * n_dims;
+    assert_eq!(&bytes[ty_at..ty_at + 4], &0u32.to_le_bytes(), "F32 before");
+    bytes[ty_at..ty_at + 4].copy_from_slice(&llamacpp_sys::GGML_TYPE_I32.to_le_bytes());
+    std::fs::write(&path, bytes).unwrap();
+    match LoraAdapter::load(&model, &path) {
+        Err(Error::Adapter(m)) => assert!(m.contains("type"), "{m}"),
+        other => panic!("expected a type error, got {other:?}"),
+    }
+}

@@ -388,6 +388,13 @@ fn split_file_with_mistyped_split_no_is_an_error() {
         load_and_use(&first, ModelParams::default()),
         Err(Error::ModelLoad { .. })
     ));
+    // The right type with the wrong number: llama.cpp refuses it, and (patch 0031) frees
+    // the file's ggml context, which it leaked (LeakSanitizer in .ci/sanitize).
+    write_split(&base, &second, 5, 2, false);
+    match load_and_use(&first, ModelParams::default()) {
+        Err(Error::ModelLoad { reason, .. }) => assert!(reason.contains("split"), "{reason}"),
+        other => panic!("expected a load error, got {other:?}"),
+    }
 }
 
 // ---- 8. values and overrides model_check did not cover ------------------------------------
@@ -676,4 +683,83 @@ fn mistyped_architecture_is_refused_before_llama_cpp_reads_it() {
             &["general.architecture", "not a string"],
         );
     }
+}
+
+#[test]
+fn positions_past_a_learned_position_table_are_errors() {
+    // GPT-2 looks each position up in a table of `context_length` rows; ggml's get_rows
+    // asserted (aborted) on a position past it. A context may still be longer than the
+    // table, as llama.cpp allows.
+    let path = llamacpp_synth::tiny_model_path(llamacpp_synth::Preset::Gpt2Tiny);
+    let model = Model::load(&path, ModelParams::default()).unwrap();
+    let rows = model.n_ctx_train();
+    assert_eq!(rows, 256);
+    let vocab = model.vocab();
+    let t = vocab.token(10).unwrap();
+    let mut ctx = Context::new(
+        &model,
+        ContextParams::default()
+            .n_ctx(512)
+            .n_batch(512)
+            .n_ubatch(512)
+            .n_threads(1),
+    )
+    .unwrap();
+    // The last row is usable, the next one is not.
+    let ok = vec![t; rows as usize];
+    ctx.decode(&mut Batch::from_tokens(&ok, 0, 0).unwrap())
+        .unwrap();
+    assert!(ctx.logits(-1).unwrap().iter().all(|v| v.is_finite()));
+    let past = ctx.decode(&mut Batch::from_tokens(&[t], rows, 0).unwrap());
+    assert!(
+        matches!(
+            past,
+            Err(Error::OutOfRange {
+                what: "position",
+                ..
+            })
+        ),
+        "{past:?}"
+    );
+    // The same through decode_tokens, whose positions continue the sequence.
+    assert!(matches!(
+        ctx.decode_tokens(&[t]),
+        Err(Error::OutOfRange {
+            what: "position",
+            ..
+        })
+    ));
+    ctx.clear_memory(true);
+    assert!(matches!(
+        ctx.decode_tokens(&vec![t; rows as usize + 1]),
+        Err(Error::OutOfRange {
+            what: "position",
+            ..
+        })
+    ));
+    ctx.decode_tokens(&vec![t; rows as usize]).unwrap();
+    // A YaRN context rewrites the model's n_ctx_train; the table keeps its rows.
+    let _yarn = Context::new(
+        &model,
+        ContextParams::default()
+            .n_ctx(64)
+            .n_threads(1)
+            .rope_scaling(llamacpp::RopeScaling::Yarn)
+            .rope_freq_scale(0.25)
+            .yarn_orig_ctx(256),
+    );
+    let mut fresh = Context::new(&model, ContextParams::default().n_ctx(512).n_threads(1)).unwrap();
+    assert!(matches!(
+        fresh.decode(&mut Batch::from_tokens(&[t], rows, 0).unwrap()),
+        Err(Error::OutOfRange {
+            what: "position",
+            ..
+        })
+    ));
+    // A model without a table is not limited by its training context.
+    let dense = common::dense();
+    let mut ctx = Context::new(&dense, ContextParams::default().n_ctx(64).n_threads(1)).unwrap();
+    let far = dense.n_ctx_train() + 10;
+    ctx.decode(&mut Batch::from_tokens(&[dense.vocab().token(10).unwrap()], far, 0).unwrap())
+        .unwrap();
 }

@@ -175,3 +175,46 @@ fn token_data_of_a_model_without_tokenizer_is_an_error() {
     assert!(matches!(vocab.attr(t), Err(Error::NoVocabulary)));
     assert!(!vocab.is_control(t));
 }
+
+/// Many BPE pre-tokenizers fall back to `std::regex`, which recursed once per character of
+/// a match: a run of 8000 letters (or spaces, digits, punctuation) overflowed a 2 MiB
+/// thread's stack. Long texts now tokenize on a thread whose stack follows their length.
+#[test]
+fn long_runs_tokenize_with_regex_pre_tokenizers() {
+    use llamacpp::{KvOverride, Model, ModelParams};
+    for pre in [
+        "deepseek-llm",
+        "falcon",
+        "gpt-4o",
+        "bloom",
+        "tekken",
+        "llama3",
+    ] {
+        let model = Model::load(
+            common::dense_path(),
+            ModelParams::default()
+                .kv_override("tokenizer.ggml.pre", KvOverride::Str(pre.into()))
+                .unwrap(),
+        )
+        .unwrap();
+        let vocab = model.vocab();
+        for run in ["a", " ", "1", "!", "\n", "漢"] {
+            let text = run.repeat(60_000);
+            let tokens = vocab.tokenize(&text, false, false).unwrap();
+            assert!(!tokens.is_empty(), "{pre} {run:?}");
+            // What comes back detokenizes to the text (the vocabulary has every byte).
+            let mut bytes = Vec::new();
+            for t in &tokens {
+                bytes.extend(vocab.piece_bytes(*t, false).unwrap());
+            }
+            assert_eq!(bytes, text.as_bytes(), "{pre} {run:?}");
+        }
+        // Ordinary text gives the same tokens on either side of the helper-thread threshold
+        // (all but the last two, where the short text ends).
+        let line = "The quick brown fox jumps over the lazy dog. ";
+        let short = vocab.tokenize(&line.repeat(20), false, false).unwrap();
+        let long = vocab.tokenize(&line.repeat(200), false, false).unwrap();
+        let n = short.len() - 2;
+        assert_eq!(&long[..n], &short[..n], "{pre}");
+    }
+}

@@ -213,3 +213,33 @@ fn a_state_buffer_declaring_a_huge_name_is_refused_without_allocating_it() {
     }
     assert_eq!(clean_logits(&mut ctx, &p), want);
 }
+
+#[test]
+fn a_yarn_context_does_not_change_the_model_identity() {
+    // A YaRN context rewrites the loaded model's training context; the fingerprint in
+    // state files must not follow, or a file saved before it could not be loaded after.
+    let model = common::dense();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("state.bin");
+    let p = prompt(&model);
+    let mut a = Context::new(&model, params()).unwrap();
+    clean_logits(&mut a, &p);
+    a.save_state_file(&file, &p).unwrap();
+    let before = model.n_ctx_train();
+    let yarn = Context::new(
+        &model,
+        params()
+            .rope_scaling(llamacpp::RopeScaling::Yarn)
+            .rope_freq_scale(0.5)
+            .yarn_orig_ctx(64),
+    )
+    .unwrap();
+    assert_ne!(
+        model.n_ctx_train(),
+        before,
+        "the YaRN context rewrote nothing"
+    );
+    drop(yarn);
+    let mut b = Context::new(&model, params()).unwrap();
+    assert_eq!(b.load_state_file(&file, 1024).unwrap(), p);
+}

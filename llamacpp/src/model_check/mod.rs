@@ -51,6 +51,12 @@ impl Meta {
         (!ctx.is_null()).then_some(Meta(ctx))
     }
 
+    /// Whether the file holds a tensor of that name.
+    pub(crate) fn has_tensor(&self, name: &CStr) -> bool {
+        // SAFETY: live context, NUL-terminated name.
+        unsafe { sys::gguf_find_tensor(self.0, name.as_ptr()) >= 0 }
+    }
+
     pub(crate) fn id(&self, key: &str) -> Option<i64> {
         let k = c_string(key).ok()?;
         // SAFETY: live context, NUL-terminated key.
@@ -211,15 +217,29 @@ pub(crate) fn abort_reason(what: String) -> String {
     format!("{what} (llama.cpp would abort on it)")
 }
 
+/// What the checks learnt about a file that the safe API needs later.
+#[derive(Debug, Default)]
+pub(crate) struct FileFacts {
+    /// The model reads a learned position embedding (`position_embd.weight`, one row per
+    /// position up to the training context: GPT-2, StarCoder, BERT, ...): positions past
+    /// its rows fail ggml's bounds assert in `get_rows`.
+    pub learned_positions: bool,
+}
+
 /// Evaluates, for the file at `path` with the overrides of `params`, the conditions
 /// llama.cpp asserts while loading or at first use; `Err` names the first that fails.
-pub(crate) fn check_counts(path: &CStr, params: &ModelParams) -> Result<(), String> {
+pub(crate) fn check_file(path: &CStr, params: &ModelParams) -> Result<FileFacts, String> {
     let Some(meta) = Meta::open(path) else {
         // Not readable as GGUF: llama.cpp reports that itself, without asserting.
-        return Ok(());
+        return Ok(FileFacts::default());
     };
     // Split files are checked before the model's own keys: llama.cpp opens them first.
-    split::check(path, &meta)?;
+    let parts = split::check(path, &meta)?;
+    let facts = FileFacts {
+        learned_positions: std::iter::once(&meta)
+            .chain(&parts)
+            .any(|m| m.has_tensor(c"position_embd.weight")),
+    };
     // Read by llama.cpp without overrides; without it the load fails cleanly. A key of
     // another type fails it too, but after the loader made a ggml context it then leaks
     // (llama_model_loader's constructor throws before it takes ownership): refuse it here.
@@ -227,7 +247,7 @@ pub(crate) fn check_counts(path: &CStr, params: &ModelParams) -> Result<(), Stri
         if meta.id("general.architecture").is_some() {
             return Err("general.architecture is not a string".into());
         }
-        return Ok(());
+        return Ok(facts);
     };
     let keys = Keys {
         meta: &meta,
@@ -237,5 +257,6 @@ pub(crate) fn check_counts(path: &CStr, params: &ModelParams) -> Result<(), Stri
     counts::check(&keys)?;
     rope::check(&keys)?;
     hparams::check(&keys)?;
-    vocab::check(&keys)
+    vocab::check(&keys)?;
+    Ok(facts)
 }

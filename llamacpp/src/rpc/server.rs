@@ -205,7 +205,7 @@ fn prepare(config: &RpcServerConfig, warn: bool) -> Result<Prepared> {
                     dir.display()
                 ))
             })?;
-            Some(c_string(&dir.to_string_lossy())?)
+            Some(crate::error::path_c_string(dir)?)
         }
     };
     Ok(Prepared {

@@ -7,6 +7,7 @@
 //! (`src/models/<arch>.cpp`) and `src/llama-arch.cpp`.
 
 mod blocks;
+pub mod gpt2;
 pub mod llama;
 mod options;
 mod preset;
@@ -104,6 +105,7 @@ impl ModelSpec {
             }
             Preset::LlamaTiny => llama::build(&llama::LlamaParams::tiny(), opts),
             Preset::Llama3_8b => llama::build(&llama::LlamaParams::llama3_8b(), opts),
+            Preset::Gpt2Tiny => gpt2::build(&gpt2::Gpt2Params::tiny(), opts),
         }
     }
 
@@ -337,6 +339,17 @@ mod tests {
             "ssm.time_step_rank",
             "ssm.group_count",
         ];
+        if arch == "gpt2" {
+            return vec![
+                "context_length",
+                "embedding_length",
+                "block_count",
+                "feed_forward_length",
+                "attention.head_count",
+                "attention.layer_norm_epsilon",
+                "vocab_size",
+            ];
+        }
         let mut keys = common;
         match arch {
             "qwen3next" => keys.extend(moe.iter().chain(&hybrid)),

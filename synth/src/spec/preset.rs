@@ -23,11 +23,13 @@ pub enum Preset {
     LlamaTiny,
     /// Llama-3-8B at its true width (32 layers unless overridden): the dense baseline.
     Llama3_8b,
+    /// A few-MB GPT-2: learned absolute positions (a 256-row table), LayerNorm with biases.
+    Gpt2Tiny,
 }
 
 impl Preset {
     /// Every preset.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Qwen3Next80bA3b,
         Self::Qwen3NextTiny,
         Self::Qwen35MoeTiny,
@@ -35,6 +37,7 @@ impl Preset {
         Self::Qwen3MoeTiny,
         Self::LlamaTiny,
         Self::Llama3_8b,
+        Self::Gpt2Tiny,
     ];
 
     /// The presets small enough for tests.
@@ -56,6 +59,7 @@ impl Preset {
             Self::Qwen3MoeTiny => "qwen3moe-tiny",
             Self::LlamaTiny => "llama-tiny",
             Self::Llama3_8b => "llama3-8b",
+            Self::Gpt2Tiny => "gpt2-tiny",
         }
     }
 
@@ -71,6 +75,7 @@ impl Preset {
             Self::Qwen3MoeTiny => super::qwen3moe::Qwen3MoeParams::tiny().n_vocab,
             Self::LlamaTiny => super::llama::LlamaParams::tiny().n_vocab,
             Self::Llama3_8b => super::llama::LlamaParams::llama3_8b().n_vocab,
+            Self::Gpt2Tiny => super::gpt2::Gpt2Params::tiny().n_vocab,
         }
     }
 
@@ -82,6 +87,7 @@ impl Preset {
             Self::Qwen35MoeTiny => "qwen35moe",
             Self::Qwen3Moe30bA3b | Self::Qwen3MoeTiny => "qwen3moe",
             Self::LlamaTiny | Self::Llama3_8b => "llama",
+            Self::Gpt2Tiny => "gpt2",
         }
     }
 }
