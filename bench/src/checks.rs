@@ -1,17 +1,13 @@
 //! Deterministic figures: teacher-forced logits, greedy continuations and
 //! compute-graph statistics, each computed in the process of one build.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use llamacpp::{Batch, Context, ContextParams, Model};
-use serde::{Deserialize, Serialize};
+use llamacpp_bench_core::protocol::{COPY_OPS, GraphCounts};
 
 use crate::runner::TokenRng;
 use crate::{Result, err};
-
-/// Ops that only move data: the copies the patch series tries to remove.
-pub const COPY_OPS: &[&str] = &["CPY", "CONT", "DUP", "REPEAT", "CONCAT"];
 
 /// Feeds `tokens` one at a time (decode graphs) and returns the logits after each.
 pub fn teacher_forced(model: &Model, tokens: &[i32], n_threads: i32) -> Result<Vec<Vec<f32>>> {
@@ -77,36 +73,6 @@ pub fn argmax(v: &[f32]) -> i32 {
         }
     }
     best as i32
-}
-
-/// Max absolute difference and normalised mean squared error of `b` against `a`.
-pub fn diff(a: &[f32], b: &[f32]) -> (f64, f64) {
-    let (mut max, mut se, mut sa) = (0f64, 0f64, 0f64);
-    for (&x, &y) in a.iter().zip(b) {
-        let d = f64::from(x) - f64::from(y);
-        max = max.max(d.abs());
-        se += d * d;
-        sa += f64::from(x) * f64::from(x);
-    }
-    (max, if sa > 0.0 { se / sa } else { se })
-}
-
-/// Node statistics of one graph.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct GraphCounts {
-    /// Nodes computed.
-    pub n_nodes: u64,
-    /// Nodes whose op is in [`COPY_OPS`].
-    pub copy_nodes: u64,
-    /// Bytes those nodes write.
-    pub copy_bytes: u64,
-    /// Nodes per op.
-    pub ops: BTreeMap<String, u64>,
-    /// Compute buffer size reported by llama.cpp (all backends), in bytes.
-    pub compute_buffer_bytes: u64,
-    /// Every computing node in graph order: `OP name [ne0,ne1,ne2,ne3]`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub nodes: Vec<String>,
 }
 
 /// Statistics of one decode step (`n_tokens = 1`: the second step of a sequence, as every
@@ -187,11 +153,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn diff_and_argmax() {
+    fn argmax_takes_the_first_of_ties() {
         assert_eq!(argmax(&[0.0, 3.0, 3.0, -1.0]), 1);
-        let (max, nmse) = diff(&[1.0, 2.0], &[1.0, 2.5]);
-        assert!((max - 0.5).abs() < 1e-12);
-        assert!((nmse - 0.25 / 5.0).abs() < 1e-12);
     }
 
     #[test]

@@ -15,11 +15,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use clap::{CommandFactory, Parser};
 use llamacpp::{Batch, Context, ContextParams, GraphNode, Model, ModelParams, Token};
-use llamacpp_bench::params::normalize_args;
-use llamacpp_bench::table::{Align, Table};
-use serde::Serialize;
+use llamacpp_bench_core::live::profile::{NodeTotals, Profile, ProfileRow, profile_markdown};
 
 use crate::cli::model_or_default;
 use crate::roofline;
@@ -32,9 +29,8 @@ const N_PROMPT: u32 = 8;
 const N_WARMUP: u32 = 2;
 
 /// `llama-bench profile`: per-op times and matmul bandwidth of a decode step.
-#[derive(Debug, Parser)]
-#[command(name = "llama-bench profile")]
-struct ProfileArgs {
+#[derive(Debug, clap::Args)]
+pub struct ProfileArgs {
     /// Model (default: the synthetic Qwen3-Next-80B-A3B, 4 layers, Q4_0).
     #[arg(short = 'm', long = "model")]
     model: Option<String>,
@@ -53,72 +49,6 @@ struct ProfileArgs {
     /// Output format: md or json.
     #[arg(short = 'o', long = "output", default_value = "md")]
     output: String,
-}
-
-/// One row of the profile: the nodes of one op (and, for a matmul, one weight role).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct ProfileRow {
-    /// ggml op name (`MUL_MAT`, `MUL_MAT_ID`, `ADD`, ...).
-    pub op: String,
-    /// For a matmul, what its first source is: a weight's GGUF name without the
-    /// `blk.N.` prefix and `.weight` suffix (`ffn_down_exps`, `attn_qkv`, `output`),
-    /// else the node's name without its `-N` layer suffix (`kq`, `kqv`).
-    pub role: Option<String>,
-    /// Nodes per step.
-    pub nodes_per_step: f64,
-    /// Milliseconds per step, node by node.
-    pub ms_per_step: f64,
-    /// Share of the timed step's wall time (0..1).
-    pub share: f64,
-    /// Bytes of the first source (weights, or the K/V cache for attention) that the
-    /// step's matmuls read: for `MUL_MAT_ID` only the experts the step uses. 0 for
-    /// other ops.
-    pub weight_bytes_per_step: f64,
-    /// `weight_bytes_per_step / ms_per_step` in GB/s (rows with weight bytes only).
-    pub gbs: Option<f64>,
-    /// `gbs` as a share of the machine's read bandwidth (0..1).
-    pub membw_share: Option<f64>,
-}
-
-/// The whole profile (`-o json`).
-#[derive(Debug, Clone, Serialize)]
-pub struct Profile {
-    /// Model path.
-    pub model: String,
-    /// llama.cpp's description of the model.
-    pub model_desc: String,
-    /// Commit of the linked llama.cpp build.
-    pub build_commit: String,
-    /// Threads.
-    pub threads: i32,
-    /// Layers offloaded to a GPU.
-    pub n_gpu_layers: i32,
-    /// Tokens per step (one ubatch).
-    pub batch: u32,
-    /// Prompt tokens before the steps.
-    pub n_prompt: u32,
-    /// Untimed warm-up steps.
-    pub n_warmup: u32,
-    /// Timed decode steps.
-    pub steps: u32,
-    /// Mean wall time of a step without the timer and without a thread pool (worker
-    /// threads started for every graph, as the benchmark runner decodes), in ms.
-    pub step_ms_plain_no_pool: f64,
-    /// Mean wall time of a step without the timer, on a thread pool, in ms.
-    pub step_ms_plain: f64,
-    /// Mean wall time of a step timed node by node (on a thread pool), in ms.
-    pub step_ms_timed: f64,
-    /// Sum of the node times per step, in ms.
-    pub nodes_ms: f64,
-    /// `step_ms_timed - nodes_ms`: graph building, scheduling and the output copy.
-    pub outside_nodes_ms: f64,
-    /// Read bandwidth of the machine with `threads` threads (as `llama-bench membw`), GB/s;
-    /// 0 when layers are offloaded (not measured: the weights are read by a GPU).
-    pub read_bandwidth_gbs: f64,
-    /// Every matmul row together.
-    pub matmuls: ProfileRow,
-    /// Rows, slowest first.
-    pub rows: Vec<ProfileRow>,
 }
 
 /// Whether an op is a matrix multiplication whose first source is read in full.
@@ -164,15 +94,7 @@ fn weight_bytes(node: &GraphNode) -> u64 {
     }
 }
 
-/// Node times of the timed steps, per (op, role).
-#[derive(Debug, Default)]
-struct Acc {
-    nodes: u64,
-    time: Duration,
-    bytes: u64,
-}
-
-type Sink = Arc<Mutex<BTreeMap<(String, Option<String>), Acc>>>;
+type Sink = Arc<Mutex<BTreeMap<(String, Option<String>), NodeTotals>>>;
 
 /// Decodes the prompt, then `tokens`' rest in steps of `per_step` tokens (one ubatch
 /// each, logits of the last): the warm-up steps, a call of `start`, and the timed steps,
@@ -217,32 +139,6 @@ fn decode(
 
 fn mean_ms(walls: &[Duration]) -> f64 {
     walls.iter().sum::<Duration>().as_secs_f64() * 1e3 / walls.len().max(1) as f64
-}
-
-/// Builds a row from its totals over `steps` steps.
-fn row(
-    op: String,
-    role: Option<String>,
-    acc: &Acc,
-    steps: u32,
-    step_ms: f64,
-    bw: f64,
-) -> ProfileRow {
-    let steps = f64::from(steps.max(1));
-    let ms = acc.time.as_secs_f64() * 1e3 / steps;
-    let bytes = acc.bytes as f64 / steps;
-    // Only matmuls read weights (`weight_bytes`).
-    let gbs = (acc.bytes > 0 && ms > 0.0).then(|| bytes / (ms * 1e-3) / 1e9);
-    ProfileRow {
-        op,
-        role,
-        nodes_per_step: acc.nodes as f64 / steps,
-        ms_per_step: ms,
-        share: if step_ms > 0.0 { ms / step_ms } else { 0.0 },
-        weight_bytes_per_step: bytes,
-        gbs,
-        membw_share: gbs.filter(|_| bw > 0.0).map(|g| g / bw),
-    }
 }
 
 /// Measures the profile of `model_path` as the (validated) arguments say.
@@ -309,22 +205,24 @@ fn measure(model_path: &str, a: &ProfileArgs) -> Result<Profile> {
     let accs = sink.lock().map_err(err)?;
     let mut rows: Vec<ProfileRow> = accs
         .iter()
-        .map(|((op, role), acc)| row(op.clone(), role.clone(), acc, steps, step_ms, bw))
+        .map(|((op, role), acc)| {
+            ProfileRow::from_totals(op.clone(), role.clone(), acc, steps, step_ms, bw)
+        })
         .collect();
     rows.sort_by(|a, b| b.ms_per_step.total_cmp(&a.ms_per_step));
-    let mm = accs
-        .iter()
-        .filter(|((op, _), _)| is_matmul(op))
-        .fold(Acc::default(), |t, (_, a)| Acc {
+    let mm = accs.iter().filter(|((op, _), _)| is_matmul(op)).fold(
+        NodeTotals::default(),
+        |t, (_, a)| NodeTotals {
             nodes: t.nodes + a.nodes,
             time: t.time + a.time,
             bytes: t.bytes + a.bytes,
-        });
+        },
+    );
     let nodes_ms = rows.iter().map(|r| r.ms_per_step).sum::<f64>();
     Ok(Profile {
         model: model_path.to_string(),
         model_desc: model.description(),
-        build_commit: crate::worker::loaded_commit(),
+        build_commit: llamacpp::backend::build_commit(),
         threads,
         n_gpu_layers,
         batch,
@@ -337,107 +235,13 @@ fn measure(model_path: &str, a: &ProfileArgs) -> Result<Profile> {
         nodes_ms,
         outside_nodes_ms: step_ms - nodes_ms,
         read_bandwidth_gbs: bw,
-        matmuls: row("all matmuls".into(), None, &mm, steps, step_ms, bw),
+        matmuls: ProfileRow::from_totals("all matmuls".into(), None, &mm, steps, step_ms, bw),
         rows,
     })
 }
 
-/// The profile as markdown: a summary and one table.
-fn markdown(p: &Profile) -> String {
-    let pct = |x: f64, of: f64| {
-        if of > 0.0 {
-            format!("{:+.0}%", 100.0 * (x / of - 1.0))
-        } else {
-            "?".into()
-        }
-    };
-    let offload = if p.n_gpu_layers > 0 {
-        format!(", {} layers offloaded", p.n_gpu_layers)
-    } else {
-        String::new()
-    };
-    let bandwidth = if p.read_bandwidth_gbs > 0.0 {
-        format!("{:.2} GB/s", p.read_bandwidth_gbs)
-    } else {
-        "not measured (offloaded)".into()
-    };
-    let mut out = format!(
-        "model: {} ({}), build {}, {} threads{}: {} steps of {} token(s) after a {}-token prompt and {} warm-up steps\n\
-         step, plain: {:.2} ms on a thread pool, {:.2} ms starting threads per graph ({})\n\
-         step, timed node by node on the pool: {:.2} ms ({}): nodes {:.2} ms, outside nodes {:.2} ms\n\
-         read bandwidth (as `llama-bench membw`): {}\n\n",
-        p.model_desc,
-        p.model,
-        p.build_commit,
-        p.threads,
-        offload,
-        p.steps,
-        p.batch,
-        p.n_prompt,
-        p.n_warmup,
-        p.step_ms_plain,
-        p.step_ms_plain_no_pool,
-        pct(p.step_ms_plain_no_pool, p.step_ms_plain),
-        p.step_ms_timed,
-        pct(p.step_ms_timed, p.step_ms_plain),
-        p.nodes_ms,
-        p.outside_nodes_ms,
-        bandwidth,
-    );
-    let mut t = Table::new([
-        ("op", Align::Left),
-        ("weight", Align::Left),
-        ("nodes/step", Align::Right),
-        ("ms/step", Align::Right),
-        ("share", Align::Right),
-        ("weight MB/step", Align::Right),
-        ("GB/s", Align::Right),
-        ("% of membw", Align::Right),
-    ]);
-    let cells = |r: &ProfileRow| {
-        vec![
-            r.op.clone(),
-            r.role.clone().unwrap_or_default(),
-            format!("{:.0}", r.nodes_per_step),
-            format!("{:.3}", r.ms_per_step),
-            format!("{:.1}%", 100.0 * r.share),
-            if r.weight_bytes_per_step > 0.0 {
-                format!("{:.1}", r.weight_bytes_per_step / 1e6)
-            } else {
-                String::new()
-            },
-            r.gbs.map_or(String::new(), |g| format!("{g:.1}")),
-            r.membw_share
-                .map_or(String::new(), |s| format!("{:.0}%", 100.0 * s)),
-        ]
-    };
-    for r in &p.rows {
-        t.push(cells(r));
-    }
-    t.push(vec![
-        "(outside nodes)".into(),
-        String::new(),
-        String::new(),
-        format!("{:.3}", p.outside_nodes_ms),
-        if p.step_ms_timed > 0.0 {
-            format!("{:.1}%", 100.0 * p.outside_nodes_ms / p.step_ms_timed)
-        } else {
-            String::new()
-        },
-    ]);
-    t.push(cells(&p.matmuls));
-    out.push_str(&t.render());
-    out
-}
-
 /// `llama-bench profile [-m MODEL] [-t THREADS] [-n STEPS] [-b TOKENS] [-ngl N] [-o md|json]`.
-pub fn run(args: &[String]) -> Result<()> {
-    // upstream's single-dash long flags (`-ngl 99`) as `llama-bench` itself takes them
-    let argv = normalize_args(
-        &ProfileArgs::command(),
-        std::iter::once("profile".to_string()).chain(args.iter().cloned()),
-    );
-    let a = ProfileArgs::try_parse_from(argv).map_err(err)?;
+pub fn run(a: &ProfileArgs) -> Result<()> {
     if !matches!(a.output.as_str(), "md" | "json") {
         return Err(format!("-o {}: expected md or json", a.output));
     }
@@ -452,11 +256,11 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     llamacpp::backend::set_logging(false);
     let model = model_or_default(a.model.clone())?;
-    let p = measure(&model, &a)?;
+    let p = measure(&model, a)?;
     if a.output == "json" {
         println!("{}", serde_json::to_string_pretty(&p).map_err(err)?);
     } else {
-        print!("{}", markdown(&p));
+        print!("{}", profile_markdown(&p));
     }
     Ok(())
 }
@@ -515,23 +319,5 @@ mod tests {
             weight_bytes(&node("ADD", "a", vec![src("b", 5, [1; 4])])),
             0
         );
-    }
-
-    #[test]
-    fn rows_turn_totals_into_per_step_rates() {
-        let acc = Acc {
-            nodes: 8,
-            time: Duration::from_millis(4),
-            bytes: 4_000_000,
-        };
-        let r = row("MUL_MAT".into(), None, &acc, 2, 10.0, 4.0);
-        assert_eq!(r.nodes_per_step, 4.0);
-        assert_eq!(r.ms_per_step, 2.0);
-        assert_eq!(r.share, 0.2);
-        assert_eq!(r.weight_bytes_per_step, 2e6);
-        assert_eq!(r.gbs, Some(1.0));
-        assert_eq!(r.membw_share, Some(0.25));
-        let add = Acc { bytes: 0, ..acc };
-        assert_eq!(row("ADD".into(), None, &add, 2, 10.0, 4.0).gbs, None);
     }
 }

@@ -1,12 +1,11 @@
 //! Memory-bandwidth roofline for generation: bytes a decode step must read,
 //! and the machine's measured read bandwidth (`llama-bench membw`).
 
-use std::ffi::CString;
 use std::time::Instant;
 
-use llamacpp_sys as sys;
+use llamacpp_synth::GgufLayout;
 
-use crate::{Result, err};
+use crate::Result;
 
 /// Bytes of weights one generated token reads.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
@@ -23,64 +22,29 @@ pub struct WeightBytes {
 
 /// Reads tensor sizes from a GGUF file's header (no weights are loaded).
 pub fn weight_bytes(path: &str) -> Result<WeightBytes> {
-    let c = CString::new(path).map_err(err)?;
-    let params = sys::gguf_init_params {
-        no_alloc: true,
-        ctx: std::ptr::null_mut(),
-    };
-    // SAFETY: path NUL-terminated; with no_alloc only metadata is read; NULL on failure.
-    let ctx = unsafe { sys::gguf_init_from_file(c.as_ptr(), params) };
-    if ctx.is_null() {
-        return Err(format!("{path}: not a readable GGUF file"));
-    }
-    let key = |name: &str| -> Option<u32> {
-        let arch_key = CString::new("general.architecture").ok()?;
-        // SAFETY: ctx valid; key NUL-terminated; returns -1 when absent.
-        let id = unsafe { sys::gguf_find_key(ctx, arch_key.as_ptr()) };
-        if id < 0 {
-            return None;
-        }
-        // SAFETY: id valid; the value type is checked before reading it as a string.
-        let arch = unsafe {
-            if sys::gguf_get_kv_type(ctx, id) != sys::GGUF_TYPE_STRING {
-                return None;
-            }
-            std::ffi::CStr::from_ptr(sys::gguf_get_val_str(ctx, id))
-                .to_string_lossy()
-                .into_owned()
-        };
-        let k = CString::new(format!("{arch}.{name}")).ok()?;
-        // SAFETY: as above.
-        let id = unsafe { sys::gguf_find_key(ctx, k.as_ptr()) };
-        // SAFETY: id valid; type checked before reading.
-        (id >= 0 && unsafe { sys::gguf_get_kv_type(ctx, id) } == sys::GGUF_TYPE_UINT32)
-            .then(|| unsafe { sys::gguf_get_val_u32(ctx, id) })
-    };
-    let n_expert = key("expert_count").unwrap_or(0);
-    let n_used = key("expert_used_count").unwrap_or(0);
+    let layout = llamacpp_synth::read_layout(std::path::Path::new(path))
+        .map_err(|e| format!("{path}: not a readable GGUF file ({e})"))?;
+    Ok(weight_bytes_of(&layout))
+}
+
+/// The weights one token reads, from a file's tensor list and expert counts.
+fn weight_bytes_of(layout: &GgufLayout) -> WeightBytes {
     let mut wb = WeightBytes::default();
-    // SAFETY: ctx valid; indices below the count; names are NUL-terminated strings owned by ctx.
-    unsafe {
-        for i in 0..sys::gguf_get_n_tensors(ctx) {
-            let name =
-                std::ffi::CStr::from_ptr(sys::gguf_get_tensor_name(ctx, i)).to_string_lossy();
-            let size = sys::gguf_get_tensor_size(ctx, i) as u64;
-            if name.starts_with("token_embd") {
-                continue;
-            }
-            if name.contains("_exps") {
-                wb.experts_total += size;
-            } else {
-                wb.dense += size;
-            }
+    for (name, _, _, size) in &layout.tensors {
+        if name.starts_with("token_embd") {
+            continue;
         }
-        sys::gguf_free(ctx);
+        if name.contains("_exps") {
+            wb.experts_total += size;
+        } else {
+            wb.dense += size;
+        }
     }
-    if n_expert > 0 {
+    if let Some((n_expert, n_used)) = layout.experts.filter(|(n, _)| *n > 0) {
         wb.experts_active = wb.experts_total * u64::from(n_used) / u64::from(n_expert);
     }
     wb.per_token = wb.dense + wb.experts_active;
-    Ok(wb)
+    wb
 }
 
 /// Measured read bandwidth in bytes per second: `threads` threads each summing
@@ -107,4 +71,38 @@ pub fn measure_read_bandwidth(threads: usize) -> f64 {
         best = best.min(t0.elapsed().as_secs_f64());
     }
     BYTES as f64 / best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_reads_the_dense_weights_and_its_share_of_the_experts() {
+        let t = |name: &str, size| (name.to_string(), 0, 0, size);
+        let layout = GgufLayout {
+            data_offset: 0,
+            alignment: 32,
+            tensors: vec![
+                t("token_embd.weight", 1000),
+                t("blk.0.attn_q.weight", 100),
+                t("blk.0.ffn_up_exps.weight", 800),
+                t("output.weight", 50),
+            ],
+            arch: Some("qwen3moe".into()),
+            experts: Some((8, 2)),
+        };
+        let wb = weight_bytes_of(&layout);
+        assert_eq!(
+            (wb.dense, wb.experts_total, wb.experts_active),
+            (150, 800, 200)
+        );
+        assert_eq!(wb.per_token, 350);
+        let dense = GgufLayout {
+            experts: None,
+            ..layout
+        };
+        // Without expert counts no expert is known to be read (as llama.cpp would refuse the file).
+        assert_eq!(weight_bytes_of(&dense).per_token, 150);
+    }
 }

@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use llamacpp::{Batch, Context, Model, Token};
-use llamacpp_bench::params::TestInstance;
+use llamacpp_bench_core::params::TestInstance;
 
 use crate::to_llama;
 use crate::{Result, err};

@@ -5,7 +5,7 @@
 //! pair live in other crates, the bench's library and the safe crate.)
 
 use llamacpp::{ContextParams, ModelParams, ThreadPoolOptions};
-use llamacpp_bench::params::{self as bp, BenchParams, Devices, TestInstance};
+use llamacpp_bench_core::params::{self as bp, BenchParams, Devices, TestInstance};
 
 use crate::runner::parse_cpu_mask;
 use crate::{Result, err};
@@ -152,7 +152,7 @@ mod tests {
     //! One test per flag: the value given on the command line is in the parameters handed to
     //! llama.cpp (their `Debug` prints the C struct's fields), or the flag is refused.
 
-    use llamacpp_bench::params::BenchParams;
+    use llamacpp_bench_core::params::BenchParams;
 
     use super::*;
 

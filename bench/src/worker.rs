@@ -1,5 +1,6 @@
-//! The child side of `compare`: one process per build, driven over stdin/stdout
-//! with one JSON request and one JSON response per line.
+//! Worker processes: one per build, driven over stdin/stdout with the typed requests and
+//! replies of [`llamacpp_bench_core::protocol`], one JSON line each. [`serve`] is the child
+//! side (the hidden `worker` subcommand), [`Worker`] the parent's handle.
 //!
 //! Each build runs in its own process because two copies of ggml in one process
 //! would share (and fight over) global state; the parent picks the build by
@@ -8,84 +9,15 @@
 use std::io::{BufRead, Write};
 
 use llamacpp::Model;
-use llamacpp_bench::params::TestInstance;
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use llamacpp_bench_core::params::TestInstance;
+use llamacpp_bench_core::protocol::{
+    GraphCounts, LoadedModel, Reply, Request, Response, RpcDevice, WorkerInfo,
+};
 
 use crate::checks;
 use crate::runner::Prepared;
 use crate::to_llama;
 use crate::{Result, err};
-
-/// A request from the parent.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "cmd", rename_all = "snake_case")]
-pub enum Request {
-    /// Which library this process runs: `{"build_commit", "system_info"}`.
-    Info,
-    /// Register RPC servers (before `Load`): `[{"name", "description"}]` of their devices.
-    Rpc {
-        /// `host:port` of each server, in order (devices `RPC0`, `RPC1`, ...).
-        servers: Vec<String>,
-    },
-    /// Load the test's model with its model parameters (once per worker).
-    Load {
-        /// The first test of the group that shares these model parameters.
-        inst: TestInstance,
-    },
-    /// Create the test's context, prefill depth, warm up.
-    Prepare {
-        /// The test.
-        inst: TestInstance,
-        /// Skip the warm-up run.
-        no_warmup: bool,
-    },
-    /// One timed repetition of the prepared test: `{"ns"}`.
-    Rep,
-    /// Teacher-forced logits, written to `out` as little-endian f32 rows.
-    Logits {
-        /// Tokens to feed.
-        tokens: Vec<i32>,
-        /// Threads.
-        n_threads: i32,
-        /// Output file.
-        out: String,
-    },
-    /// Greedy continuation: `{"tokens"}`.
-    Greedy {
-        /// Prompt tokens.
-        prompt: Vec<i32>,
-        /// Tokens to generate.
-        n: usize,
-        /// Threads.
-        n_threads: i32,
-    },
-    /// Graph statistics for a batch of `n_tokens`.
-    Graph {
-        /// 1 for a decode step, n_ubatch for a prompt ubatch.
-        n_tokens: u32,
-        /// Threads.
-        n_threads: i32,
-    },
-}
-
-/// A response: `{"ok": value}` or `{"err": message}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Response {
-    /// Success with a payload.
-    Ok(Value),
-    /// Failure with a message.
-    Err(String),
-}
-
-/// The commit string of the llama.cpp library loaded in this process.
-pub fn loaded_commit() -> String {
-    // SAFETY: ggml_commit returns a pointer to a static NUL-terminated string.
-    unsafe { std::ffi::CStr::from_ptr(llamacpp_sys::ggml_commit()) }
-        .to_string_lossy()
-        .into_owned()
-}
 
 struct State {
     model: Option<&'static Model>,
@@ -97,38 +29,47 @@ impl State {
         self.model.ok_or_else(|| "no model loaded".to_string())
     }
 
-    fn handle(&mut self, req: Request) -> Result<Value> {
+    fn handle(&mut self, req: Request) -> Result<Reply> {
         match req {
-            Request::Info => Ok(
-                json!({"build_commit": loaded_commit(), "system_info": llamacpp::backend::system_info()}),
-            ),
+            Request::Info => Ok(Reply::Info(WorkerInfo {
+                build_commit: llamacpp::backend::build_commit(),
+                system_info: llamacpp::backend::system_info(),
+            })),
             Request::Rpc { servers } => {
                 if self.model.is_some() {
                     return Err("RPC servers are registered before the model loads".into());
                 }
-                serde_json::to_value(crate::rpc::register(&servers)?).map_err(err)
+                Ok(Reply::Rpc {
+                    devices: crate::rpc::register(&servers)?,
+                })
             }
             Request::Load { inst } => {
                 if self.model.is_some() {
                     return Err("a worker loads one model".into());
                 }
                 let m = Model::load(&inst.model, to_llama::model_params(&inst)?).map_err(err)?;
-                let info = json!({
-                    "desc": m.description(), "size": m.size(), "n_params": m.n_params(),
-                    "n_vocab": m.vocab().n_tokens(), "n_layer": m.n_layer(), "n_embd": m.n_embd(),
-                });
+                let info = LoadedModel {
+                    desc: m.description(),
+                    size: m.size(),
+                    n_params: m.n_params(),
+                    n_vocab: usize::try_from(m.vocab().n_tokens()).unwrap_or(0),
+                    n_layer: u32::try_from(m.n_layer()).unwrap_or(0),
+                    n_embd: u32::try_from(m.n_embd()).unwrap_or(0),
+                };
                 // The worker lives for one model; leaking it lets prepared tests borrow it for 'static.
                 self.model = Some(Box::leak(Box::new(m)));
-                Ok(info)
+                Ok(Reply::Loaded(info))
             }
             Request::Prepare { inst, no_warmup } => {
                 self.prepared = None;
                 self.prepared = Some(Prepared::new(self.model()?, &inst, no_warmup)?);
-                Ok(Value::Null)
+                Ok(Reply::Prepared)
             }
             Request::Rep => {
                 let p = self.prepared.as_mut().ok_or("no test prepared")?;
-                Ok(json!({"ns": p.repetition()?}))
+                Ok(Reply::Rep {
+                    ns: p.repetition()?,
+                })
             }
             Request::Logits {
                 tokens,
@@ -142,18 +83,26 @@ impl State {
                     .flat_map(|x| x.to_le_bytes())
                     .collect();
                 std::fs::write(&out, bytes).map_err(err)?;
-                Ok(json!({"rows": rows.len(), "n_vocab": rows.first().map_or(0, Vec::len)}))
+                Ok(Reply::Logits {
+                    rows: rows.len(),
+                    n_vocab: rows.first().map_or(0, Vec::len),
+                })
             }
             Request::Greedy {
                 prompt,
                 n,
                 n_threads,
-            } => Ok(json!({"tokens": checks::greedy(self.model()?, &prompt, n, n_threads)?})),
+            } => Ok(Reply::Greedy {
+                tokens: checks::greedy(self.model()?, &prompt, n, n_threads)?,
+            }),
             Request::Graph {
                 n_tokens,
                 n_threads,
-            } => serde_json::to_value(checks::graph_counts(self.model()?, n_tokens, n_threads)?)
-                .map_err(err),
+            } => Ok(Reply::Graph(checks::graph_counts(
+                self.model()?,
+                n_tokens,
+                n_threads,
+            )?)),
         }
     }
 }
@@ -234,8 +183,8 @@ impl Worker {
         })
     }
 
-    /// Sends one request and waits for its response.
-    pub fn call(&mut self, req: &Request) -> Result<Value> {
+    /// Sends one request and waits for its reply, which must be the one that answers it.
+    fn call(&mut self, req: &Request) -> Result<Reply> {
         let text = serde_json::to_string(req).map_err(err)?;
         writeln!(self.stdin, "{text}").map_err(|e| format!("{} worker: {e}", self.build))?;
         self.stdin.flush().map_err(err)?;
@@ -245,11 +194,115 @@ impl Worker {
             return Err(format!("{} worker exited unexpectedly", self.build));
         }
         match serde_json::from_str::<Response>(&line)
-            .map_err(|e| format!("bad response {line:?}: {e}"))?
+            .map_err(|e| format!("{} worker: bad response {line:?}: {e}", self.build))?
         {
-            Response::Ok(v) => Ok(v),
+            Response::Ok(reply) if reply.answers(req) => Ok(reply),
+            Response::Ok(reply) => Err(format!(
+                "{} worker answered {reply:?} to {req:?}",
+                self.build
+            )),
             Response::Err(e) => Err(format!("{} worker: {e}", self.build)),
         }
+    }
+
+    /// The library this worker runs.
+    pub fn info(&mut self) -> Result<WorkerInfo> {
+        match self.call(&Request::Info)? {
+            Reply::Info(i) => Ok(i),
+            other => Err(self.mismatch(other)),
+        }
+    }
+
+    /// Registers RPC servers; the devices they added.
+    pub fn rpc(&mut self, servers: &[String]) -> Result<Vec<RpcDevice>> {
+        let servers = servers.to_vec();
+        match self.call(&Request::Rpc { servers })? {
+            Reply::Rpc { devices } => Ok(devices),
+            other => Err(self.mismatch(other)),
+        }
+    }
+
+    /// Loads `inst`'s model with its model parameters.
+    pub fn load(&mut self, inst: &TestInstance) -> Result<LoadedModel> {
+        let inst = inst.clone();
+        match self.call(&Request::Load { inst })? {
+            Reply::Loaded(m) => Ok(m),
+            other => Err(self.mismatch(other)),
+        }
+    }
+
+    /// Creates `inst`'s context, prefills its depth and warms up.
+    pub fn prepare(&mut self, inst: &TestInstance, no_warmup: bool) -> Result<()> {
+        let inst = inst.clone();
+        match self.call(&Request::Prepare { inst, no_warmup })? {
+            Reply::Prepared => Ok(()),
+            other => Err(self.mismatch(other)),
+        }
+    }
+
+    /// One timed repetition of the prepared test, in nanoseconds.
+    pub fn rep(&mut self) -> Result<u64> {
+        match self.call(&Request::Rep)? {
+            Reply::Rep { ns } => Ok(ns),
+            other => Err(self.mismatch(other)),
+        }
+    }
+
+    /// Teacher-forced logits of `tokens`: one row of `n_vocab` floats per token.
+    pub fn logits(&mut self, tokens: &[i32], n_threads: i32) -> Result<Vec<f32>> {
+        let dir = tempfile::tempdir().map_err(err)?;
+        let out = dir.path().join(format!("{}.f32", self.build));
+        let req = Request::Logits {
+            tokens: tokens.to_vec(),
+            n_threads,
+            out: out.to_string_lossy().into(),
+        };
+        let (rows, n_vocab) = match self.call(&req)? {
+            Reply::Logits { rows, n_vocab } => (rows, n_vocab),
+            other => return Err(self.mismatch(other)),
+        };
+        let bytes = std::fs::read(&out).map_err(err)?;
+        if bytes.len() != rows * n_vocab * 4 {
+            return Err(format!(
+                "{} worker wrote {} bytes of logits for {rows} x {n_vocab}",
+                self.build,
+                bytes.len()
+            ));
+        }
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    }
+
+    /// Greedy continuation of `prompt` for `n` tokens.
+    pub fn greedy(&mut self, prompt: &[i32], n: usize, n_threads: i32) -> Result<Vec<i32>> {
+        let req = Request::Greedy {
+            prompt: prompt.to_vec(),
+            n,
+            n_threads,
+        };
+        match self.call(&req)? {
+            Reply::Greedy { tokens } => Ok(tokens),
+            other => Err(self.mismatch(other)),
+        }
+    }
+
+    /// Graph statistics of a batch of `n_tokens` (1: a decode step).
+    pub fn graph(&mut self, n_tokens: u32, n_threads: i32) -> Result<GraphCounts> {
+        let req = Request::Graph {
+            n_tokens,
+            n_threads,
+        };
+        match self.call(&req)? {
+            Reply::Graph(c) => Ok(c),
+            other => Err(self.mismatch(other)),
+        }
+    }
+
+    /// A reply of another request's kind ([`Worker::call`] refuses those first).
+    fn mismatch(&self, reply: Reply) -> String {
+        format!("{} worker: unexpected reply {reply:?}", self.build)
     }
 }
 

@@ -154,8 +154,8 @@ fn plain_run_writes_each_format_and_saved_files_compare() {
             "-m", &m, "-p", "16", "-n", "4", "-r", "2", "-t", "2", "-o", fmt,
         ]);
         assert!(ok, "{err}");
-        let results = llamacpp_bench::output::parse(
-            llamacpp_bench::params::OutputFormat::from_path(std::path::Path::new(&format!(
+        let results = llamacpp_bench_core::output::parse(
+            llamacpp_bench_core::params::OutputFormat::from_path(std::path::Path::new(&format!(
                 "x.{fmt}"
             )))
             .unwrap(),
@@ -270,4 +270,30 @@ fn profile_times_prompt_ubatches_and_takes_upstreams_ngl_flag() {
     assert!(bytes(&p) > bytes(&p1), "{} vs {}", bytes(&p), bytes(&p1));
     let (bad, _, e) = bench(&["profile", "-m", &m, "-b", "0"]);
     assert!(!bad && e.contains("-b"), "{e}");
+}
+
+#[test]
+fn flags_that_would_do_nothing_are_refused_and_help_is_not_an_error() {
+    // A limit without --check, and run flags beside two saved runs, would look applied.
+    let (ok, _, e) = bench(&["compare", "--min-speedup", "pp16=2", "-p", "16"]);
+    assert!(!ok && e.contains("--min-speedup needs --check"), "{e}");
+    let (ok, _, e) = bench(&["compare", "-ngl", "1", "a.jsonl", "b.jsonl"]);
+    assert!(
+        !ok && e.contains("takes no other flags (given: --n-gpu-layers)"),
+        "{e}"
+    );
+    let (ok, _, e) = bench(&["compare", "--min-speedup", "pp16"]);
+    assert!(!ok && e.contains("TEST=RATIO"), "{e}");
+    // Every subcommand's --help prints and exits 0, as does upstream's -h.
+    for sub in ["compare", "graph", "membw", "profile", "synth", "run"] {
+        let (ok, out, e) = bench(&[sub, "--help"]);
+        assert!(ok && out.contains("Usage: llama-bench"), "{sub}: {out}{e}");
+    }
+    let (ok, out, _) = bench(&["-h"]);
+    assert!(ok && out.contains("--n-gpu-layers"), "{out}");
+    let (ok, out, _) = bench(&["help"]);
+    assert!(
+        ok && out.contains("compare") && out.contains("profile"),
+        "{out}"
+    );
 }

@@ -88,8 +88,8 @@ fn rpc_run_records_its_server_and_saved_runs_compare() {
         args.extend(dev);
         let (status, out, err) = bench(&args);
         assert!(status.success(), "{fmt}: stdout:\n{out}\nstderr:\n{err}");
-        let results = llamacpp_bench::output::parse(
-            llamacpp_bench::params::OutputFormat::from_path(std::path::Path::new(&format!(
+        let results = llamacpp_bench_core::output::parse(
+            llamacpp_bench_core::params::OutputFormat::from_path(std::path::Path::new(&format!(
                 "x.{fmt}"
             )))
             .unwrap(),
@@ -110,7 +110,7 @@ fn rpc_run_records_its_server_and_saved_runs_compare() {
             for line in out.lines() {
                 let v: serde_json::Value = serde_json::from_str(line).unwrap();
                 let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-                let mut want: Vec<&str> = llamacpp_bench::record::FIELDS
+                let mut want: Vec<&str> = llamacpp_bench_core::record::FIELDS
                     .iter()
                     .map(|(n, _)| *n)
                     .collect();

@@ -257,6 +257,21 @@ pub fn system_info() -> String {
     unsafe { cstr_lossy(sys::llama_print_system_info()) }
 }
 
+/// The commit string of the ggml library this process runs (`ggml_commit`).
+///
+/// With a shared llama.cpp, this is the library the loader found at run time, not
+/// necessarily the one the crate was built against: a process can tell which build it
+/// got. `llamacpp-sys`'s patched builds end it in `+p` and a hash of the patch series.
+///
+/// ```
+/// assert!(!llamacpp::backend::build_commit().is_empty());
+/// ```
+pub fn build_commit() -> String {
+    // SAFETY: ggml_commit takes no arguments and returns a pointer to a static
+    // NUL-terminated string.
+    unsafe { cstr_lossy(sys::ggml_commit()) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

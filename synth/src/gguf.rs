@@ -309,6 +309,16 @@ impl Gguf {
         (id >= 0).then_some(id)
     }
 
+    /// The value of `key`, if it is an unsigned 32-bit integer.
+    pub fn get_u32(&self, key: &str) -> Option<u32> {
+        let id = self.find_key(key)?;
+        // SAFETY: live context, id valid; the type is checked before reading.
+        unsafe {
+            (sys::gguf_get_kv_type(self.raw(), id) == sys::GGUF_TYPE_UINT32)
+                .then(|| sys::gguf_get_val_u32(self.raw(), id))
+        }
+    }
+
     /// The string value of `key`, if it is a string.
     pub fn get_str(&self, key: &str) -> Option<String> {
         let id = self.find_key(key)?;
@@ -344,6 +354,8 @@ pub struct GgufLayout {
     pub tensors: Vec<(String, sys::ggml_type, u64, u64)>,
     /// `general.architecture`.
     pub arch: Option<String>,
+    /// `{arch}.expert_count` and `{arch}.expert_used_count`, for MoE models.
+    pub experts: Option<(u32, u32)>,
 }
 
 /// Read a GGUF file's metadata and tensor layout with ggml's own reader.
@@ -362,10 +374,16 @@ pub fn read_layout(path: &Path) -> Result<GgufLayout> {
             )
         })
         .collect();
+    let arch = g.get_str("general.architecture");
+    let experts = arch.as_ref().and_then(|a| {
+        let n = g.get_u32(&format!("{a}.expert_count"))?;
+        Some((n, g.get_u32(&format!("{a}.expert_used_count"))?))
+    });
     Ok(GgufLayout {
         data_offset: g.data_offset(),
         alignment: g.alignment(),
         tensors,
-        arch: g.get_str("general.architecture"),
+        arch,
+        experts,
     })
 }

@@ -11,21 +11,11 @@ mod local;
 mod plan;
 pub mod server;
 
-use serde::{Deserialize, Serialize};
-
 use crate::{Result, err};
 
+pub use llamacpp_bench_core::protocol::RpcDevice;
 pub use local::LocalServers;
 pub use plan::{CompareRpc, RpcPlan};
-
-/// One device a server added: its name (`RPC0`) and description (the server's endpoint).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RpcDevice {
-    /// Device name, for `-dev`.
-    pub name: String,
-    /// Device description.
-    pub description: String,
-}
 
 /// Checks `host:port` as the safe crate reads it (an IPv4 address or a DNS name, a port), so
 /// that a typo is an error naming the endpoint rather than a failed connection.

@@ -9,14 +9,21 @@ use super::check_endpoint;
 use crate::Result;
 
 /// The RPC options of `compare`, as given (`-rpc` itself is an upstream flag and lives in
-/// [`llamacpp_bench::params::BenchParams::rpc`]).
-#[derive(Debug, Clone, Default, PartialEq)]
+/// [`llamacpp_bench_core::params::BenchParams::rpc`]).
+#[derive(Debug, Clone, Default, PartialEq, clap::Args)]
 pub struct CompareRpc {
-    /// `--rpc-upstream host:port,...`: the upstream build's servers.
+    /// The upstream build's RPC servers (`-rpc` names the patched build's), as many.
+    #[arg(
+        long = "rpc-upstream",
+        value_name = "HOST:PORT,...",
+        value_delimiter = ','
+    )]
     pub upstream: Vec<String>,
-    /// `--rpc-local N`: start N loopback servers per build.
+    /// Start N loopback RPC servers per build, each in that build's library environment.
+    #[arg(long = "rpc-local", value_name = "N")]
     pub local: Option<usize>,
-    /// `--rpc-threads T`: threads of each server `--rpc-local` starts.
+    /// Threads of each server `--rpc-local` starts (default: the first `-t`).
+    #[arg(long = "rpc-threads", value_name = "T")]
     pub threads: Option<i32>,
 }
 
@@ -37,33 +44,6 @@ pub enum RpcPlan {
 }
 
 impl CompareRpc {
-    /// Takes the value of one of `compare`'s RPC flags; `false` when `flag` is not one of them.
-    pub fn take(&mut self, flag: &str, value: impl FnOnce() -> Result<String>) -> Result<bool> {
-        match flag {
-            "--rpc-upstream" => {
-                let v = value()?;
-                self.upstream
-                    .extend(v.split(',').filter(|s| !s.is_empty()).map(str::to_string));
-            }
-            "--rpc-local" => {
-                let v = value()?;
-                let n = v
-                    .parse::<usize>()
-                    .map_err(|_| format!("--rpc-local {v}: expected a number of servers"))?;
-                self.local = Some(n);
-            }
-            "--rpc-threads" => {
-                let v = value()?;
-                let t = v
-                    .parse::<i32>()
-                    .map_err(|_| format!("--rpc-threads {v}: expected a number of threads"))?;
-                self.threads = Some(t);
-            }
-            _ => return Ok(false),
-        }
-        Ok(true)
-    }
-
     /// The servers of each build, from these options and `-rpc` (`patched`); `n_threads` is
     /// `-t`'s list, whose first value the local servers take unless `--rpc-threads` is given.
     pub fn plan(&self, patched: &[String], n_threads: &[i32]) -> Result<RpcPlan> {
@@ -143,12 +123,23 @@ impl CompareRpc {
 mod tests {
     use super::*;
 
+    #[derive(clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        rpc: CompareRpc,
+    }
+
+    fn parse(args: &[&str]) -> Result<CompareRpc> {
+        use clap::Parser;
+        let argv = std::iter::once("compare").chain(args.iter().copied());
+        Flags::try_parse_from(argv)
+            .map(|f| f.rpc)
+            .map_err(|e| e.to_string())
+    }
+
     fn opts(args: &[(&str, &str)]) -> CompareRpc {
-        let mut o = CompareRpc::default();
-        for (flag, value) in args {
-            assert!(o.take(flag, || Ok(value.to_string())).unwrap(), "{flag}");
-        }
-        o
+        let argv: Vec<&str> = args.iter().flat_map(|(f, v)| [*f, *v]).collect();
+        parse(&argv).unwrap()
     }
 
     fn list(s: &[&str]) -> Vec<String> {
@@ -156,10 +147,10 @@ mod tests {
     }
 
     #[test]
-    fn other_flags_are_left_alone() {
-        let mut o = CompareRpc::default();
-        assert!(!o.take("--check", || Err("no value".into())).unwrap());
-        assert_eq!(o, CompareRpc::default());
+    fn lists_split_at_commas_and_add_up() {
+        let o = parse(&["--rpc-upstream", "a:1,b:2", "--rpc-upstream", "c:3"]).unwrap();
+        assert_eq!(o.upstream, list(&["a:1", "b:2", "c:3"]));
+        assert_eq!(parse(&[]).unwrap(), CompareRpc::default());
     }
 
     #[test]
@@ -241,8 +232,7 @@ mod tests {
             let e = o.plan(&p, &[2]).unwrap_err();
             assert!(e.contains(want), "{o:?} {p:?}: {e}");
         }
-        let mut o = CompareRpc::default();
-        let e = o.take("--rpc-local", || Ok("many".into())).unwrap_err();
-        assert!(e.contains("--rpc-local many"), "{e}");
+        let e = parse(&["--rpc-local", "many"]).unwrap_err();
+        assert!(e.contains("--rpc-local") && e.contains("many"), "{e}");
     }
 }

@@ -10,7 +10,6 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use llamacpp::rpc::{RpcServer, RpcServerConfig};
 
 use crate::{Result, err};
@@ -21,9 +20,8 @@ const LISTEN_TIMEOUT: Duration = Duration::from_secs(30);
 const PORT_TRIES: usize = 8;
 
 /// The flags of `llama-bench rpc-server`.
-#[derive(Debug, Parser)]
-#[command(name = "llama-bench rpc-server")]
-struct ServerArgs {
+#[derive(Debug, clap::Args)]
+pub struct ServerArgs {
     /// Loopback address to listen on.
     #[arg(long = "host", default_value_t = Ipv4Addr::LOCALHOST)]
     host: Ipv4Addr,
@@ -42,11 +40,7 @@ struct ServerArgs {
 }
 
 /// `llama-bench rpc-server [--host 127.0.0.1] [--port P] [--threads T] [--watch-stdin] [-v]`.
-pub fn run(args: &[String]) -> Result<()> {
-    let a = ServerArgs::try_parse_from(
-        std::iter::once("rpc-server".to_string()).chain(args.iter().cloned()),
-    )
-    .map_err(err)?;
+pub fn run(a: &ServerArgs) -> Result<()> {
     if !a.host.is_loopback() {
         return Err(format!(
             "rpc-server --host {}: loopback addresses only (the RPC protocol has no \

@@ -12,11 +12,19 @@
 //!   `compare-llama-bench.py` matches them.
 //! - [`live`]: the row types of the live patched-vs-upstream comparison
 //!   ([`live::CompareRow`]) and of the graph report ([`live::GraphStats`]).
+//! - [`protocol`]: the typed requests and replies between `compare` and its worker
+//!   processes.
 //! - [`table`]: the pipe-table renderer the comparison reports share.
+//!
+//! Nothing here links llama.cpp: `cargo test -p llamacpp-bench-core` needs no C++
+//! compiler. The `llama-bench` binary (`llamacpp-bench`) is the app around it.
+
+#![forbid(unsafe_code)]
 
 pub mod live;
 pub mod output;
 pub mod params;
+pub mod protocol;
 pub mod record;
 pub mod saved_compare;
 pub mod table;

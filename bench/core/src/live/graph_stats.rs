@@ -1,11 +1,12 @@
 //! Statistics of one build's compute graph for one phase (`llama-bench graph`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 use super::human_bytes;
+use crate::protocol::GraphCounts;
 use crate::table::{Align, Table};
 
 /// Which llama.cpp build a graph comes from.
@@ -46,27 +47,21 @@ impl fmt::Display for Phase {
     }
 }
 
-/// Node and memory counts of one graph.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The counts of one build's graph for one phase: a row of `llama-bench graph`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GraphStats {
     /// The build.
     pub build: Build,
     /// The phase.
     pub phase: Phase,
-    /// Nodes in the graph.
-    pub n_nodes: u64,
-    /// Nodes that only copy data (`CPY`, `CONT`, `DUP`...).
-    pub copy_nodes: u64,
-    /// Bytes written by those copy nodes.
-    pub copy_bytes: u64,
-    /// Node count per ggml op name.
-    pub ops: BTreeMap<String, u64>,
-    /// Size of the compute buffer(s) the graph needs, in bytes.
-    pub compute_buffer_bytes: u64,
+    /// The counts, flattened into the row.
+    #[serde(flatten)]
+    pub counts: GraphCounts,
 }
 
 /// The graphs as markdown: a summary table (one row per graph), then the op
-/// counts with one column per graph (`-` where a graph has no such node).
+/// counts with one column per graph (`-` where a graph has no such node), then each
+/// graph's node list where it was kept (`graph --nodes`).
 pub fn graph_stats_markdown(stats: &[GraphStats]) -> String {
     let mut summary = Table::new([
         ("Build", Align::Left),
@@ -77,13 +72,14 @@ pub fn graph_stats_markdown(stats: &[GraphStats]) -> String {
         ("Compute buffer", Align::Right),
     ]);
     for s in stats {
+        let c = &s.counts;
         summary.push(vec![
             s.build.to_string(),
             s.phase.to_string(),
-            s.n_nodes.to_string(),
-            s.copy_nodes.to_string(),
-            human_bytes(s.copy_bytes),
-            human_bytes(s.compute_buffer_bytes),
+            c.n_nodes.to_string(),
+            c.copy_nodes.to_string(),
+            human_bytes(c.copy_bytes),
+            human_bytes(c.compute_buffer_bytes),
         ]);
     }
     let mut columns = vec![("Op".to_owned(), Align::Left)];
@@ -93,35 +89,53 @@ pub fn graph_stats_markdown(stats: &[GraphStats]) -> String {
             .map(|s| (format!("{} {}", s.build, s.phase), Align::Right)),
     );
     let mut ops = Table::new(columns);
-    let names: BTreeSet<&String> = stats.iter().flat_map(|s| s.ops.keys()).collect();
+    let names: BTreeSet<&String> = stats.iter().flat_map(|s| s.counts.ops.keys()).collect();
     for name in names {
         let mut cells = vec![name.clone()];
         cells.extend(stats.iter().map(|s| {
-            s.ops
+            s.counts
+                .ops
                 .get(name)
                 .map_or_else(|| "-".to_owned(), u64::to_string)
         }));
         ops.push(cells);
     }
-    format!("{}\n{}", summary.render(), ops.render())
+    let mut out = format!("{}\n{}", summary.render(), ops.render());
+    for s in stats.iter().filter(|s| !s.counts.nodes.is_empty()) {
+        out.push_str(&format!(
+            "\n{} {} ({} nodes):\n",
+            s.build,
+            s.phase,
+            s.counts.nodes.len()
+        ));
+        for (i, n) in s.counts.nodes.iter().enumerate() {
+            out.push_str(&format!("{i:4} {n}\n"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    use std::collections::BTreeMap;
+
     fn stats(build: Build, cont: u64) -> GraphStats {
         GraphStats {
             build,
             phase: Phase::Decode,
-            n_nodes: 100 + cont,
-            copy_nodes: cont,
-            copy_bytes: cont * 4096,
-            ops: BTreeMap::from([("CONT".to_owned(), cont), ("MUL_MAT".to_owned(), 60)])
-                .into_iter()
-                .filter(|(_, n)| *n > 0)
-                .collect(),
-            compute_buffer_bytes: 3 << 20,
+            counts: GraphCounts {
+                n_nodes: 100 + cont,
+                copy_nodes: cont,
+                copy_bytes: cont * 4096,
+                ops: BTreeMap::from([("CONT".to_owned(), cont), ("MUL_MAT".to_owned(), 60)])
+                    .into_iter()
+                    .filter(|(_, n)| *n > 0)
+                    .collect(),
+                compute_buffer_bytes: 3 << 20,
+                nodes: Vec::new(),
+            },
         }
     }
 
@@ -150,6 +164,14 @@ mod tests {
         );
         assert!(
             md.contains("| MUL_MAT |                60 |               60 |"),
+            "{md}"
+        );
+        assert!(!md.contains("nodes):"), "{md}");
+        let mut listed = all[1].clone();
+        listed.counts.nodes = vec!["MUL_MAT ffn_up-0 [8,1,1,1]".into()];
+        let md = graph_stats_markdown(&[listed]);
+        assert!(
+            md.ends_with("patched decode (1 nodes):\n   0 MUL_MAT ffn_up-0 [8,1,1,1]\n"),
             "{md}"
         );
     }

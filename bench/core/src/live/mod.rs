@@ -1,11 +1,15 @@
 //! Report rows of the live commands: `compare` (upstream and patched builds
 //! run side by side) and `graph` (compute-graph statistics of each build).
 //!
-//! Both are serde types (for `-o json`) with a markdown renderer.
+//! Both are serde types (for `-o json`) with a markdown renderer; [`check`] holds the
+//! rules of `compare --check`.
 
+pub mod check;
 mod compare_row;
 mod graph_stats;
+pub mod profile;
 
+pub use check::{CheckLimits, Correctness};
 pub use compare_row::{CompareRow, compare_rows_markdown};
 pub use graph_stats::{Build, GraphStats, Phase, graph_stats_markdown};
 

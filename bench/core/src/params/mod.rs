@@ -8,7 +8,7 @@
 //!
 //! ```
 //! use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-//! use llamacpp_bench::params::{BenchArgs, normalize_args};
+//! use llamacpp_bench_core::params::{BenchArgs, normalize_args};
 //!
 //! #[derive(Parser)]
 //! struct Cli {
