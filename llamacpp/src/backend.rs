@@ -88,31 +88,9 @@ fn capture<R>(min_level: i32, f: impl FnOnce() -> R) -> (R, String) {
     (r, log.trim_end().to_string())
 }
 
-/// Runs `f` where a panic must not unwind (a callback called from C): `None` if it
-/// panicked. The panic's payload is dropped under `catch_unwind` too, since its `Drop`
-/// may panic, and a panic escaping an `extern "C"` function aborts the process.
-pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Option<R> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-        Ok(r) => Some(r),
-        Err(mut payload) => {
-            // A payload whose Drop panics yields a new payload, which may do the same: after
-            // a few rounds the last one is leaked rather than dropped.
-            for _ in 0..8 {
-                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(payload)))
-                {
-                    Ok(()) => return None,
-                    Err(next) => payload = next,
-                }
-            }
-            std::mem::forget(payload);
-            None
-        }
-    }
-}
-
 extern "C" fn on_abort(message: *const c_char) {
     // The `tracing` subscriber is the application's code, and may panic.
-    catch(|| {
+    crate::panic::contain(|| {
         // SAFETY: ggml passes a NUL-terminated message buffer valid for this call.
         let msg = unsafe { cstr_lossy(message) };
         tracing::error!(target: "llama_cpp", "ggml abort: {msg}");
@@ -122,7 +100,7 @@ extern "C" fn on_abort(message: *const c_char) {
 
 extern "C" fn on_log(level: sys::ggml_log_level, text: *const c_char, _user: *mut c_void) {
     // The `tracing` subscriber is the application's code, and may panic.
-    catch(|| {
+    crate::panic::contain(|| {
         // SAFETY: ggml/llama pass a NUL-terminated string valid for this call.
         let text = unsafe { cstr_lossy(text) };
         LINE.with(|line| {
@@ -289,17 +267,5 @@ mod tests {
         });
         assert_eq!(outer, "w");
         assert_eq!(CAPTURE.with(|c| c.borrow().len()), 0);
-    }
-
-    #[test]
-    fn catch_survives_a_payload_whose_drop_panics() {
-        struct Bomb;
-        impl Drop for Bomb {
-            fn drop(&mut self) {
-                panic!("payload drop");
-            }
-        }
-        assert_eq!(catch(|| std::panic::panic_any(Bomb)), None::<()>);
-        assert_eq!(catch(|| 7), Some(7));
     }
 }

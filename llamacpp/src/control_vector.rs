@@ -48,8 +48,8 @@ impl Context<'_> {
         let n_embd = n_embd as usize;
         let layers = (n_layer.max(1) - 1) as usize;
         if layers == 0 {
-            return Err(Error::Adapter(
-                "a one-layer model has no layer a control vector applies to".into(),
+            return Err(Error::ControlVector(
+                "a one-layer model has no layer a control vector applies to",
             ));
         }
         if data.is_empty() || !data.len().is_multiple_of(n_embd) || data.len() / n_embd > layers {
@@ -67,9 +67,7 @@ impl Context<'_> {
             });
         }
         if data.iter().any(|v| !v.is_finite()) {
-            return Err(Error::Adapter(
-                "control vector values must be finite".into(),
-            ));
+            return Err(Error::ControlVector("its values must be finite"));
         }
         let mut full = data.to_vec();
         full.resize(n_embd * layers, 0.0);
@@ -86,9 +84,7 @@ impl Context<'_> {
             )
         };
         if rc != 0 {
-            return Err(Error::Adapter(
-                "llama.cpp could not allocate the control vector".into(),
-            ));
+            return Err(Error::ControlVector("llama.cpp could not allocate it"));
         }
         Ok(())
     }

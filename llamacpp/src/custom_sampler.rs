@@ -23,7 +23,6 @@
 //! never hands a chain to a context's backend sampling, which could run it elsewhere).
 //! With `panic = "abort"` a panic aborts, as everywhere in Rust.
 
-use std::any::Any;
 use std::cell::RefCell;
 use std::ffi::{CString, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -32,6 +31,7 @@ use llamacpp_sys as sys;
 
 use crate::candidates::TokenDataArray;
 use crate::error::Error;
+use crate::panic::{drop_quietly, payload_text};
 use crate::vocab::Token;
 
 /// A sampler written in Rust, added to a chain with
@@ -163,23 +163,6 @@ impl Adapter {
             record(self.error(message.clone()));
             self.poisoned = Some(message);
         }
-    }
-}
-
-fn payload_text(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".to_string()
-    }
-}
-
-/// Drops a panic payload; one whose own drop panics is leaked instead.
-fn drop_quietly(payload: Box<dyn Any + Send>) {
-    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
-        std::mem::forget(again);
     }
 }
 

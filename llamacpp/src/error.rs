@@ -73,9 +73,46 @@ pub enum Error {
     /// Loading or saving state failed.
     #[error("state {0} failed")]
     State(&'static str),
-    /// A sampler or grammar could not be built.
-    #[error("sampler: {0}")]
-    Sampler(String),
+    /// llama.cpp returned no sampler; `log` holds what it logged meanwhile.
+    #[error("sampler {sampler} could not be created{}", if log.is_empty() { String::new() } else { format!(": {log}") })]
+    SamplerNotCreated {
+        /// The sampler (`top_k`, `grammar`, ...).
+        sampler: &'static str,
+        /// llama.cpp's log during the call.
+        log: String,
+    },
+    /// A sampler parameter outside its domain (checked before llama.cpp sees it).
+    #[error("sampler {sampler}: {reason}")]
+    SamplerParameter {
+        /// The sampler.
+        sampler: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A sampler chain was used without a sampler that selects the token at its end
+    /// (greedy, dist, mirostat).
+    #[error("the sampler chain must end in a selecting sampler (greedy, dist, mirostat)")]
+    ChainWithoutSelector,
+    /// A sampler chain was used with a context whose model has another vocabulary than the
+    /// one it was built for.
+    #[error("the sampler chain was built for another vocabulary")]
+    ChainVocabulary,
+    /// Grammar text that llama.cpp's parser cannot survive or does not accept.
+    #[error("grammar: {0}")]
+    Grammar(String),
+    /// The grammar rejected a token accepted or sampled (llama.cpp's message); the grammar
+    /// has no state left until the chain's `reset`.
+    #[error("the grammar rejected the token: {0}")]
+    GrammarRejected(String),
+    /// The grammar rejected an earlier token and has no state left, until the chain's
+    /// `reset`.
+    #[error(
+        "the grammar rejected an earlier token and has no state left; call reset() to start it again"
+    )]
+    GrammarExhausted,
+    /// An end-of-generation token was accepted before the grammar was complete.
+    #[error("end-of-generation token {0} before the grammar is complete")]
+    GrammarIncomplete(i32),
     /// A [`CustomSampler`](crate::CustomSampler) panicked or broke its contract; a
     /// panicked one stays disabled until [`SamplerChain::reset`](crate::SamplerChain::reset).
     #[error("custom sampler `{name}`: {message}")]
@@ -83,6 +120,17 @@ pub enum Error {
         /// The sampler's name.
         name: String,
         /// What happened (with the panic message).
+        message: String,
+    },
+    /// A Rust callback that llama.cpp called during this call panicked (the panic was
+    /// stopped before it could reach C). The call itself ran to its end: for a decode, the
+    /// batch was decoded; for a model load, the load was cancelled.
+    #[error("the {callback} callback panicked: {message}")]
+    CallbackPanicked {
+        /// Which callback: `progress` (model load), `graph` (a context's graph observer or
+        /// timer) or `mtp capture`.
+        callback: &'static str,
+        /// The panic's message.
         message: String,
     },
     /// A JSON schema could not be converted to a grammar.
@@ -94,9 +142,26 @@ pub enum Error {
     /// A device name that is unknown or listed twice.
     #[error("device: {0}")]
     Device(String),
-    /// A LoRA adapter or control vector was rejected.
-    #[error("adapter: {0}")]
-    Adapter(String),
+    /// A LoRA adapter file could not be loaded: missing, malformed, or for another model.
+    #[error("adapter {}: {reason}", path.display())]
+    AdapterLoad {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Adapters set on a context of another model than the one they were loaded for.
+    #[error("the adapter was loaded for another model")]
+    AdapterModel,
+    /// An adapter scale that is not finite.
+    #[error("adapter scale {0} is not finite")]
+    AdapterScale(f32),
+    /// The same adapter listed twice in one set.
+    #[error("the same adapter is listed twice")]
+    AdapterListedTwice,
+    /// A control vector llama.cpp cannot apply.
+    #[error("control vector: {0}")]
+    ControlVector(&'static str),
     /// The model has no tokenizer (vocabulary type none): token texts and attributes do not exist.
     #[error("the model has no tokenizer (vocabulary type none)")]
     NoVocabulary,

@@ -114,7 +114,7 @@ pub const MAX_GRAMMAR_RULES: usize = 4096;
 /// parser, which reports syntax errors itself.
 pub(crate) fn check_gbnf(text: &str) -> Result<()> {
     let b = text.as_bytes();
-    let err = |msg: String| Err(Error::Sampler(format!("grammar: {msg}")));
+    let err = |msg: String| Err(Error::Grammar(msg));
     let (mut i, mut depth, mut max_depth, mut rules) = (0usize, 0usize, 0usize, 0usize);
     // Skips a quoted run (string, character class, token) from its opening byte to just
     // past the unescaped `close`, or to the end of the text.

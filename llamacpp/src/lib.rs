@@ -18,6 +18,7 @@ mod model;
 mod model_check;
 mod model_params;
 pub mod mtp;
+mod panic;
 mod params;
 mod probe;
 pub mod prompt_cache;

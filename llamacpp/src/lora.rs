@@ -134,7 +134,10 @@ impl<'m> LoraAdapter<'m> {
     pub fn load(model: &'m Model, path: impl AsRef<Path>) -> Result<Self> {
         backend::init();
         let path = path.as_ref();
-        let fail = |reason: String| Error::Adapter(format!("{}: {reason}", path.display()));
+        let fail = |reason: String| Error::AdapterLoad {
+            path: path.into(),
+            reason,
+        };
         if !path.is_file() {
             return Err(fail("no such file".into()));
         }
@@ -232,18 +235,16 @@ impl<'m> Context<'m> {
     pub fn set_lora_adapters(&mut self, adapters: &[(&LoraAdapter<'m>, f32)]) -> Result<()> {
         for (i, (a, scale)) in adapters.iter().enumerate() {
             if !std::ptr::eq(a.model(), self.model()) {
-                return Err(Error::Adapter(
-                    "the adapter was loaded for another model".into(),
-                ));
+                return Err(Error::AdapterModel);
             }
             if !scale.is_finite() {
-                return Err(Error::Adapter(format!("scale {scale} is not finite")));
+                return Err(Error::AdapterScale(*scale));
             }
             if adapters[..i]
                 .iter()
                 .any(|(b, _)| Arc::ptr_eq(&a.handle, &b.handle))
             {
-                return Err(Error::Adapter("the same adapter is listed twice".into()));
+                return Err(Error::AdapterListedTwice);
             }
         }
         let mut ptrs: Vec<*mut sys::llama_adapter_lora> =

@@ -18,9 +18,8 @@ type ProgressFn = Box<dyn FnMut(f32) -> bool + Send>;
 extern "C" fn progress_trampoline(p: f32, user: *mut c_void) -> bool {
     // SAFETY: `user` is the `&mut ProgressFn` passed by `Model::load`, alive for the call.
     let f = unsafe { &mut *user.cast::<ProgressFn>() };
-    // A panic must not unwind into C: treat it as "cancel" (its payload is leaked, as one
-    // whose Drop panics would otherwise abort here).
-    crate::backend::catch(|| f(p)).unwrap_or(false)
+    // A panic must not unwind into C: it cancels the load, which then reports it.
+    crate::panic::catch("progress", || f(p)).unwrap_or(false)
 }
 
 /// A loaded model. Contexts borrow it; it is `Send + Sync`, so several threads
@@ -96,13 +95,26 @@ impl Model {
         // SAFETY: `raw.devices` is NULL or the NULL-terminated list `params` owns, of
         // devices `ModelParams::devices` looked up in the registry.
         let rpc_endpoints = unsafe { crate::rpc::model_endpoints(raw.devices) };
-        // SAFETY: the path is NUL-terminated; the progress closure and the arrays `raw`
-        // points into (owned by `params`, untouched until after the call) outlive the call.
-        let (ptr, log) = backend::capture_log(|| unsafe {
-            sys::llama_model_load_from_file(c_path.as_ptr(), raw)
+        let mut loaded = (std::ptr::null_mut(), String::new());
+        let panicked = crate::panic::guarded(|| {
+            // SAFETY: the path is NUL-terminated; the progress closure and the arrays `raw`
+            // points into (owned by `params`, untouched until after the call) outlive the call.
+            loaded = backend::capture_log(|| unsafe {
+                sys::llama_model_load_from_file(c_path.as_ptr(), raw)
+            });
         });
         drop(progress);
         drop(params);
+        let (ptr, log) = loaded;
+        if let Err(e) = panicked {
+            // The callback answered "cancel", so llama.cpp returns NULL; a model it returned
+            // anyway is freed, since the load is reported as failed.
+            if !ptr.is_null() {
+                // SAFETY: a model llama.cpp just returned, owned by nothing else.
+                unsafe { sys::llama_model_free(ptr) };
+            }
+            return Err(e);
+        }
         let Some(ptr) = NonNull::new(ptr) else {
             // A connection that failed during the load: say which server (while another
             // model keeps that connection; otherwise the log tells).

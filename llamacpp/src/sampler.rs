@@ -94,28 +94,27 @@ impl Drop for SamplerBuilder<'_> {
 }
 
 impl<'v> SamplerBuilder<'v> {
-    fn push(mut self, p: *mut sys::llama_sampler, selects: bool, what: &str, log: String) -> Self {
+    fn push(
+        mut self,
+        p: *mut sys::llama_sampler,
+        selects: bool,
+        what: &'static str,
+        log: String,
+    ) -> Self {
         match NonNull::new(p) {
             Some(p) => {
                 self.samplers.push(p);
                 self.selects = selects;
             }
             None if self.error.is_none() => {
-                let detail = if log.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {log}")
-                };
-                self.error = Some(Error::Sampler(format!(
-                    "{what} could not be created{detail}"
-                )));
+                self.error = Some(Error::SamplerNotCreated { sampler: what, log });
             }
             None => {}
         }
         self
     }
 
-    fn filter(self, p: *mut sys::llama_sampler, what: &str) -> Self {
+    fn filter(self, p: *mut sys::llama_sampler, what: &'static str) -> Self {
         self.push(p, false, what, String::new())
     }
 
@@ -205,9 +204,10 @@ impl<'v> SamplerBuilder<'v> {
     pub fn adaptive_p(self, target: f32, decay: f32, seed: u32) -> Self {
         if !(target.is_finite() && decay.is_finite()) {
             let mut s = self;
-            s.error.get_or_insert(Error::Sampler(
-                "adaptive_p: target and decay must be finite".into(),
-            ));
+            s.error.get_or_insert(Error::SamplerParameter {
+                sampler: "adaptive_p",
+                reason: "target and decay must be finite",
+            });
             return s;
         }
         // SAFETY: no preconditions (decay is clamped inside).
@@ -222,9 +222,10 @@ impl<'v> SamplerBuilder<'v> {
     pub fn infill(self) -> Self {
         if self.vocab.eot().is_none() && self.vocab.eos().is_none() {
             let mut s = self;
-            s.error.get_or_insert(Error::Sampler(
-                "infill: the vocabulary has no EOT or EOS token".into(),
-            ));
+            s.error.get_or_insert(Error::SamplerParameter {
+                sampler: "infill",
+                reason: "the vocabulary has no EOT or EOS token",
+            });
             return s;
         }
         let vocab = self.vocab.as_ptr();
@@ -264,9 +265,10 @@ impl<'v> SamplerBuilder<'v> {
     pub fn penalties(self, last_n: i32, repeat: f32, freq: f32, present: f32) -> Self {
         if !(repeat > 0.0 && freq.is_finite() && present.is_finite()) {
             let mut s = self;
-            s.error.get_or_insert(Error::Sampler(
-                "penalties: repeat must be > 0, freq and present finite".into(),
-            ));
+            s.error.get_or_insert(Error::SamplerParameter {
+                sampler: "penalties",
+                reason: "repeat must be > 0, freq and present finite",
+            });
             return s;
         }
         let n_vocab = self.vocab.n_tokens();
@@ -297,11 +299,13 @@ impl<'v> SamplerBuilder<'v> {
         breakers: &[&str],
     ) -> Self {
         let owned: Result<Vec<CString>> = breakers.iter().map(|b| c_string(b)).collect();
-        let Ok(owned) = owned else {
-            let mut s = self;
-            s.error
-                .get_or_insert(Error::Sampler("dry: sequence breaker contains NUL".into()));
-            return s;
+        let owned = match owned {
+            Ok(owned) => owned,
+            Err(e) => {
+                let mut s = self;
+                s.error.get_or_insert(e);
+                return s;
+            }
         };
         let mut ptrs: Vec<*const std::ffi::c_char> = owned.iter().map(|c| c.as_ptr()).collect();
         let vocab = self.vocab.as_ptr();
@@ -362,11 +366,13 @@ impl<'v> SamplerBuilder<'v> {
     }
 
     fn grammar_impl(self, gbnf: &str, root: &str, lazy: Option<(&[&str], &[Token])>) -> Self {
-        let (Ok(g), Ok(r)) = (c_string(gbnf), c_string(root)) else {
-            let mut s = self;
-            s.error
-                .get_or_insert(Error::Sampler("grammar contains a NUL byte".into()));
-            return s;
+        let (g, r) = match (c_string(gbnf), c_string(root)) {
+            (Ok(g), Ok(r)) => (g, r),
+            (Err(e), _) | (_, Err(e)) => {
+                let mut s = self;
+                s.error.get_or_insert(e);
+                return s;
+            }
         };
         // What llama.cpp's parser cannot survive (endless rule generation, stack overflow).
         if let Err(e) = crate::grammar::check_gbnf(gbnf) {
@@ -393,12 +399,13 @@ impl<'v> SamplerBuilder<'v> {
             }
             Some((patterns, tokens)) => {
                 let pats: Result<Vec<CString>> = patterns.iter().map(|p| c_string(p)).collect();
-                let Ok(pats) = pats else {
-                    let mut s = self;
-                    s.error.get_or_insert(Error::Sampler(
-                        "trigger pattern contains a NUL byte".into(),
-                    ));
-                    return s;
+                let pats = match pats {
+                    Ok(pats) => pats,
+                    Err(e) => {
+                        let mut s = self;
+                        s.error.get_or_insert(e);
+                        return s;
+                    }
                 };
                 let mut pat_ptrs: Vec<*const std::ffi::c_char> =
                     pats.iter().map(|c| c.as_ptr()).collect();
@@ -421,6 +428,16 @@ impl<'v> SamplerBuilder<'v> {
                 (p, join(log, e.text()))
             }
         };
+        if p.is_null() {
+            // llama.cpp's parser refused the text; its log says where.
+            let mut s = self;
+            s.error.get_or_insert(Error::Grammar(if log.is_empty() {
+                "llama.cpp could not parse it".into()
+            } else {
+                log
+            }));
+            return s;
+        }
         let at = self.samplers.len() as i32;
         let mut s = self.push(p, false, "grammar", log);
         if s.samplers.len() as i32 > at {
@@ -435,9 +452,7 @@ impl<'v> SamplerBuilder<'v> {
             return Err(e);
         }
         if !self.selects {
-            return Err(Error::Sampler(
-                "the chain must end in a selecting sampler (greedy, dist, mirostat)".into(),
-            ));
+            return Err(Error::ChainWithoutSelector);
         }
         // SAFETY: returns default params by value; chain_init allocates a chain.
         let chain =
@@ -496,9 +511,7 @@ impl<'v> SamplerChain<'v> {
         self.check_grammar()?;
         ctx.logits(idx)?;
         if ctx.model().vocab().n_tokens() != self.n_vocab {
-            return Err(Error::Sampler(
-                "chain was built for another vocabulary".into(),
-            ));
+            return Err(Error::ChainVocabulary);
         }
         let (mut id, mut e) = (0, ErrBuf::new());
         let (chain, ctx_raw) = (self.ptr.as_ptr(), ctx_ptr(ctx));
@@ -509,13 +522,13 @@ impl<'v> SamplerChain<'v> {
         })?;
         if rc != 0 {
             self.grammar_failed = !self.grammars.is_empty();
-            return Err(Error::Sampler(e.text()));
+            return Err(if self.grammar_failed {
+                Error::GrammarRejected(e.text())
+            } else {
+                e.cpp("llama_sampler_sample")
+            });
         }
-        ctx.model().vocab().token(id).map_err(|_| {
-            Error::Sampler(format!(
-                "sampled invalid token {id} (grammar rejected every token?)"
-            ))
-        })
+        ctx.model().vocab().token(id)
     }
 
     /// Records a token chosen elsewhere (prompt tokens, for penalties and grammar).
@@ -538,7 +551,11 @@ impl<'v> SamplerChain<'v> {
         })?;
         if rc != 0 {
             self.grammar_failed = !self.grammars.is_empty();
-            return Err(Error::Sampler(e.text()));
+            return Err(if self.grammar_failed {
+                Error::GrammarRejected(e.text())
+            } else {
+                e.cpp("llama_sampler_accept")
+            });
         }
         Ok(())
     }
@@ -547,11 +564,7 @@ impl<'v> SamplerChain<'v> {
     /// and asserts (aborting the process) when it is next applied or fed.
     fn check_grammar(&self) -> Result<()> {
         if self.grammar_failed {
-            return Err(Error::Sampler(
-                "the grammar rejected an earlier token and has no state left; call reset() \
-                 to start it again"
-                    .into(),
-            ));
+            return Err(Error::GrammarExhausted);
         }
         Ok(())
     }
@@ -583,10 +596,7 @@ impl<'v> SamplerChain<'v> {
             // `check_grammar`); `cur` points at one valid candidate for the call.
             unsafe { sys::llama_sampler_apply(grammar, &mut cur) };
             if data.logit == f32::NEG_INFINITY {
-                return Err(Error::Sampler(format!(
-                    "end-of-generation token {} before the grammar is complete",
-                    token.id()
-                )));
+                return Err(Error::GrammarIncomplete(token.id()));
             }
         }
         Ok(())
@@ -627,7 +637,7 @@ impl<'v> SamplerChain<'v> {
             // C a NULL clone (a refused one is a disabled stand-in, reported below).
             unsafe { sys::llama_sys_sampler_clone(chain, e.ptr(), e.len()) }
         });
-        let ptr = NonNull::new(p).ok_or_else(|| Error::Sampler(format!("clone: {}", e.text())))?;
+        let ptr = NonNull::new(p).ok_or_else(|| e.cpp("llama_sampler_clone"))?;
         // Owned from here: returning the error frees the copy.
         let copy = SamplerChain {
             ptr,

@@ -101,11 +101,11 @@ fn two_adapters_compose_and_bad_sets_are_errors() {
 
     assert!(matches!(
         ctx.set_lora_adapters(&[(&a, 1.0), (&a, 2.0)]),
-        Err(Error::Adapter(_))
+        Err(Error::AdapterListedTwice)
     ));
     assert!(matches!(
         ctx.set_lora_adapters(&[(&a, f32::NAN)]),
-        Err(Error::Adapter(_))
+        Err(Error::AdapterScale(s)) if s.is_nan()
     ));
     // An adapter of another loaded instance of the same file is still foreign.
     let other = Model::load(common::dense_path(), ModelParams::default()).unwrap();
@@ -113,7 +113,7 @@ fn two_adapters_compose_and_bad_sets_are_errors() {
     let mut ctx2 = Context::new(&model, ctx_params()).unwrap();
     assert!(matches!(
         ctx2.set_lora_adapters(&[(&foreign, 1.0)]),
-        Err(Error::Adapter(_))
+        Err(Error::AdapterModel)
     ));
     // The failed calls left the previous set in place.
     assert_eq!(ctx.lora_adapters().len(), 2);
@@ -129,7 +129,7 @@ fn mismatched_or_malformed_adapters_are_errors() {
     write_lora(&common::qwen3next_spec(), &LoraOptions::new(), &qwen).unwrap();
     assert!(matches!(
         LoraAdapter::load(&model, &qwen),
-        Err(Error::Adapter(_))
+        Err(Error::AdapterLoad { path, .. }) if path == qwen
     ));
 
     // Same architecture, more layers than the base model has.
@@ -147,7 +147,7 @@ fn mismatched_or_malformed_adapters_are_errors() {
     write_gguf(&spec, &typed, false).unwrap();
     assert!(matches!(
         LoraAdapter::load(&model, &typed),
-        Err(Error::Adapter(_))
+        Err(Error::AdapterLoad { .. })
     ));
     let mut spec = lora_spec(&common::dense_spec(), &LoraOptions::new()).unwrap();
     spec.metadata.set("general.type", MetaValue::I32(1));
@@ -279,6 +279,11 @@ fn control_vector_changes_logits_and_clearing_restores_them() {
     for (i, r) in bad.iter().enumerate() {
         assert!(r.is_err(), "case {i} was accepted");
     }
+    assert!(
+        matches!(bad[7], Err(Error::ControlVector(m)) if m.contains("finite")),
+        "{:?}",
+        bad[7]
+    );
     assert_eq!(common::prompt_logits(&mut ctx), base);
 }
 
@@ -377,7 +382,9 @@ fn lora_tensors_must_have_the_model_tensors_dimensions() {
     for (name, tensors) in refused {
         let path = write(name, tensors);
         match LoraAdapter::load(&model, &path) {
-            Err(Error::Adapter(m)) => assert!(m.contains("shape"), "{name}: {m}"),
+            Err(Error::AdapterLoad { reason, .. }) => {
+                assert!(reason.contains("shape"), "{name}: {reason}")
+            }
             other => panic!("{name}: expected a shape error, got {other:?}"),
         }
     }
@@ -422,7 +429,7 @@ fn lora_tensors_of_integer_type_are_refused() {
     bytes[ty_at..ty_at + 4].copy_from_slice(&llamacpp_sys::GGML_TYPE_I32.to_le_bytes());
     std::fs::write(&path, bytes).unwrap();
     match LoraAdapter::load(&model, &path) {
-        Err(Error::Adapter(m)) => assert!(m.contains("type"), "{m}"),
+        Err(Error::AdapterLoad { reason, .. }) => assert!(reason.contains("type"), "{reason}"),
         other => panic!("expected a type error, got {other:?}"),
     }
 }

@@ -364,7 +364,7 @@ fn a_chain_must_still_end_in_a_selector() {
         .greedy()
         .custom(TopKTemp { k: 1, temp: 1.0 })
         .build();
-    assert!(matches!(r, Err(Error::Sampler(_))));
+    assert!(matches!(r, Err(Error::ChainWithoutSelector)));
     // Infill and adaptive-p are offered, build and sample.
     let (mut ctx, _) = primed(&model);
     let mut infill = SamplerChain::builder(model.vocab())

@@ -493,7 +493,7 @@ fn adapters_with_mistyped_keys_are_errors() {
         spec.metadata.set(key, value);
         let path = write(dir.path(), "lora.gguf", &spec);
         match LoraAdapter::load(&model, &path) {
-            Err(Error::Adapter(m)) => assert!(m.contains(key), "{m}"),
+            Err(Error::AdapterLoad { reason, .. }) => assert!(reason.contains(key), "{reason}"),
             other => panic!("{key}: {other:?}"),
         }
     }

@@ -114,25 +114,28 @@ fn samplers_and_grammars_fail_cleanly() {
     let vocab = model.vocab();
     assert!(matches!(
         SamplerChain::builder(vocab).top_k(5).build(),
-        Err(Error::Sampler(_))
+        Err(Error::ChainWithoutSelector)
     ));
     let bad = SamplerChain::builder(vocab)
         .grammar("root ::= ( unclosed", "root")
         .greedy()
         .build();
-    assert!(matches!(bad, Err(Error::Sampler(_))), "{bad:?}");
+    assert!(matches!(bad, Err(Error::Grammar(_))), "{bad:?}");
     let bad_regex = SamplerChain::builder(vocab)
         .grammar_lazy("root ::= \"a\"", "root", &["(["], &[])
         .greedy()
         .build();
     assert!(bad_regex.is_err());
-    assert!(
+    assert!(matches!(
         SamplerChain::builder(vocab)
             .penalties(64, 0.0, 0.0, 0.0)
             .greedy()
-            .build()
-            .is_err()
-    );
+            .build(),
+        Err(Error::SamplerParameter {
+            sampler: "penalties",
+            ..
+        })
+    ));
     assert!(
         SamplerChain::builder(vocab)
             .top_k(40)
@@ -156,7 +159,30 @@ fn model_load_errors_are_errors() {
         common::dense_path(),
         llamacpp::ModelParams::default().progress(|_| false),
     );
-    assert!(cancelled.is_err());
+    assert!(matches!(cancelled, Err(Error::ModelLoad { .. })));
+    // A progress callback that panics cancels the load, which reports the panic.
+    let panicked = llamacpp::Model::load(
+        common::dense_path(),
+        llamacpp::ModelParams::default().progress(|p| {
+            assert!(p < 0.5, "progress {p} is too far");
+            true
+        }),
+    );
+    match panicked {
+        Err(Error::CallbackPanicked { callback, message }) => {
+            assert_eq!(callback, "progress");
+            assert!(
+                message.starts_with("progress ") && message.ends_with("is too far"),
+                "{message}"
+            );
+        }
+        other => panic!(
+            "expected the progress callback's panic, got {:?}",
+            other.err()
+        ),
+    }
+    // The next load on this thread is not blamed for it.
+    assert!(llamacpp::Model::load(common::dense_path(), llamacpp::ModelParams::default()).is_ok());
 }
 
 /// A model without a tokenizer (`no_vocab`, as benchmark models are written) has token ids

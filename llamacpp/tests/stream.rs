@@ -146,7 +146,7 @@ async fn errors_arrive_as_items() {
         },
         stop(8),
     );
-    assert!(matches!(next(&mut s).await, Some(Err(Error::Sampler(_)))));
+    assert!(matches!(next(&mut s).await, Some(Err(Error::Grammar(_)))));
     assert!(next(&mut s).await.is_none());
     // A context that cannot be created (invalid parameters).
     let bad = ContextParams::default().n_ctx(512).n_seq_max(100_000);

@@ -154,14 +154,25 @@ fn the_last_graph_callback_set_wins() {
 }
 
 #[test]
-fn a_panicking_timer_does_not_unwind_into_ggml() {
+fn a_panicking_timer_does_not_unwind_into_ggml_and_the_decode_reports_it() {
     let model = common::qwen3next();
     let p = params().time_graph(|node, _| {
         if node.op == "MUL_MAT" {
-            panic!("timer panics");
+            panic!("timer panics at {}", node.op);
         }
     });
     let mut ctx = Context::new(&model, p).unwrap();
-    let (logits, _) = run(&model, &mut ctx, 1);
-    assert!(logits[0].iter().all(|x| x.is_finite()));
+    let prompt = model.vocab().tokenize("The quick", true, false).unwrap();
+    let mut b = Batch::from_tokens(&prompt, 0, 0).unwrap();
+    match ctx.decode(&mut b) {
+        Err(llamacpp::Error::CallbackPanicked { callback, message }) => {
+            assert_eq!(
+                (callback, message.as_str()),
+                ("graph", "timer panics at MUL_MAT")
+            );
+        }
+        other => panic!("expected the timer's panic, got {other:?}"),
+    }
+    // The batch was decoded all the same: the sequence has advanced over the prompt.
+    assert_eq!(ctx.seq_pos_max(0).unwrap(), Some(prompt.len() as i32 - 1));
 }

@@ -34,7 +34,7 @@ extern "C" fn capture_trampoline(t: *mut sys::ggml_tensor, ask: bool, data: *mut
     if t.is_null() || data.is_null() {
         return !ask;
     }
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    let r = crate::panic::catch("mtp capture", || {
         // SAFETY: `data` is the drafter's boxed `Capture`, alive as long as the context; the
         // scheduler calls back on the thread running the decode, which holds `&mut MtpDrafter`.
         let cap = unsafe { &mut *data.cast::<Capture>() };
@@ -50,8 +50,9 @@ extern "C" fn capture_trampoline(t: *mut sys::ggml_tensor, ask: bool, data: *mut
             cap.got = unsafe { copy_rows(t, cap.n_embd, &mut cap.rows) };
         }
         true
-    }));
-    // A panic (impossible short of allocation failure) must not unwind into C.
+    });
+    // A panic (impossible short of allocation failure) must not unwind into C; the decode
+    // that ran the graph reports it.
     r.unwrap_or(!ask)
 }
 
@@ -313,12 +314,18 @@ impl<'m> MtpDrafter<'m> {
         // The batch belongs to the context and holds at most n_batch entries, each with a token
         // id checked by llama.cpp, one position and an n_embd_out state row (so no entry lacks
         // the hidden state the MTP graph reads).
-        // SAFETY: valid context and batch, as described just above (an exception thrown
-        // inside becomes an Err in the shim).
-        let rc = unsafe { crate::boundary::process(ctx, sys::LLAMA_PROCESS_TYPE_DECODE, batch) };
+        // Valid context and batch, as described just above (an exception thrown inside
+        // becomes an Err in the shim).
+        let mut rc = Ok(0);
+        let panicked = crate::panic::guarded(|| {
+            // SAFETY: as described just above.
+            rc = unsafe { crate::boundary::process(ctx, sys::LLAMA_PROCESS_TYPE_DECODE, batch) };
+        });
         drop(guard);
         self.capture.want = false;
-        check_decode(rc?)
+        let rc = rc?;
+        panicked?;
+        check_decode(rc)
     }
 }
 

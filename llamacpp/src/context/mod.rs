@@ -1,163 +1,30 @@
 //! [`Context`]: decoding state for one model (KV cache, outputs, threads).
 
-use std::ffi::c_void;
 use std::ptr::NonNull;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
 use llamacpp_sys as sys;
 
-use crate::backend::{self, cstr_lossy};
+mod adapters_lock;
+mod callbacks;
+mod thread_pool;
+
+pub(crate) use adapters_lock::{adapters_read, adapters_write};
+use callbacks::{CallbackData, Callbacks, abort_trampoline, eval_trampoline};
+use thread_pool::ThreadPool;
+
+use crate::backend;
 use crate::batch::Batch;
 use crate::error::{Error, Result, check_decode};
 use crate::lora::LoraAdapter;
 use crate::model::Model;
-use crate::params::{ContextParams, GraphCallback, GraphNode, SrcInfo, ThreadPoolOptions};
+use crate::params::ContextParams;
 use crate::vocab::Token;
 
-/// Callback state that must stay at a fixed address while the context lives.
-struct Callbacks {
-    abort: Option<Arc<AtomicBool>>,
-    graph: Option<GraphCallback>,
-    /// When the scheduler asked about the node being timed (`time_graph` only).
-    asked: Option<Instant>,
-}
-
-/// The context's [`Callbacks`], owned through a raw pointer rather than a `Box`: C keeps a
-/// copy of the pointer for the context's life, and moving a `Box` (into the `Context`)
-/// asserts unique access to its contents, which would invalidate that copy under Rust's
-/// aliasing rules. The trampolines are the only code that reads the callbacks.
-struct CallbackData(NonNull<Callbacks>);
-
-impl CallbackData {
-    fn new(callbacks: Callbacks) -> Self {
-        Self(NonNull::from(Box::leak(Box::new(callbacks))))
-    }
-
-    /// The pointer handed to C as callback data.
-    fn as_ptr(&self) -> *mut c_void {
-        self.0.as_ptr().cast()
-    }
-}
-
-impl Drop for CallbackData {
-    fn drop(&mut self) {
-        // SAFETY: the pointer came from `Box::leak` in `new` and is freed only here; the
-        // context that called into it is freed before (`Context`'s Drop runs before its
-        // fields are dropped), or was never created.
-        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
-    }
-}
-
-extern "C" fn abort_trampoline(data: *mut c_void) -> bool {
-    // SAFETY: `data` is the context's `Callbacks` (`CallbackData`), alive as long as the
-    // context.
-    let cb = unsafe { &*data.cast::<Callbacks>() };
-    cb.abort.as_ref().is_some_and(|f| f.load(Ordering::Relaxed))
-}
-
-/// ggml's eval callback. With `ask` it answers whether the caller wants the node's
-/// result, which makes the scheduler compute the graph up to that node and call back
-/// with `!ask` after it; that call answers whether to go on computing.
-extern "C" fn eval_trampoline(t: *mut sys::ggml_tensor, ask: bool, data: *mut c_void) -> bool {
-    let timing = {
-        // SAFETY: `data` is the context's `Callbacks` (`CallbackData`), alive as long as the
-        // context; this shared borrow ends before the exclusive one below.
-        let cb = unsafe { &*data.cast::<Callbacks>() };
-        matches!(cb.graph, Some(GraphCallback::Time(_)))
-    };
-    // An observer never asks for data: the graph is computed exactly as without it. A timer
-    // asks for every node, so each is computed alone. After a node, always go on.
-    let answer = !ask || timing;
-    if t.is_null() {
-        return answer;
-    }
-    // A panic in the user's callback must not unwind into C (nor its payload's drop).
-    backend::catch(|| {
-        // SAFETY: `data` is the context's `Callbacks` (`CallbackData`); the scheduler calls
-        // this from the thread running decode, which holds `&mut Context`, so access is
-        // exclusive.
-        let cb = unsafe { &mut *data.cast::<Callbacks>() };
-        match (cb.graph.as_mut(), ask) {
-            (Some(GraphCallback::Observe(observer)), true) => {
-                // SAFETY: ggml passes a valid tensor for the duration of the call.
-                let node = unsafe { describe(t) };
-                observer(&node);
-            }
-            // The last thing before the scheduler computes the node.
-            (Some(GraphCallback::Time(_)), true) => cb.asked = Some(Instant::now()),
-            (Some(GraphCallback::Time(timer)), false) => {
-                let took = cb.asked.take().map(|at| at.elapsed()).unwrap_or_default();
-                // SAFETY: as above.
-                let node = unsafe { describe(t) };
-                timer(&node, took);
-            }
-            _ => {}
-        }
-    });
-    answer
-}
-
-/// # Safety
-/// `t` must point to a valid tensor whose sources are valid or NULL.
-unsafe fn describe(t: *mut sys::ggml_tensor) -> GraphNode {
-    // SAFETY: valid tensor per the contract.
-    unsafe {
-        let tensor = &*t;
-        let src0 = tensor.src[0];
-        let srcs = tensor
-            .src
-            .iter()
-            .take(3)
-            .take_while(|s| !s.is_null())
-            .map(|&s| {
-                let src = &*s;
-                SrcInfo {
-                    name: cstr_lossy(src.name.as_ptr()),
-                    bytes: sys::ggml_nbytes(s),
-                    type_name: cstr_lossy(sys::ggml_type_name(src.type_)),
-                    ne: src.ne,
-                }
-            })
-            .collect();
-        GraphNode {
-            op: cstr_lossy(sys::ggml_op_desc(t)),
-            name: cstr_lossy(tensor.name.as_ptr()),
-            bytes: sys::ggml_nbytes(t),
-            src0_contiguous: (!src0.is_null()).then(|| sys::ggml_is_contiguous(src0)),
-            ne: tensor.ne,
-            srcs,
-        }
-    }
-}
-
-/// A ggml CPU thread pool that a context uses (`ContextParams::thread_pool`).
-struct ThreadPool(NonNull<sys::ggml_threadpool>);
-
-impl ThreadPool {
-    fn new(n_threads: i32, options: &ThreadPoolOptions) -> Result<ThreadPool> {
-        // SAFETY: returns a plain struct by value.
-        let mut tpp = unsafe { sys::ggml_threadpool_params_default(n_threads) };
-        tpp.poll = options.poll;
-        tpp.strict_cpu = options.strict_cpu;
-        for (slot, &on) in tpp.cpumask.iter_mut().zip(&options.cpu_mask) {
-            *slot = on;
-        }
-        // SAFETY: `tpp` is a valid parameter block; the pool is freed by Drop.
-        let ptr = unsafe { sys::ggml_threadpool_new(&mut tpp) };
-        NonNull::new(ptr).map(ThreadPool).ok_or(Error::Null {
-            what: "ggml_threadpool_new",
-            log: String::new(),
-        })
-    }
-}
-
-impl Drop for ThreadPool {
-    fn drop(&mut self) {
-        // SAFETY: we own the pool; the context that used it is freed first (see Context).
-        unsafe { sys::ggml_threadpool_free(self.0.as_ptr()) }
-    }
+/// Which graph [`Context::run_graph`] runs.
+#[derive(Clone, Copy)]
+enum Graph {
+    Decode,
+    Encode,
 }
 
 /// Decoding state over a borrowed [`Model`]: KV cache/recurrent state and outputs.
@@ -450,15 +317,8 @@ impl<'m> Context<'m> {
         self.check_batch(batch)?;
         self.check_position_rows(batch.positions().iter().copied().max())?;
         self.outputs.clear();
-        let raw = batch.as_raw();
-        // A graph rebuild reads the model's adapter set (see `Model::adapters_lock`).
-        let guard = adapters_read(self.model);
-        // SAFETY: valid context; the batch view is valid while `batch` is borrowed.
-        let rc = unsafe { crate::boundary::decode(self.as_ptr(), raw) }
-            .map_err(|e| self.poison_on_throw(e))?;
-        drop(guard);
-        self.check_remote(rc)?;
-        check_decode(rc)?;
+        // SAFETY: the batch view is valid while `batch` is borrowed, for the whole call.
+        unsafe { self.run_graph(batch.as_raw(), Graph::Decode) }?;
         self.outputs = batch.output_indices();
         Ok(())
     }
@@ -490,13 +350,8 @@ impl<'m> Context<'m> {
         // SAFETY: llama_batch_get_one only stores the pointer; llama.cpp reads the tokens
         // during llama_decode below and never writes through it; `ids` outlives the call.
         let raw = unsafe { sys::llama_batch_get_one(ids.as_ptr().cast_mut(), ids.len() as i32) };
-        let guard = adapters_read(self.model);
-        // SAFETY: valid context; the batch points into `ids`, borrowed for the whole call.
-        let rc = unsafe { crate::boundary::decode(self.as_ptr(), raw) }
-            .map_err(|e| self.poison_on_throw(e))?;
-        drop(guard);
-        self.check_remote(rc)?;
-        check_decode(rc)?;
+        // SAFETY: the batch points into `ids`, borrowed for the whole call.
+        unsafe { self.run_graph(raw, Graph::Decode) }?;
         let n = ids.len() as i32;
         self.outputs = if self.embeddings {
             (0..n).collect()
@@ -536,15 +391,8 @@ impl<'m> Context<'m> {
             });
         }
         self.outputs.clear();
-        let raw = batch.as_raw();
-        // A graph rebuild reads the model's adapter set (see `Model::adapters_lock`).
-        let guard = adapters_read(self.model);
-        // SAFETY: valid context; the batch view is valid while `batch` is borrowed.
-        let rc = unsafe { crate::boundary::encode(self.as_ptr(), raw) }
-            .map_err(|e| self.poison_on_throw(e))?;
-        drop(guard);
-        self.check_remote(rc)?;
-        check_decode(rc)?;
+        // SAFETY: the batch view is valid while `batch` is borrowed, for the whole call.
+        unsafe { self.run_graph(batch.as_raw(), Graph::Encode) }?;
         self.outputs = batch.output_indices();
         Ok(())
     }
@@ -584,6 +432,34 @@ impl<'m> Context<'m> {
     }
 
     /// Records that llama.cpp threw from a run (see [`Poison::Cpp`]) and passes the error on.
+    /// Runs `raw` through the decoder or the encoder, after the checks of its caller:
+    /// a C++ exception poisons the context, a panic in a graph callback is the error (after
+    /// the connection check, which must see every run), then the return code.
+    ///
+    /// # Safety
+    /// The arrays `raw` points into stay valid and unchanged for the call.
+    unsafe fn run_graph(&mut self, raw: sys::llama_batch, graph: Graph) -> Result<()> {
+        let ptr = self.as_ptr();
+        let mut ran = Ok(0);
+        // A graph rebuild reads the model's adapter set (see `Model::adapters_lock`).
+        let guard = adapters_read(self.model);
+        let panicked = crate::panic::guarded(|| {
+            // SAFETY: valid context; the caller keeps the batch's arrays valid.
+            ran = unsafe {
+                match graph {
+                    Graph::Decode => crate::boundary::decode(ptr, raw),
+                    Graph::Encode => crate::boundary::encode(ptr, raw),
+                }
+            };
+        });
+        drop(guard);
+        let rc = ran.map_err(|e| self.poison_on_throw(e))?;
+        let remote = self.check_remote(rc);
+        panicked?;
+        remote?;
+        check_decode(rc)
+    }
+
     fn poison_on_throw(&mut self, e: Error) -> Error {
         if let Error::Cpp { what, message } = &e {
             self.poisoned = Some(Poison::Cpp(format!("{what}: {message}")));
@@ -794,96 +670,6 @@ fn yarn_rewrites_n_ctx_train(model: &Model, raw: &sys::llama_context_params) -> 
         });
     }
     Ok(true)
-}
-
-thread_local! {
-    /// The models whose adapter lock this thread holds (by address), innermost last: the
-    /// user's callbacks (graph observers, log subscribers) run while it is held, and may
-    /// call back into the crate on the same model.
-    static HELD_ADAPTER_LOCKS: std::cell::RefCell<Vec<usize>> =
-        const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// A held `Model::adapters_lock`, for reading or writing, or nothing where this thread
-/// already held it (a callback running inside a decode on the same model).
-pub(crate) struct AdaptersGuard<'a> {
-    _read: Option<std::sync::RwLockReadGuard<'a, ()>>,
-    _write: Option<std::sync::RwLockWriteGuard<'a, ()>>,
-    /// The model's key, when this guard recorded it in `HELD_ADAPTER_LOCKS`.
-    recorded: Option<usize>,
-}
-
-impl Drop for AdaptersGuard<'_> {
-    fn drop(&mut self) {
-        if let Some(key) = self.recorded {
-            let _ = HELD_ADAPTER_LOCKS.try_with(|h| {
-                let mut held = h.borrow_mut();
-                if let Some(i) = held.iter().rposition(|&k| k == key) {
-                    held.remove(i);
-                }
-            });
-        }
-    }
-}
-
-/// Whether this thread holds `model`'s adapter lock (see [`adapters_read`]).
-pub(crate) fn holds_adapters_lock(model: &Model) -> bool {
-    let key = model as *const Model as usize;
-    HELD_ADAPTER_LOCKS
-        .try_with(|h| h.borrow().contains(&key))
-        .unwrap_or(false)
-}
-
-fn record(model: &Model) -> Option<usize> {
-    let key = model as *const Model as usize;
-    HELD_ADAPTER_LOCKS
-        .try_with(|h| h.borrow_mut().push(key))
-        .ok()
-        .map(|()| key)
-}
-
-/// Takes `model`'s adapter lock for reading, unless this thread holds it already: taking a
-/// read lock twice on one thread deadlocks once another thread waits to write.
-pub(crate) fn adapters_read(model: &Model) -> AdaptersGuard<'_> {
-    if holds_adapters_lock(model) {
-        return AdaptersGuard {
-            _read: None,
-            _write: None,
-            recorded: None,
-        };
-    }
-    let guard = model
-        .adapters_lock
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    AdaptersGuard {
-        _read: Some(guard),
-        _write: None,
-        recorded: record(model),
-    }
-}
-
-/// Takes `model`'s adapter lock for writing; `Err` when this thread holds it already (from
-/// a callback inside a decode or context creation on the same model), where waiting for it
-/// would wait forever.
-pub(crate) fn adapters_write(model: &Model) -> Result<AdaptersGuard<'_>> {
-    if holds_adapters_lock(model) {
-        return Err(Error::Unsupported(
-            "changing the model's adapters, or creating a context that rewrites the model \
-             (YaRN), from a callback running inside a decode or context creation on the \
-             same model"
-                .into(),
-        ));
-    }
-    let guard = model
-        .adapters_lock
-        .write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    Ok(AdaptersGuard {
-        _read: None,
-        _write: Some(guard),
-        recorded: record(model),
-    })
 }
 
 /// The ids of a token slice, without copying.
