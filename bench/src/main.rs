@@ -109,8 +109,9 @@ fn given(sub: &str, m: &ArgMatches) -> Vec<String> {
         .collect()
 }
 
-fn parse() -> std::result::Result<(Command, Vec<String>), clap::Error> {
-    let argv = with_subcommand(std::env::args().collect());
+/// The subcommand of `argv` (program name first) and the flags given for it.
+fn parse(argv: Vec<String>) -> std::result::Result<(Command, Vec<String>), clap::Error> {
+    let argv = with_subcommand(argv);
     // Upstream's single-dash long flags (`-ngl 99`, `-ub 512`) for every subcommand.
     let argv = normalize_args(&Cli::command(), argv);
     let matches = Cli::command().try_get_matches_from(argv)?;
@@ -135,7 +136,7 @@ fn dispatch(command: Command, given: &[String]) -> Result<()> {
 }
 
 fn main() {
-    let (command, given) = parse().unwrap_or_else(|e| e.exit());
+    let (command, given) = parse(std::env::args().collect()).unwrap_or_else(|e| e.exit());
     if let Err(e) = dispatch(command, &given) {
         eprintln!("error: {e}");
         std::process::exit(1);
@@ -147,17 +148,8 @@ mod tests {
     use super::*;
 
     fn parse_args(args: &[&str]) -> std::result::Result<(Command, Vec<String>), clap::Error> {
-        let argv = std::iter::once("llama-bench")
-            .chain(args.iter().copied())
-            .map(String::from)
-            .collect();
-        let argv = normalize_args(&Cli::command(), with_subcommand(argv));
-        let m = Cli::command().try_get_matches_from(argv)?;
-        let g = m
-            .subcommand()
-            .map(|(name, m)| given(name, m))
-            .unwrap_or_default();
-        Ok((Cli::from_arg_matches(&m)?.command, g))
+        let argv = std::iter::once("llama-bench").chain(args.iter().copied());
+        parse(argv.map(String::from).collect())
     }
 
     #[test]
