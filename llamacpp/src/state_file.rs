@@ -13,7 +13,7 @@
 //! | bytes | field |
 //! |---|---|
 //! | 8 | magic `LLRSSTAT` |
-//! | 4 | format version (1) |
+//! | 4 | format version (2) |
 //! | 4 | kind: 0 whole context, 1 one sequence |
 //! | 32 | model fingerprint (SHA-256 of hyperparameters and vocabulary) |
 //! | 8 | token count `n` |
@@ -35,7 +35,10 @@ use crate::model::Model;
 use crate::vocab::Token;
 
 const MAGIC: &[u8; 8] = b"LLRSSTAT";
-const VERSION: u32 = 1;
+/// 2: the fingerprint leaves `n_ctx_train` out (a YaRN context rewrites it). A version-1
+/// file's fingerprint includes it, so it would be refused as another model's: the version
+/// says why instead.
+const VERSION: u32 = 2;
 const FIXED: usize = 8 + 4 + 4 + 32 + 8 + 8;
 const SUM: usize = 32;
 
@@ -186,6 +189,13 @@ pub(crate) fn read(path: &Path, kind: Kind, model: &Model) -> Result<Loaded> {
         u64::from_le_bytes(b)
     };
     let version = u32_at(8);
+    if version == 1 {
+        return Err(invalid(
+            path,
+            "format version 1, whose model fingerprint this version computes differently: \
+             save the state again",
+        ));
+    }
     if version != VERSION {
         return Err(invalid(
             path,

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use llamacpp::{Batch, Context, ContextParams, Error, Model, ModelParams, Token};
 use llamacpp_synth::MetaValue;
+use sha2::Digest;
 
 fn params() -> ContextParams {
     ContextParams::default()
@@ -101,6 +102,19 @@ fn bad_files_are_refused_before_anything_is_restored() {
         "whole context",
         "whole file",
     );
+    // Another format version, with a valid checksum: version 1's fingerprint differs.
+    for (version, words) in [
+        (1u32, "format version 1, whose model fingerprint"),
+        (3, "format version 3, expected 2"),
+    ] {
+        let mut bytes = std::fs::read(&whole).unwrap();
+        bytes[8..12].copy_from_slice(&version.to_le_bytes());
+        let body = bytes.len() - 32;
+        let sum = sha2::Sha256::digest(&bytes[..body]);
+        bytes[body..].copy_from_slice(&sum);
+        std::fs::write(&bad, bytes).unwrap();
+        assert_state_file_error(b.load_state_file(&bad, 1024), words, "version");
+    }
     // More tokens than the caller accepts.
     assert_state_file_error(b.load_state_file(&whole, 2), "tokens", "token limit");
     assert_eq!(clean_logits(&mut b, &p), want);

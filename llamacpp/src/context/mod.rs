@@ -315,7 +315,9 @@ impl<'m> Context<'m> {
     pub fn decode(&mut self, batch: &mut Batch) -> Result<()> {
         self.check_usable()?;
         self.check_batch(batch)?;
-        self.check_position_rows(batch.positions().iter().copied().max())?;
+        if self.model.position_rows.is_some() {
+            self.check_position_rows(batch.positions().iter().copied().max())?;
+        }
         self.outputs.clear();
         // SAFETY: the batch view is valid while `batch` is borrowed, for the whole call.
         unsafe { self.run_graph(batch.as_raw(), Graph::Decode) }?;
@@ -382,7 +384,9 @@ impl<'m> Context<'m> {
             ));
         }
         self.check_batch(batch)?;
-        self.check_position_rows(batch.positions().iter().copied().max())?;
+        if self.model.position_rows.is_some() {
+            self.check_position_rows(batch.positions().iter().copied().max())?;
+        }
         if batch.len() > self.n_ubatch as usize {
             return Err(Error::OutOfRange {
                 what: "batch size",
