@@ -208,6 +208,20 @@ impl Model {
         unsafe { sys::llama_model_n_head(self.as_ptr()) }
     }
 
+    /// Number of key/value heads (fewer than [`Model::n_head`] with grouped-query attention).
+    pub fn n_head_kv(&self) -> i32 {
+        // SAFETY: valid model.
+        unsafe { sys::llama_model_n_head_kv(self.as_ptr()) }
+    }
+
+    /// How llama.cpp rotates positions for this architecture: one of the
+    /// `llamacpp_sys::LLAMA_ROPE_TYPE_*` values (`NONE` for models without RoPE,
+    /// `NORM` for llama, `NEOX` for qwen3next, `IMROPE` for qwen35moe, ...).
+    pub fn rope_type(&self) -> i32 {
+        // SAFETY: valid model.
+        unsafe { sys::llama_model_rope_type(self.as_ptr()) }
+    }
+
     /// Whether the model has recurrent state (Mamba, RWKV, ...).
     pub fn is_recurrent(&self) -> bool {
         // SAFETY: valid model.

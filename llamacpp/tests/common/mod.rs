@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use llamacpp::{Model, ModelParams};
 use llamacpp_synth::Preset;
 
+pub mod synth;
 pub mod templates;
 
 fn path(preset: Preset) -> PathBuf {
