@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use llamacpp::{Batch, Context, Model, Token};
 use llamacpp_bench_core::params::TestInstance;
+use llamacpp_synth::rng::SplitMix64;
 
 use crate::to_llama;
 use crate::{Result, err};
@@ -28,21 +29,21 @@ pub fn parse_cpu_mask(hex: &str) -> Result<Vec<bool>> {
     Ok(mask)
 }
 
-/// Deterministic token stream (upstream uses `rand()`; any uniform source does).
-pub struct TokenRng(u64);
+/// Deterministic token stream (upstream uses `rand()`; any uniform source does): the
+/// workspace's one generator, synth's SplitMix64.
+pub struct TokenRng(SplitMix64);
 
 impl TokenRng {
     /// A stream seeded with `seed`.
     pub fn new(seed: u64) -> Self {
-        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+        Self(SplitMix64::new(seed))
     }
 
-    /// The next id in `0..n`.
+    /// The next id in `0..n` (0 when `n` is not positive).
     pub fn next(&mut self, n: i32) -> i32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n.max(1) as u64) as i32
+        let n = u64::try_from(n).unwrap_or(0).max(1);
+        // The remainder is below `n`, which came from an i32.
+        i32::try_from(self.0.next_u64() % n).unwrap_or(0)
     }
 }
 
