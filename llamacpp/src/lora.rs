@@ -14,7 +14,6 @@ use std::sync::Arc;
 use llamacpp_sys as sys;
 
 use crate::backend;
-use crate::boundary::ErrBuf;
 use crate::context::Context;
 use crate::error::{Error, Result, c_string};
 use crate::model::{Model, read_string};
@@ -87,44 +86,13 @@ const TYPED_KEYS: [(&str, sys::gguf_type, &str); 4] = [
 /// Reads the file's metadata with ggml's GGUF parser (no tensor data) and checks
 /// the types of the keys llama.cpp's adapter loader reads unchecked.
 fn check_metadata(c_path: &std::ffi::CStr) -> std::result::Result<(), String> {
-    let params = sys::gguf_init_params {
-        no_alloc: true,
-        ctx: std::ptr::null_mut(),
-    };
-    let mut e = ErrBuf::new();
-    // SAFETY: NUL-terminated path; with ctx NULL only the gguf context is allocated; the
-    // shim catches exceptions (allocations sized by the file).
-    let (gguf, log) = backend::capture_log(|| unsafe {
-        sys::llama_sys_gguf_init_from_file(c_path.as_ptr(), params, e.ptr(), e.len())
-    });
-    if gguf.is_null() {
-        let why = [log, e.text()]
-            .into_iter()
-            .filter(|s| !s.is_empty())
-            .collect::<Vec<_>>()
-            .join("\n");
-        return Err(if why.is_empty() {
-            "not a readable GGUF file".into()
-        } else {
-            why
-        });
-    }
-    let mut result = Ok(());
+    let meta = crate::model_check::Meta::read(c_path)?;
     for (key, want, name) in TYPED_KEYS {
-        let Ok(k) = c_string(key) else { continue };
-        // SAFETY: live gguf context, NUL-terminated key; the id is checked before use.
-        let got = unsafe {
-            let id = sys::gguf_find_key(gguf, k.as_ptr());
-            (id >= 0).then(|| sys::gguf_get_kv_type(gguf, id))
-        };
-        if got.is_some_and(|t| t != want) {
-            result = Err(format!("metadata {key} must be a {name}"));
-            break;
+        if meta.kv_type(key).is_some_and(|t| t != want) {
+            return Err(format!("metadata {key} must be a {name}"));
         }
     }
-    // SAFETY: freed exactly once.
-    unsafe { sys::gguf_free(gguf) };
-    result
+    Ok(())
 }
 
 impl<'m> LoraAdapter<'m> {

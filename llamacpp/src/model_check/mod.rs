@@ -38,6 +38,12 @@ impl Drop for Meta {
 impl Meta {
     /// Reads the metadata of `path`; `None` when it is not readable as GGUF.
     pub(crate) fn open(path: &CStr) -> Option<Meta> {
+        Meta::read(path).ok()
+    }
+
+    /// Reads the metadata of `path`, or says why ggml's parser refused it (its log and the
+    /// exception it threw, if any).
+    pub(crate) fn read(path: &CStr) -> Result<Meta, String> {
         let gp = sys::gguf_init_params {
             no_alloc: true,
             ctx: std::ptr::null_mut(),
@@ -45,10 +51,22 @@ impl Meta {
         let mut e = crate::boundary::ErrBuf::new();
         // SAFETY: NUL-terminated path; with ctx NULL only the gguf context is allocated; the
         // shim turns an exception (an allocation sized by the file) into NULL.
-        let (ctx, _) = backend::capture_log(|| unsafe {
+        let (ctx, log) = backend::capture_log(|| unsafe {
             sys::llama_sys_gguf_init_from_file(path.as_ptr(), gp, e.ptr(), e.len())
         });
-        (!ctx.is_null()).then_some(Meta(ctx))
+        if !ctx.is_null() {
+            return Ok(Meta(ctx));
+        }
+        let why = [log, e.text()]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n");
+        Err(if why.is_empty() {
+            "not a readable GGUF file".into()
+        } else {
+            why
+        })
     }
 
     /// Whether the file holds a tensor of that name.
