@@ -70,6 +70,21 @@ fn common(
     );
 }
 
+/// `CAPABILITIES`: what the applied patches declare they add (empty when none was applied, or
+/// when they are unknown, as for a prebuilt install).
+fn capabilities(s: &mut String, caps: &[String]) {
+    let _ = writeln!(
+        s,
+        "/// What this build can do beyond the pinned upstream, as the applied patches declare it:\n\
+         /// the `Provides:` trailers of their commit messages (`patches/README.md`), in series\n\
+         /// order, each once. Empty for the upstream variant (`LLAMACPP_SYS_PATCHES=none`) and for a\n\
+         /// prebuilt install (whose patches are unknown), so code that needs a patched behaviour\n\
+         /// looks it up here (`CAPABILITIES.contains(&\"gdn-state-in-place\")`) instead of\n\
+         /// guessing from patch file names or the variant.\n\
+         pub const CAPABILITIES: &[&str] = &{caps:?};"
+    );
+}
+
 pub fn record(cfg: &Config, tree: &Tree, built: &Built) {
     let pin = &tree.vendor.pin;
     let mut s = String::new();
@@ -97,6 +112,7 @@ pub fn record(cfg: &Config, tree: &Tree, built: &Built) {
         "/// Short hash of the whole series, if any patch was applied.\npub const SERIES_HASH: Option<&str> = {:?};",
         tree.series.short_hash()
     );
+    capabilities(&mut s, &tree.capabilities);
     let _ = writeln!(
         s,
         "/// Directory holding the linked libraries.\npub const LIB_DIR: &str = {:?};",
@@ -139,6 +155,7 @@ fn record_unbuilt(cfg: &Config, variant: &str, lib_dir: &str) {
         s,
         "/// Short hash of the whole series (unknown for a prebuilt install).\npub const SERIES_HASH: Option<&str> = None;"
     );
+    capabilities(&mut s, &[]);
     let _ = writeln!(
         s,
         "/// Directory holding the linked libraries.\npub const LIB_DIR: &str = {lib_dir:?};"

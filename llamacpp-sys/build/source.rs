@@ -17,6 +17,9 @@ pub struct Tree {
     pub series: Series,
     /// `LLAMA_BUILD_COMMIT` for this variant: `<upstream-id>` or `<upstream-id>+p<series-hash>`.
     pub build_commit: String,
+    /// What the applied patches declare they add (their `Provides:` trailers), in series
+    /// order, each once; empty for the upstream variant.
+    pub capabilities: Vec<String>,
 }
 
 /// Reads the pin (`UPSTREAM`), fetches its tree into the source cache through
@@ -55,11 +58,39 @@ pub fn write_variant_tree(cfg: &Config, vendor: &Vendor, variant: Variant) -> Re
         Some(hash) => format!("{id}+p{hash}"),
         None => id.clone(),
     };
+    let capabilities = capabilities(&series)?;
     Ok(Tree {
         dir,
         variant,
         vendor: vendor.clone(),
         series,
         build_commit,
+        capabilities,
     })
+}
+
+/// The `Provides:` trailers of every patch's message, in series order, each once. A value must
+/// be one word of lowercase ASCII letters, digits and `-` (it becomes a string constant that
+/// the tests look up).
+fn capabilities(series: &Series) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::new();
+    for patch in &series.patches {
+        let header = patch.header().map_err(|e| e.to_string())?;
+        for cap in header.trailer_values("Provides") {
+            let well_formed = !cap.is_empty()
+                && cap
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !well_formed {
+                return Err(format!(
+                    "{}: `Provides: {cap}` is not one lowercase word of letters, digits and `-`",
+                    patch.name
+                ));
+            }
+            if !out.contains(&cap) {
+                out.push(cap);
+            }
+        }
+    }
+    Ok(out)
 }

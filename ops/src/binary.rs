@@ -9,15 +9,13 @@
 //! permuted as long as dim 0 stays adjacent: ggml's CPU binary ops assert that); `src1` is read
 //! through a view that takes one column of a wider tensor, so its rows may be strided too.
 
-use std::ptr::NonNull;
-
 use llamacpp_sys as sys;
 
 use crate::Error;
-use crate::device::{Backend, Device};
-use crate::ggml::{self, Buffer, Context, download, non_null, upload};
+use crate::device::Device;
+use crate::graph::{Builder, OpGraph};
 use crate::rng::Rng;
-pub use crate::sum_rows::View;
+pub use crate::view::View;
 
 /// The binary ops the tests cover.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,13 +118,7 @@ pub fn reference(op: BinaryOp, view: &View, src1: &Src1, base0: &[f32], base1: &
 /// A built `op(permute(view(base0)), view(base1))` graph with its data uploaded, ready to
 /// compute.
 pub struct Binary {
-    backend: Backend,
-    // The tensors live in the context and point into the buffer: both are kept for as long as
-    // the raw pointers below are used, and dropped together.
-    _buffer: Buffer,
-    _ctx: Context,
-    out: NonNull<sys::ggml_tensor>,
-    graph: NonNull<sys::ggml_cgraph>,
+    graph: OpGraph,
     len: usize,
 }
 
@@ -164,76 +156,47 @@ impl Binary {
                 "binary ops need adjacent elements along dim 0: {layout:?}"
             )));
         }
-        let ctx = Context::new(8)?;
-        let f = size_of::<f32>();
-        let [_, s1, s2, s3] = src1.ne.map(|x| x as i64);
-        // SAFETY: context with room for these tensors and the graph; both views inside their
-        // bases, src1 broadcasting over src0 (checked above: ggml's asserts hold); pointers checked.
-        let (base0_t, base1_t, out, graph) = unsafe {
-            let c = ctx.as_ptr();
-            let (base0_t, a) = view.build(c, sys::GGML_TYPE_F32, "base0")?;
-            let base1_t = non_null(
-                sys::ggml_new_tensor_4d(c, sys::GGML_TYPE_F32, src1.width as i64, s1, s2, s3),
-                "ggml_new_tensor_4d",
-            )?;
-            ggml::set_name(base1_t.as_ptr(), "base1");
-            let nb1 = (*base1_t.as_ptr()).nb;
-            let b = non_null(
-                sys::ggml_view_4d(
-                    c,
-                    base1_t.as_ptr(),
-                    1,
-                    s1,
-                    s2,
-                    s3,
-                    nb1[1],
-                    nb1[2],
-                    nb1[3],
-                    src1.column * f,
-                ),
-                "ggml_view_4d",
-            )?;
-            let (a, b) = (a.as_ptr(), b.as_ptr());
-            let out = match op {
+        let mut g = Builder::new(8)?;
+        let a = g.input_view(view, sys::GGML_TYPE_F32, "base0", base0)?;
+        let [_, s1, s2, s3] = src1.ne;
+        let base1_t = g.input(
+            sys::GGML_TYPE_F32,
+            &[src1.width, s1, s2, s3],
+            "base1",
+            base1,
+        )?;
+        let nb1 = g.nb(base1_t);
+        let b = g.view(
+            base1_t,
+            &[1, s1, s2, s3],
+            &nb1[1..],
+            src1.column * size_of::<f32>(),
+        )?;
+        let (a, b) = (a.as_ptr(), b.as_ptr());
+        // SAFETY: one node over two tensors of this builder; src1 broadcasts over src0 and
+        // src0's rows are adjacent (checked above: ggml's asserts hold).
+        let out = unsafe {
+            g.node("ggml binary op", |c| match op {
                 BinaryOp::Add => sys::ggml_add(c, a, b),
                 BinaryOp::Sub => sys::ggml_sub(c, a, b),
                 BinaryOp::Mul => sys::ggml_mul(c, a, b),
                 BinaryOp::Div => sys::ggml_div(c, a, b),
-            };
-            let out = non_null(out, "ggml binary op")?;
-            ggml::set_name(out.as_ptr(), "out");
-            let graph = non_null(sys::ggml_new_graph(c), "ggml_new_graph")?;
-            sys::ggml_build_forward_expand(graph.as_ptr(), out.as_ptr());
-            (base0_t, base1_t, out, graph)
+            })?
         };
-        let buffer = Buffer::alloc_ctx_tensors(&ctx, device.buffer_type())?;
-        // SAFETY: the graph and its tensors are live and allocated.
-        unsafe { device.check_graph(graph.as_ptr())? };
-        // SAFETY: both base tensors are allocated (upload checks their sizes).
-        unsafe {
-            upload(base0_t, base0)?;
-            upload(base1_t, base1)?;
-        }
         Ok(Self {
-            backend: Backend::new(device, threads)?,
-            _buffer: buffer,
-            _ctx: ctx,
-            out,
-            graph,
+            graph: g.finish(out, device, threads)?,
             len: layout.ne.iter().product(),
         })
     }
 
     /// Computes the graph once.
     pub fn compute(&self) -> Result<(), Error> {
-        // SAFETY: the graph and all its tensors are allocated and initialised in `on`.
-        unsafe { self.backend.compute(self.graph.as_ptr()) }
+        self.graph.compute()
     }
 
     /// The op's output, contiguous, in the view's order.
     pub fn output(&self) -> Vec<f32> {
-        // SAFETY: the output is an allocated, contiguous F32 tensor.
-        let out = unsafe { download(self.out) };
+        let out = self.graph.read_f32(self.graph.out());
         debug_assert_eq!(out.len(), self.len);
         out
     }

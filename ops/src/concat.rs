@@ -9,16 +9,13 @@
 //! 16 bits); the generated ones are finite, and every base element outside its view holds a
 //! NaN no generated value can equal, so a kernel that reads outside a view fails.
 
-use std::ffi::c_void;
-use std::ptr::NonNull;
-
 use llamacpp_sys as sys;
 
 use crate::Error;
-use crate::device::{Backend, Device};
-use crate::ggml::{self, Buffer, Context, non_null};
+use crate::device::Device;
+use crate::graph::{Builder, OpGraph, Tensor};
 use crate::rng::Rng;
-pub use crate::sum_rows::View;
+pub use crate::view::View;
 
 /// The element type of both sources and the output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,14 +113,8 @@ pub fn reference(dim: usize, views: [&View; 2], bases: [&[u32]; 2]) -> Result<Ve
 /// A built `concat(permute(view(base0)), permute(view(base1)), dim)` graph with its data
 /// uploaded, ready to compute.
 pub struct Concat {
-    backend: Backend,
-    // The tensors live in the context and point into the buffer: both are kept for as long as
-    // the raw pointers below are used, and dropped together.
-    _buffer: Buffer,
-    _ctx: Context,
-    srcs: [NonNull<sys::ggml_tensor>; 2],
-    out: NonNull<sys::ggml_tensor>,
-    graph: NonNull<sys::ggml_cgraph>,
+    graph: OpGraph,
+    srcs: [Tensor; 2],
     ty: Elem,
     len: usize,
 }
@@ -147,53 +138,20 @@ impl Concat {
                 return Err(Error::Shape(format!("{v:?} with {} base values", b.len())));
             }
         }
-        let ctx = Context::new(8)?;
-        let f = ty.size();
-        // SAFETY: a live no_alloc context with room for these tensors and the graph; each view
-        // lies inside its base (is_valid), each permutation is valid, the sizes agree off `dim`
-        // (output_shape), and every returned pointer is checked before use.
-        let (base_ts, srcs, out, graph) = unsafe {
-            let c = ctx.as_ptr();
-            let mut base_ts = Vec::with_capacity(2);
-            let mut srcs = Vec::with_capacity(2);
-            for (v, name) in views.iter().zip(["base0", "base1"]) {
-                let (base_t, src) = v.build(c, ty.ggml(), name)?;
-                base_ts.push(base_t);
-                srcs.push(src);
-            }
-            let out = non_null(
-                sys::ggml_concat(c, srcs[0].as_ptr(), srcs[1].as_ptr(), dim as i32),
-                "ggml_concat",
-            )?;
-            ggml::set_name(out.as_ptr(), "out");
-            let graph = non_null(sys::ggml_new_graph(c), "ggml_new_graph")?;
-            sys::ggml_build_forward_expand(graph.as_ptr(), out.as_ptr());
-            (base_ts, [srcs[0], srcs[1]], out, graph)
+        let bytes = bases.map(|b| to_bytes(ty, b));
+        let mut g = Builder::new(8)?;
+        let a = g.input_view(views[0], ty.ggml(), "base0", &bytes[0])?;
+        let b = g.input_view(views[1], ty.ggml(), "base1", &bytes[1])?;
+        // SAFETY: one node over two tensors of this builder of the same type whose sizes agree
+        // off `dim`, a dimension below 4 (output_shape checked both).
+        let out = unsafe {
+            g.node("ggml_concat", |c| {
+                sys::ggml_concat(c, a.as_ptr(), b.as_ptr(), dim as i32)
+            })?
         };
-        for (src, v) in srcs.iter().zip(views) {
-            let l = v.layout();
-            // SAFETY: reading fields of a live tensor.
-            let (sne, snb) = unsafe { ((*src.as_ptr()).ne, (*src.as_ptr()).nb) };
-            if !(0..4).all(|d| sne[d] as usize == l.ne[d] && snb[d] == l.strides[d] * f) {
-                return Err(Error::Shape(format!(
-                    "ggml's view is ne {sne:?} nb {snb:?}, expected {l:?} (in elements)"
-                )));
-            }
-        }
-        let buffer = Buffer::alloc_ctx_tensors(&ctx, device.buffer_type())?;
-        // SAFETY: the graph and its tensors are live and allocated.
-        unsafe { device.check_graph(graph.as_ptr())? };
-        for (t, b) in base_ts.iter().zip(bases) {
-            // SAFETY: the base tensor is allocated; the bytes are exactly its size (checked).
-            unsafe { upload_bits(*t, ty, b)? };
-        }
         Ok(Self {
-            backend: Backend::new(device, threads)?,
-            _buffer: buffer,
-            _ctx: ctx,
-            srcs,
-            out,
-            graph,
+            graph: g.finish(out, device, threads)?,
+            srcs: [a, b],
             ty,
             len: ne.iter().product(),
         })
@@ -201,29 +159,18 @@ impl Concat {
 
     /// Source `k`'s byte strides as ggml sees them (`k` is 0 or 1).
     pub fn source_strides(&self, k: usize) -> [usize; 4] {
-        // SAFETY: reading a field of a live tensor.
-        unsafe { (*self.srcs[k].as_ptr()).nb }
+        self.graph.nb(self.srcs[k])
     }
 
     /// Computes the graph once.
     pub fn compute(&self) -> Result<(), Error> {
-        // SAFETY: the graph and all its tensors are allocated and initialised in `on`.
-        unsafe { self.backend.compute(self.graph.as_ptr()) }
+        self.graph.compute()
     }
 
     /// The output's elements as raw bits, in order (dim 0 fastest).
     pub fn output(&self) -> Vec<u32> {
-        let mut bytes = vec![0u8; self.len * self.ty.size()];
-        // SAFETY: the output is an allocated, contiguous tensor of exactly these bytes.
-        unsafe {
-            debug_assert_eq!(sys::ggml_nbytes(self.out.as_ptr()), bytes.len());
-            sys::ggml_backend_tensor_get(
-                self.out.as_ptr(),
-                bytes.as_mut_ptr().cast::<c_void>(),
-                0,
-                bytes.len(),
-            );
-        }
+        let bytes = self.graph.read(self.graph.out());
+        debug_assert_eq!(bytes.len(), self.len * self.ty.size());
         match self.ty {
             Elem::F32 => bytes
                 .chunks_exact(4)
@@ -237,18 +184,13 @@ impl Concat {
     }
 }
 
-/// Uploads raw element bits as the whole of tensor `t`.
-///
-/// # Safety
-/// `t` must be an allocated tensor of type `ty`.
-unsafe fn upload_bits(t: NonNull<sys::ggml_tensor>, ty: Elem, bits: &[u32]) -> Result<(), Error> {
-    let bytes: Vec<u8> = match ty {
+/// Raw element bits as the bytes of a tensor of type `ty`.
+fn to_bytes(ty: Elem, bits: &[u32]) -> Vec<u8> {
+    match ty {
         Elem::F32 => bits.iter().flat_map(|b| b.to_le_bytes()).collect(),
         Elem::F16 => bits
             .iter()
             .flat_map(|&b| (b as u16).to_le_bytes())
             .collect(),
-    };
-    // SAFETY: the caller guarantees t; upload checks that the sizes match.
-    unsafe { ggml::upload(t, &bytes) }
+    }
 }

@@ -15,15 +15,15 @@
 //! here therefore sets the tensor fields those functions set (op param 1 for the broadcast;
 //! `src[6]` and the shorter output for the in-place state; op params 2 and 3 for the q/k norm), and
 //! [`supports_interleaved`] / [`supports_state_inplace`] / [`supports_qk_l2_norm`] say whether the
-//! kernel reads them.
-
-use std::ptr::NonNull;
+//! kernel reads them: whether the build declares the [`capability`](crate::capability) of the
+//! patch that adds each.
 
 use llamacpp_sys as sys;
 
 use crate::Error;
-use crate::device::{Backend, Device};
-use crate::ggml::{self, Buffer, Context, download, non_null, upload};
+use crate::capability::{self, has};
+use crate::device::Device;
+use crate::graph::{Builder, OpGraph, Tensor};
 use crate::rng::Rng;
 
 /// The sizes of one `GATED_DELTA_NET`.
@@ -134,38 +134,46 @@ const HEAD: usize = 1;
 /// Cache rows after the written ones, per snapshot group.
 const TAIL: usize = 2;
 
-/// Whether this build's CPU kernel implements [`Bcast::Interleaved`].
+/// Whether this build's CPU kernel implements [`Bcast::Interleaved`]
+/// ([`capability::GDN_INTERLEAVED_BROADCAST`]).
 pub fn supports_interleaved() -> bool {
-    has_patch("gdn-interleaved-head-broadcast")
+    has(capability::GDN_INTERLEAVED_BROADCAST)
 }
 
-/// Whether this build's CPU kernel implements [`StateMode::InPlace`] and [`StateMode::Aliased`].
+/// Whether this build's CPU kernel implements [`StateMode::InPlace`] and [`StateMode::Aliased`]
+/// ([`capability::GDN_STATE_IN_PLACE`]).
 pub fn supports_state_inplace() -> bool {
-    has_patch("gdn-state-in-place")
+    has(capability::GDN_STATE_IN_PLACE)
 }
 
-/// Whether this build's CPU kernel implements [`QkNorm::InOp`].
+/// Whether this build's CPU kernel implements [`QkNorm::InOp`] ([`capability::GDN_QK_L2_NORM`]).
 pub fn supports_qk_l2_norm() -> bool {
-    has_patch("gdn-qk-l2-norm")
+    has(capability::GDN_QK_L2_NORM)
 }
 
 /// Whether this build's Vulkan backend implements the interleaved broadcast, the in-place state
-/// and the q/k L2 norm (patch `vulkan-gdn-interleaved-qk-norm-state-in-place`); without it, its
-/// `supports_op` rejects all three.
+/// and the q/k L2 norm (the `vulkan-gdn-*` capabilities); without them, its `supports_op`
+/// rejects all three.
 pub fn vulkan_supports_patched_modes() -> bool {
-    has_patch("vulkan-gdn-interleaved-qk-norm-state-in-place")
+    [
+        capability::VULKAN_GDN_INTERLEAVED_BROADCAST,
+        capability::VULKAN_GDN_STATE_IN_PLACE,
+        capability::VULKAN_GDN_QK_L2_NORM,
+    ]
+    .into_iter()
+    .all(has)
 }
 
-/// Whether this build's CUDA backend implements the same three forms (patch
-/// `cuda-gdn-interleaved-qk-norm-state-in-place`); without it, its `supports_op` rejects them.
+/// Whether this build's CUDA backend implements the same three forms (the `cuda-gdn-*`
+/// capabilities); without them, its `supports_op` rejects them.
 pub fn cuda_supports_patched_modes() -> bool {
-    has_patch("cuda-gdn-interleaved-qk-norm-state-in-place")
-}
-
-fn has_patch(name: &str) -> bool {
-    sys::build_info::PATCHES
-        .iter()
-        .any(|(file, _)| file.contains(name))
+    [
+        capability::CUDA_GDN_INTERLEAVED_BROADCAST,
+        capability::CUDA_GDN_STATE_IN_PLACE,
+        capability::CUDA_GDN_QK_L2_NORM,
+    ]
+    .into_iter()
+    .all(has)
 }
 
 /// The data of one `GATED_DELTA_NET`, in logical order.
@@ -271,14 +279,9 @@ pub struct Output {
 
 /// A built `GATED_DELTA_NET` graph with its data uploaded, ready to compute.
 pub struct GatedDeltaNet {
-    backend: Backend,
-    // Tensors live in the context and point into the buffer: both are kept while the raw
-    // pointers below are used.
-    _buffer: Buffer,
-    _ctx: Context,
-    out: NonNull<sys::ggml_tensor>,
-    cache: Option<(NonNull<sys::ggml_tensor>, Vec<f32>)>,
-    graph: NonNull<sys::ggml_cgraph>,
+    graph: OpGraph,
+    /// The cache tensor and the values uploaded into it.
+    cache: Option<(Tensor, Vec<f32>)>,
     shape: Shape,
     mode: StateMode,
 }
@@ -352,201 +355,71 @@ impl GatedDeltaNet {
         if !sizes_ok {
             return Err(Error::Shape(format!("inputs do not match {shape:?}")));
         }
-        let ctx = Context::new(16)?;
-        let c = ctx.as_ptr();
-        let i = |x: usize| x as i64;
-        let f = size_of::<f32>();
-        let d = shape.state_row();
-        let cells = HEAD + n_seqs + TAIL;
-        let groups = shape.written();
-        let fused_w = s_v * (2 * h_k + h_v) + PAD;
-        // `c` is a live no_alloc context with room for these tensors and a graph; the views
-        // stay inside their base tensors, the shapes satisfy ggml_gated_delta_net's asserts
-        // (checked above), and every returned pointer is checked before use. The fields written
-        // after ggml_gated_delta_net are the ones the patched API writes (see the top of this
-        // file), set before anything is allocated.
-        // SAFETY: as just described.
-        let (bases, cache, out, graph) = unsafe {
-            let new4 = |a, b, cc, dd| sys::ggml_new_tensor_4d(c, sys::GGML_TYPE_F32, a, b, cc, dd);
-            let (q, k, v, qkv_bases) = match layout {
-                QkvLayout::Contiguous => {
-                    let q = new4(i(s_v), i(h_k), i(n_tokens), i(n_seqs));
-                    let k = new4(i(s_v), i(h_k), i(n_tokens), i(n_seqs));
-                    let v = new4(i(s_v), i(h_v), i(n_tokens), i(n_seqs));
-                    (q, k, v, vec![q, k, v])
-                }
-                QkvLayout::Permuted => {
-                    let qb = new4(i(s_v), i(n_tokens), i(h_k), i(n_seqs));
-                    let kb = new4(i(s_v), i(n_tokens), i(h_k), i(n_seqs));
-                    let vb = new4(i(s_v), i(n_tokens), i(h_v), i(n_seqs));
-                    non_null(qb, "ggml_new_tensor_4d")?;
-                    non_null(kb, "ggml_new_tensor_4d")?;
-                    non_null(vb, "ggml_new_tensor_4d")?;
-                    let p = |t| sys::ggml_permute(c, t, 0, 2, 1, 3);
-                    (p(qb), p(kb), p(vb), vec![qb, kb, vb])
-                }
-                QkvLayout::Fused => {
-                    let b = non_null(
-                        sys::ggml_new_tensor_3d(
-                            c,
-                            sys::GGML_TYPE_F32,
-                            i(fused_w),
-                            i(n_tokens),
-                            i(n_seqs),
-                        ),
-                        "ggml_new_tensor_3d",
-                    )?
-                    .as_ptr();
-                    let (nb2, nb3) = ((*b).nb[1], (*b).nb[2]);
-                    let view = |heads: usize, off: usize| {
-                        sys::ggml_view_4d(
-                            c,
-                            b,
-                            i(s_v),
-                            i(heads),
-                            i(n_tokens),
-                            i(n_seqs),
-                            s_v * f,
-                            nb2,
-                            nb3,
-                            off * f,
-                        )
-                    };
-                    (
-                        view(h_k, 0),
-                        view(h_k, s_v * h_k),
-                        view(h_v, 2 * s_v * h_k),
-                        vec![b],
-                    )
-                }
-            };
-            let mut q = non_null(q, "q view")?.as_ptr();
-            let mut k = non_null(k, "k view")?.as_ptr();
-            if let QkNorm::Graph { eps } = qk_norm {
-                // build_gdn_l2_norm: x / sqrt(sum(x²) / S + eps / S) / sqrt(S)
-                let n = s_v as f32;
-                let l2 = |x| sys::ggml_scale(c, sys::ggml_rms_norm(c, x, eps / n), 1.0 / n.sqrt());
-                q = non_null(l2(q), "q l2 norm")?.as_ptr();
-                k = non_null(l2(k), "k l2 norm")?.as_ptr();
+        // q, k and v in the memory order of the layout's base tensors
+        let permuted: [Vec<f32>; 3];
+        let fused: Vec<f32>;
+        let qkv: Vec<&[f32]> = match layout {
+            QkvLayout::Contiguous => vec![&inputs.q[..], &inputs.k[..], &inputs.v[..]],
+            QkvLayout::Permuted => {
+                permuted = [
+                    token_major_to_head_major(&inputs.q, shape, h_k),
+                    token_major_to_head_major(&inputs.k, shape, h_k),
+                    token_major_to_head_major(&inputs.v, shape, h_v),
+                ];
+                permuted.iter().map(Vec::as_slice).collect()
             }
-            let v = non_null(v, "v view")?.as_ptr();
-            let g = non_null(new4(1, i(h_v), i(n_tokens), i(n_seqs)), "g")?.as_ptr();
-            let beta = non_null(new4(1, i(h_v), i(n_tokens), i(n_seqs)), "beta")?.as_ptr();
-            // the cache: `groups` snapshot groups of `cells` rows; rows HEAD.. are written
-            let cache = match mode {
-                StateMode::Output => None,
-                StateMode::InPlace | StateMode::Aliased => Some(non_null(
-                    sys::ggml_new_tensor_2d(c, sys::GGML_TYPE_F32, i(d), i(cells * groups)),
-                    "ggml_new_tensor_2d",
-                )?),
-            };
-            let (state, state_base) = match (mode, cache) {
-                (StateMode::Aliased, Some(cache)) => {
-                    let s = sys::ggml_view_4d(
-                        c,
-                        cache.as_ptr(),
-                        i(s_v),
-                        i(s_v),
-                        i(h_v),
-                        i(n_seqs),
-                        s_v * f,
-                        s_v * s_v * f,
-                        d * f,
-                        HEAD * d * f,
-                    );
-                    (non_null(s, "state view")?.as_ptr(), None)
-                }
-                _ => {
-                    let s = non_null(new4(i(s_v), i(s_v), i(h_v), i(n_seqs)), "state")?;
-                    (s.as_ptr(), Some(s.as_ptr()))
-                }
-            };
-            let out = non_null(
-                sys::ggml_gated_delta_net(c, q, k, v, g, beta, state, i(snapshots)),
-                "ggml_gated_delta_net",
-            )?
-            .as_ptr();
-            if bcast == Bcast::Interleaved {
-                // ggml_gated_delta_net_set_bcast(out, GGML_GDN_BCAST_INTERLEAVED)
-                (*out).op_params[1] = 1;
+            QkvLayout::Fused => {
+                fused = fuse(shape, inputs, fused_width(shape));
+                vec![&fused[..]]
             }
-            if let QkNorm::InOp { eps } = qk_norm {
-                // ggml_gated_delta_net_set_qk_l2_norm(out, eps): on in param 2, eps in param 3
-                (*out).op_params[2] = 1;
-                (*out).op_params[3] = eps.to_bits() as i32;
-            }
-            if let Some(cache) = cache {
-                // ggml_gated_delta_net_state_inplace: snapshots into rows (seq, slot) of the
-                // cache; the output keeps the attention scores only
-                let dst = sys::ggml_view_3d(
-                    c,
-                    cache.as_ptr(),
-                    i(d),
-                    i(n_seqs),
-                    i(groups),
-                    d * f,
-                    cells * d * f,
-                    HEAD * d * f,
-                );
-                (*out).src[6] = non_null(dst, "state_dst view")?.as_ptr();
-                (*out).ne[1] = i(n_tokens * n_seqs);
-                (*out).nb[2] = (*out).nb[1] * n_tokens * n_seqs;
-                (*out).nb[3] = (*out).nb[2];
-            }
-            ggml::set_name(out, "out");
-            let graph = non_null(sys::ggml_new_graph(c), "ggml_new_graph")?;
-            sys::ggml_build_forward_expand(graph.as_ptr(), out);
-            let mut bases = qkv_bases;
-            bases.extend([g, beta]);
-            bases.extend(state_base);
-            (bases, cache, out, graph)
         };
-        let buffer = Buffer::alloc_ctx_tensors(&ctx, device.buffer_type())?;
-        // SAFETY: the graph and its tensors are live and allocated.
-        unsafe { device.check_graph(graph.as_ptr())? };
+        // the cache: distinct values everywhere, the input states in the aliased rows
+        let cache_init = (mode != StateMode::Output).then(|| {
+            let d = shape.state_row();
+            let mut init: Vec<f32> = (0..d * cells(shape) * shape.written())
+                .map(|x| (x % 977) as f32 * 1e-3 - 0.4)
+                .collect();
+            if mode == StateMode::Aliased {
+                init[HEAD * d..(HEAD + n_seqs) * d].copy_from_slice(&inputs.state);
+            }
+            init
+        });
 
-        let mut uploads: Vec<Vec<f32>> = match layout {
-            QkvLayout::Contiguous => vec![inputs.q.clone(), inputs.k.clone(), inputs.v.clone()],
-            QkvLayout::Permuted => vec![
-                token_major_to_head_major(&inputs.q, shape, h_k),
-                token_major_to_head_major(&inputs.k, shape, h_k),
-                token_major_to_head_major(&inputs.v, shape, h_v),
-            ],
-            QkvLayout::Fused => vec![fuse(shape, inputs, fused_w)],
+        let mut g = Builder::new(16)?;
+        let (q, k, v) = build_qkv(&mut g, shape, layout, &qkv)?;
+        let (q, k) = match qk_norm {
+            QkNorm::Graph { eps } => (
+                graph_l2_norm(&mut g, q, s_v, eps)?,
+                graph_l2_norm(&mut g, k, s_v, eps)?,
+            ),
+            QkNorm::Given | QkNorm::InOp { .. } => (q, k),
         };
-        uploads.extend([inputs.g.clone(), inputs.beta.clone()]);
-        if mode != StateMode::Aliased {
-            uploads.push(inputs.state.clone());
-        }
-        let cache = match cache {
-            None => None,
-            Some(t) => {
-                // distinct values everywhere, the input states in the aliased rows
-                let mut init: Vec<f32> = (0..d * cells * groups)
-                    .map(|x| (x % 977) as f32 * 1e-3 - 0.4)
-                    .collect();
-                if mode == StateMode::Aliased {
-                    init[HEAD * d..(HEAD + n_seqs) * d].copy_from_slice(&inputs.state);
-                }
-                uploads.push(init.clone());
-                Some((t, init))
-            }
+        let per_token = [1, h_v, n_tokens, n_seqs];
+        let gate = g.input(sys::GGML_TYPE_F32, &per_token, "g", &inputs.g)?;
+        let beta = g.input(sys::GGML_TYPE_F32, &per_token, "beta", &inputs.beta)?;
+        let (state, cache) =
+            build_state(&mut g, shape, mode, &inputs.state, cache_init.as_deref())?;
+        // SAFETY: one node over tensors of this builder whose shapes satisfy
+        // ggml_gated_delta_net's asserts (checked above).
+        let out = unsafe {
+            g.node("ggml_gated_delta_net", |c| {
+                sys::ggml_gated_delta_net(
+                    c,
+                    q.as_ptr(),
+                    k.as_ptr(),
+                    v.as_ptr(),
+                    gate.as_ptr(),
+                    beta.as_ptr(),
+                    state.as_ptr(),
+                    snapshots as i64,
+                )
+            })?
         };
-        let targets: Vec<*mut sys::ggml_tensor> = bases
-            .into_iter()
-            .chain(cache.as_ref().map(|(t, _)| t.as_ptr()))
-            .collect();
-        for (t, data) in targets.into_iter().zip(&uploads) {
-            // SAFETY: every tensor is allocated now; upload checks the size.
-            unsafe { upload(non_null(t, "tensor")?, data)? };
-        }
+        apply_patched_params(&mut g, out, shape, bcast, qk_norm, cache)?;
+        let graph = g.finish(out, device, threads)?;
         Ok(Self {
-            backend: Backend::new(device, threads)?,
-            _buffer: buffer,
-            _ctx: ctx,
-            out: non_null(out, "ggml_gated_delta_net")?,
-            cache,
             graph,
+            cache: cache.zip(cache_init),
             shape,
             mode,
         })
@@ -554,8 +427,7 @@ impl GatedDeltaNet {
 
     /// Computes the graph once.
     pub fn compute(&self) -> Result<(), Error> {
-        // SAFETY: the graph and all its tensors are allocated and initialised in `new`.
-        unsafe { self.backend.compute(self.graph.as_ptr()) }
+        self.graph.compute()
     }
 
     /// The attention scores and the written snapshots.
@@ -563,8 +435,7 @@ impl GatedDeltaNet {
         let s = self.shape;
         let n_attn = s.n_seqs * s.n_tokens * s.h_v * s.s_v;
         let n_states = s.written() * s.n_seqs * s.state_row();
-        // SAFETY: out is an allocated, contiguous F32 tensor; download reads exactly its bytes.
-        let all = unsafe { download(self.out) };
+        let all = self.graph.read_f32(self.graph.out());
         let attn = all[..n_attn].to_vec();
         let Some((cache, init)) = &self.cache else {
             let states = all[n_attn..n_attn + n_states].to_vec();
@@ -574,10 +445,9 @@ impl GatedDeltaNet {
                 clobbered: 0,
             };
         };
-        // SAFETY: as above, for the cache tensor.
-        let now = unsafe { download(*cache) };
+        let now = self.graph.read_f32(*cache);
         let d = s.state_row();
-        let cells = HEAD + s.n_seqs + TAIL;
+        let cells = cells(s);
         let mut states = Vec::with_capacity(n_states);
         let mut clobbered = 0;
         for (row, (a, b)) in now.chunks(d).zip(init.chunks(d)).enumerate() {
@@ -599,6 +469,180 @@ impl GatedDeltaNet {
             clobbered,
         }
     }
+}
+
+/// Floats per token row of [`QkvLayout::Fused`]'s base: q, k and v, then the padding.
+fn fused_width(shape: Shape) -> usize {
+    shape.s_v * (2 * shape.h_k + shape.h_v) + PAD
+}
+
+/// Rows of the cache per snapshot group: `HEAD`, one per sequence (the written ones), `TAIL`.
+fn cells(shape: Shape) -> usize {
+    HEAD + shape.n_seqs + TAIL
+}
+
+/// q, k and v as the op reads them in `layout`, built over `data` (the bases' values in memory
+/// order: three tensors, or the one fused tensor).
+fn build_qkv<'a>(
+    g: &mut Builder<'a>,
+    shape: Shape,
+    layout: QkvLayout,
+    data: &[&'a [f32]],
+) -> Result<(Tensor, Tensor, Tensor), Error> {
+    let Shape {
+        s_v,
+        h_k,
+        h_v,
+        n_tokens,
+        n_seqs,
+        ..
+    } = shape;
+    let f32_t = sys::GGML_TYPE_F32;
+    match (layout, data) {
+        (QkvLayout::Contiguous, &[q, k, v]) => Ok((
+            g.input(f32_t, &[s_v, h_k, n_tokens, n_seqs], "q", q)?,
+            g.input(f32_t, &[s_v, h_k, n_tokens, n_seqs], "k", k)?,
+            g.input(f32_t, &[s_v, h_v, n_tokens, n_seqs], "v", v)?,
+        )),
+        (QkvLayout::Permuted, &[q, k, v]) => {
+            let qb = g.input(f32_t, &[s_v, n_tokens, h_k, n_seqs], "q", q)?;
+            let kb = g.input(f32_t, &[s_v, n_tokens, h_k, n_seqs], "k", k)?;
+            let vb = g.input(f32_t, &[s_v, n_tokens, h_v, n_seqs], "v", v)?;
+            let axes = [0, 2, 1, 3];
+            Ok((
+                g.permute(qb, axes)?,
+                g.permute(kb, axes)?,
+                g.permute(vb, axes)?,
+            ))
+        }
+        (QkvLayout::Fused, &[qkv]) => {
+            let f = size_of::<f32>();
+            let b = g.input(f32_t, &[fused_width(shape), n_tokens, n_seqs], "qkv", qkv)?;
+            let nb = g.nb(b);
+            let mut view = |heads: usize, at: usize| {
+                g.view(
+                    b,
+                    &[s_v, heads, n_tokens, n_seqs],
+                    &[s_v * f, nb[1], nb[2]],
+                    at * f,
+                )
+            };
+            Ok((
+                view(h_k, 0)?,
+                view(h_k, s_v * h_k)?,
+                view(h_v, 2 * s_v * h_k)?,
+            ))
+        }
+        _ => Err(Error::Shape(format!(
+            "{} q/k/v bases for {layout:?}",
+            data.len()
+        ))),
+    }
+}
+
+/// What the models build to L2-normalise `x` (`build_gdn_l2_norm`):
+/// `ggml_scale(ggml_rms_norm(x, eps / S), 1 / sqrt(S))`, i.e.
+/// `x / sqrt(sum(x²) / S + eps / S) / sqrt(S)`.
+fn graph_l2_norm(g: &mut Builder<'_>, x: Tensor, s_v: usize, eps: f32) -> Result<Tensor, Error> {
+    let n = s_v as f32;
+    // SAFETY: one node over an F32 tensor of this builder.
+    let rms = unsafe {
+        g.node("ggml_rms_norm", |c| {
+            sys::ggml_rms_norm(c, x.as_ptr(), eps / n)
+        })?
+    };
+    // SAFETY: as above.
+    unsafe {
+        g.node("ggml_scale", |c| {
+            sys::ggml_scale(c, rms.as_ptr(), 1.0 / n.sqrt())
+        })
+    }
+}
+
+/// The op's input state, and the cache tensor for [`StateMode::InPlace`] and
+/// [`StateMode::Aliased`] (`snapshots` groups of [`cells`] rows, holding `cache_init`); the
+/// aliased state is a view of the cache's written rows.
+fn build_state<'a>(
+    g: &mut Builder<'a>,
+    shape: Shape,
+    mode: StateMode,
+    state: &'a [f32],
+    cache_init: Option<&'a [f32]>,
+) -> Result<(Tensor, Option<Tensor>), Error> {
+    let Shape {
+        s_v, h_v, n_seqs, ..
+    } = shape;
+    let (f, d) = (size_of::<f32>(), shape.state_row());
+    let cache = match (mode, cache_init) {
+        (StateMode::Output, _) => None,
+        (StateMode::InPlace | StateMode::Aliased, Some(init)) => Some(g.input(
+            sys::GGML_TYPE_F32,
+            &[d, cells(shape) * shape.written()],
+            "cache",
+            init,
+        )?),
+        (_, None) => return Err(Error::Shape(format!("{mode:?} without a cache"))),
+    };
+    let state = match (mode, cache) {
+        (StateMode::Aliased, Some(cache)) => g.view(
+            cache,
+            &[s_v, s_v, h_v, n_seqs],
+            &[s_v * f, s_v * s_v * f, d * f],
+            HEAD * d * f,
+        )?,
+        _ => g.input(sys::GGML_TYPE_F32, &[s_v, s_v, h_v, n_seqs], "state", state)?,
+    };
+    Ok((state, cache))
+}
+
+/// Sets on the op's node `out` the fields the patched API's setters write (see the top of this
+/// file): op param 1 for the interleaved broadcast, op params 2 and 3 for the q/k norm, and for
+/// the in-place state `src[6]` (the cache rows the snapshots go to) with the output shortened to
+/// the attention scores.
+fn apply_patched_params(
+    g: &mut Builder<'_>,
+    out: Tensor,
+    shape: Shape,
+    bcast: Bcast,
+    qk_norm: QkNorm,
+    cache: Option<Tensor>,
+) -> Result<(), Error> {
+    let (f, d) = (size_of::<f32>(), shape.state_row());
+    let cells = cells(shape);
+    // snapshots into rows (seq, slot) of the cache
+    let state_dst = match cache {
+        Some(cache) => Some(g.view(
+            cache,
+            &[d, shape.n_seqs, shape.written()],
+            &[d * f, cells * d * f],
+            HEAD * d * f,
+        )?),
+        None => None,
+    };
+    let rows = (shape.n_tokens * shape.n_seqs) as i64;
+    let out = out.as_ptr();
+    // SAFETY: out is the op's node, a live tensor of g (which is alive); nothing is allocated
+    // yet, and these fields are the ones the patched setters write, which the kernels of a build
+    // with the capability read (the caller checked it).
+    unsafe {
+        if bcast == Bcast::Interleaved {
+            // ggml_gated_delta_net_set_bcast(out, GGML_GDN_BCAST_INTERLEAVED)
+            (*out).op_params[1] = 1;
+        }
+        if let QkNorm::InOp { eps } = qk_norm {
+            // ggml_gated_delta_net_set_qk_l2_norm(out, eps): on in param 2, eps in param 3
+            (*out).op_params[2] = 1;
+            (*out).op_params[3] = eps.to_bits() as i32;
+        }
+        if let Some(dst) = state_dst {
+            // ggml_gated_delta_net_state_inplace: the output keeps the attention scores only
+            (*out).src[6] = dst.as_ptr();
+            (*out).ne[1] = rows;
+            (*out).nb[2] = (*out).nb[1] * rows as usize;
+            (*out).nb[3] = (*out).nb[2];
+        }
+    }
+    Ok(())
 }
 
 /// `[seq][token][head][S]` → `[seq][head][token][S]` (the base of a permuted view).

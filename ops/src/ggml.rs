@@ -1,6 +1,7 @@
 //! Thin owners of the ggml objects a single-op graph needs: a context holding tensor
-//! metadata, backend buffers, and buffer types (backends and devices are in `device`). Raw tensor
-//! pointers stay inside this crate; what leaves it is plain Rust data.
+//! metadata, backend buffers, and buffer types (backends and devices are in `device`; the graph
+//! built from them is in `graph`). Raw tensor pointers stay inside this crate; what leaves it is
+//! plain Rust data.
 
 use std::ffi::{CStr, CString, c_char, c_void};
 use std::ptr::NonNull;
@@ -156,7 +157,7 @@ impl Context {
 impl Drop for Context {
     fn drop(&mut self) {
         // SAFETY: the context came from ggml_init and is freed once; tensors pointing into it
-        // are not used after the owner (MulMatId) drops it.
+        // are not used after the owner (the graph) drops it.
         unsafe { sys::ggml_free(self.0.as_ptr()) }
     }
 }
@@ -273,45 +274,4 @@ pub(crate) unsafe fn set_name(t: *mut sys::ggml_tensor, name: &str) {
 /// Returns `p` as non-null, or the error naming the ggml call that failed.
 pub(crate) fn non_null<T>(p: *mut T, what: &'static str) -> Result<NonNull<T>, Error> {
     NonNull::new(p).ok_or(Error::Ggml(what))
-}
-
-/// Uploads `data` as the whole of tensor `t`.
-///
-/// # Safety
-/// `t` must be an allocated tensor.
-pub(crate) unsafe fn upload<T: Copy>(
-    t: NonNull<sys::ggml_tensor>,
-    data: &[T],
-) -> Result<(), Error> {
-    let bytes = std::mem::size_of_val(data);
-    // SAFETY: the caller guarantees t is allocated; the size check keeps the copy inside it.
-    unsafe {
-        if sys::ggml_nbytes(t.as_ptr()) != bytes {
-            return Err(Error::Shape(format!(
-                "{bytes} bytes for a tensor of {}",
-                sys::ggml_nbytes(t.as_ptr())
-            )));
-        }
-        sys::ggml_backend_tensor_set(t.as_ptr(), data.as_ptr().cast::<c_void>(), 0, bytes);
-    }
-    Ok(())
-}
-
-/// The whole of F32 tensor `t`.
-///
-/// # Safety
-/// `t` must be an allocated, contiguous F32 tensor.
-pub(crate) unsafe fn download(t: NonNull<sys::ggml_tensor>) -> Vec<f32> {
-    // SAFETY: the caller guarantees t; the vector holds exactly its bytes.
-    unsafe {
-        let n = sys::ggml_nbytes(t.as_ptr()) / size_of::<f32>();
-        let mut v = vec![0f32; n];
-        sys::ggml_backend_tensor_get(
-            t.as_ptr(),
-            v.as_mut_ptr().cast::<c_void>(),
-            0,
-            n * size_of::<f32>(),
-        );
-        v
-    }
 }

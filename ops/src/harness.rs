@@ -45,6 +45,14 @@ pub fn accelerators() -> Vec<Device> {
     devices
 }
 
+/// A process-wide turn to compute: hold it while a graph computes. ggml's worker threads spin
+/// while they wait for each other, so two tests computing at once on a small machine slow each
+/// other down badly. Taken inside [`exclusive`] where both are held, never the other way round.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static TURN: Mutex<()> = Mutex::new(());
+    TURN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A process-wide turn on the devices other than the CPU: hold it for everything done with an
 /// op on such a device (building, uploading, computing, reading back, dropping). Test threads
 /// run concurrently, and ggml-vulkan is not safe against two threads allocating and submitting on

@@ -2,12 +2,18 @@
 //! `test-backend-ops` (which the vendored tree does not carry).
 //!
 //! Each op is built as a one-node ggml graph with the ggml / ggml-backend C API (through
-//! `llamacpp-sys`), computed on a backend device ([`Device`]: the CPU, or any other device this
-//! build registers, such as Vulkan), and compared with a reference computed in Rust by
-//! normalised mean squared error ([`nmse`]). A device whose `supports_op` rejects the node
-//! gives [`Error::DeviceUnsupported`] instead of a result. Weights can be placed in the CPU's
-//! `CPU_REPACK` buffer type ([`BufferType::cpu_repack`]) so that the repacked kernels run,
-//! as they do when llama.cpp loads a model.
+//! `llamacpp-sys`, by one shared builder that owns the contexts, buffers and backend), computed
+//! on a backend device ([`Device`]: the CPU, or any other device this build registers, such as
+//! Vulkan), and compared with a reference computed in Rust by normalised mean squared error
+//! ([`nmse`]). Inputs may be strided or offset views of larger tensors ([`view::View`]). What
+//! the linked build can do beyond upstream comes from the patches' declared [`capability`]s.
+//! The timings are a criterion bench: `cargo bench -p llamacpp-ops --bench ops -- <filter>`
+//! (filters: `binary`, `concat`, `mul_mat_id`, `ssm_conv`, `sum_rows`).
+//!
+//! A device whose `supports_op` rejects the node gives [`Error::DeviceUnsupported`] instead of a
+//! result. Weights can be placed in the CPU's `CPU_REPACK` buffer type
+//! ([`BufferType::cpu_repack`]) so that the repacked kernels run, as they do when llama.cpp
+//! loads a model.
 //!
 //! ```no_run
 //! use llamacpp_ops::mul_mat_id::{Inputs, MulMatId, Routing, Shape, Src1Layout, reference};
@@ -26,17 +32,19 @@
 //! ```
 
 pub mod binary;
+pub mod capability;
 pub mod concat;
 pub mod device;
 pub mod gated_delta_net;
 pub mod ggml;
+mod graph;
 pub mod harness;
 pub mod mul_mat_id;
 pub mod rng;
 pub mod ssm_conv;
 pub mod sum_rows;
-pub mod timing;
 pub mod unary;
+pub mod view;
 
 pub use device::Device;
 pub use ggml::{BufferType, GgmlType, REPACK_BUFFER_NAME, type_name};

@@ -4,13 +4,12 @@
 //! `dst[t][s] = W[ids[t][s]] · src1[t][s % ne11]` for every token `t` and slot `s`, with
 //! `W` the `[n_expert][m][k]` expert weights (quantized), `src1` F32 and `ids` I32.
 
-use std::ptr::NonNull;
-
 use llamacpp_sys as sys;
 
 use crate::Error;
-use crate::device::{Backend, Device};
-use crate::ggml::{self, Buffer, BufferType, Context, GgmlType, download, non_null, upload};
+use crate::device::Device;
+use crate::ggml::{self, Buffer, BufferType, Context, GgmlType, non_null};
+use crate::graph::{Builder, OpGraph, Tensor};
 use crate::rng::Rng;
 
 /// The sizes of one `MUL_MAT_ID`.
@@ -180,16 +179,8 @@ fn skewed(rng: &mut Rng, cdf: &[f64]) -> i32 {
 
 /// A built `MUL_MAT_ID` graph with its data uploaded, ready to compute (repeatedly).
 pub struct MulMatId {
-    backend: Backend,
-    // Tensors live in the contexts and point into the buffers: all four are kept for as long
-    // as the raw pointers below are used, and dropped together.
-    _io_buffer: Buffer,
-    _weight_buffer: Buffer,
-    _ctx: Context,
-    _weight_ctx: Context,
-    weights: NonNull<sys::ggml_tensor>,
-    out: NonNull<sys::ggml_tensor>,
-    graph: NonNull<sys::ggml_cgraph>,
+    graph: OpGraph,
+    weights: Tensor,
     shape: Shape,
 }
 
@@ -248,9 +239,12 @@ impl MulMatId {
             n_tokens,
         } = shape;
         let ne11 = layout.ne11(n_used);
-        let sizes_ok = inputs.weights.len() == n_expert * m * ggml::row_size(wtype, k)
+        let sizes_ok = wtype < sys::GGML_TYPE_COUNT
+            && inputs.weights.len() == n_expert * m * ggml::row_size(wtype, k)
             && inputs.src1.len() == n_tokens * ne11 * k
             && inputs.ids.len() == n_tokens * n_used
+            && n_used > 0
+            && n_used.is_multiple_of(ne11)
             && inputs
                 .ids
                 .iter()
@@ -260,132 +254,66 @@ impl MulMatId {
                 "inputs do not match {shape:?} with {layout:?}"
             )));
         }
-        let weight_ctx = Context::new(1)?;
-        let ctx = Context::new(8)?;
-        let (k64, m64, nx64, nu64, nt64, ne11_64) = (
-            k as i64,
-            m as i64,
-            n_expert as i64,
-            n_used as i64,
-            n_tokens as i64,
-            ne11 as i64,
-        );
-        // Both contexts are live no_alloc contexts with room for these tensors and the graph;
-        // the shapes satisfy ggml_mul_mat_id's asserts (k matches, ids->ne[1] == n_tokens,
-        // n_used % ne11 == 0), the views stay inside their base tensors, and every returned
-        // pointer is checked before use.
-        // SAFETY: as just described.
-        let (weights, src1_base, ids, out, graph) = unsafe {
-            let c = ctx.as_ptr();
-            let w = non_null(
-                sys::ggml_new_tensor_3d(weight_ctx.as_ptr(), wtype, k64, m64, nx64),
-                "ggml_new_tensor_3d",
-            )?;
-            ggml::set_name(w.as_ptr(), "experts");
-            let (base, src1) = match layout {
-                Src1Layout::Broadcast | Src1Layout::PerSlot => {
-                    let b = sys::ggml_new_tensor_3d(c, sys::GGML_TYPE_F32, k64, ne11_64, nt64);
-                    (b, b)
-                }
-                Src1Layout::Permuted => {
-                    let b = sys::ggml_new_tensor_3d(c, sys::GGML_TYPE_F32, k64, nt64, ne11_64);
-                    let v = if b.is_null() {
-                        b
-                    } else {
-                        sys::ggml_permute(c, b, 0, 2, 1, 3)
-                    };
-                    (b, v)
-                }
-                Src1Layout::Padded => {
-                    let b = sys::ggml_new_tensor_3d(
-                        c,
-                        sys::GGML_TYPE_F32,
-                        k64 + PAD as i64,
-                        ne11_64,
-                        nt64,
-                    );
-                    let v = if b.is_null() {
-                        b
-                    } else {
-                        sys::ggml_view_3d(c, b, k64, ne11_64, nt64, (*b).nb[1], (*b).nb[2], 0)
-                    };
-                    (b, v)
-                }
-            };
-            let base = non_null(base, "ggml_new_tensor_3d")?;
-            let src1 = non_null(src1, "src1 view")?;
-            ggml::set_name(base.as_ptr(), "src1");
-            let ids = non_null(
-                sys::ggml_new_tensor_2d(c, sys::GGML_TYPE_I32, nu64, nt64),
-                "ggml_new_tensor_2d",
-            )?;
-            ggml::set_name(ids.as_ptr(), "ids");
-            let out = non_null(
-                sys::ggml_mul_mat_id(c, w.as_ptr(), src1.as_ptr(), ids.as_ptr()),
-                "ggml_mul_mat_id",
-            )?;
-            ggml::set_name(out.as_ptr(), "out");
-            let graph = non_null(sys::ggml_new_graph(c), "ggml_new_graph")?;
-            sys::ggml_build_forward_expand(graph.as_ptr(), out.as_ptr());
-            (w, base, ids, out, graph)
-        };
-        let weight_buf = Buffer::alloc_ctx_tensors(&weight_ctx, weight_buffer)?;
-        let io_buf = Buffer::alloc_ctx_tensors(&ctx, device.buffer_type())?;
-        // SAFETY: the graph and its tensors are live and allocated (the CPU asks the weights'
-        // buffer type whether it can run the op).
-        unsafe { device.check_graph(graph.as_ptr())? };
-
+        let f32_t = sys::GGML_TYPE_F32;
         let src1_mem = src1_memory_order(layout, shape, &inputs.src1);
-        // SAFETY: every tensor is allocated now; each upload is exactly the tensor's size
-        // (checked above for the weights and ids, by construction for src1), starting at
-        // offset 0, as the repack buffer requires.
-        unsafe {
-            upload(weights, &inputs.weights)?;
-            upload(src1_base, &src1_mem)?;
-            upload(ids, &inputs.ids)?;
-        }
+        let mut g = Builder::new(8)?;
+        let weights = g.input_in(
+            weight_buffer,
+            wtype,
+            &[k, m, n_expert],
+            "experts",
+            &inputs.weights,
+        )?;
+        let src1 = match layout {
+            Src1Layout::Broadcast | Src1Layout::PerSlot => {
+                g.input(f32_t, &[k, ne11, n_tokens], "src1", &src1_mem)?
+            }
+            Src1Layout::Permuted => {
+                let b = g.input(f32_t, &[k, n_tokens, ne11], "src1", &src1_mem)?;
+                g.permute(b, [0, 2, 1, 3])?
+            }
+            Src1Layout::Padded => {
+                let b = g.input(f32_t, &[k + PAD, ne11, n_tokens], "src1", &src1_mem)?;
+                let nb = g.nb(b);
+                g.view(b, &[k, ne11, n_tokens], &nb[1..3], 0)?
+            }
+        };
+        let ids = g.input(sys::GGML_TYPE_I32, &[n_used, n_tokens], "ids", &inputs.ids)?;
+        // SAFETY: one node over three tensors of this builder whose shapes satisfy
+        // ggml_mul_mat_id's asserts (k matches, ids->ne[1] == n_tokens, n_used % ne11 == 0) and
+        // whose ids name existing experts (checked above).
+        let out = unsafe {
+            g.node("ggml_mul_mat_id", |c| {
+                sys::ggml_mul_mat_id(c, weights.as_ptr(), src1.as_ptr(), ids.as_ptr())
+            })?
+        };
         Ok(Self {
-            backend: Backend::new(device, threads)?,
-            _io_buffer: io_buf,
-            _weight_buffer: weight_buf,
-            _ctx: ctx,
-            _weight_ctx: weight_ctx,
+            graph: g.finish(out, device, threads)?,
             weights,
-            out,
-            graph,
             shape,
         })
     }
 
     /// The name of the buffer type the weights were allocated in.
     pub fn weight_buffer_name(&self) -> String {
-        // SAFETY: the weight tensor is allocated, so its buffer pointer is valid.
-        let buft = unsafe { sys::ggml_backend_buffer_get_type((*self.weights.as_ptr()).buffer) };
-        // SAFETY: buffer type names are static NUL-terminated strings.
-        unsafe { std::ffi::CStr::from_ptr(sys::ggml_backend_buft_name(buft)) }
-            .to_string_lossy()
-            .into_owned()
+        self.graph.buffer_type_name(self.weights)
     }
 
     /// Whether the weights were repacked: they sit in the `CPU_REPACK` buffer and the buffer
     /// chose a repacked layout for them (it records that in the tensor's `extra`; without
     /// one, the CPU backend would run its generic kernels instead).
     pub fn weight_repacked(&self) -> bool {
-        // SAFETY: reading a field of the live weight tensor.
-        let extra = unsafe { (*self.weights.as_ptr()).extra };
-        self.weight_buffer_name() == ggml::REPACK_BUFFER_NAME && !extra.is_null()
+        self.weight_buffer_name() == ggml::REPACK_BUFFER_NAME && self.graph.has_extra(self.weights)
     }
 
     /// Computes the graph once.
     pub fn compute(&self) -> Result<(), Error> {
-        // SAFETY: the graph and all its tensors are allocated and initialised in `new`.
-        unsafe { self.backend.compute(self.graph.as_ptr()) }
+        self.graph.compute()
     }
 
     /// dst, `[n_tokens][n_used][m]`.
     pub fn output(&self) -> Vec<f32> {
-        // SAFETY: dst is an allocated, contiguous F32 tensor.
-        let out = unsafe { download(self.out) };
+        let out = self.graph.read_f32(self.graph.out());
         debug_assert_eq!(
             out.len(),
             self.shape.n_tokens * self.shape.n_used * self.shape.m

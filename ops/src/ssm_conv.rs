@@ -9,15 +9,13 @@
 //! a range of sequences (Qwen3-Next's conv input is the conv state concatenated with the new
 //! tokens, one such tensor per layer). Patch 0020 changes the CPU kernel's loop order.
 
-use std::ptr::NonNull;
-
 use llamacpp_sys as sys;
 
 use crate::Error;
-use crate::device::{Backend, Device};
-use crate::ggml::{self, Buffer, Context, download, non_null, upload};
+use crate::device::Device;
+use crate::graph::{Builder, OpGraph, Tensor};
 use crate::rng::Rng;
-pub use crate::sum_rows::View;
+pub use crate::view::View;
 
 /// The convolution's sizes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,14 +81,8 @@ pub fn reference(shape: &Shape, view: &View, base: &[f32], weights: &[f32]) -> V
 
 /// A built `ssm_conv(view(base), weights)` graph with its data uploaded, ready to compute.
 pub struct SsmConv {
-    backend: Backend,
-    // The tensors live in the context and point into the buffer: both are kept for as long as
-    // the raw pointers below are used, and dropped together.
-    _buffer: Buffer,
-    _ctx: Context,
-    src0: NonNull<sys::ggml_tensor>,
-    out: NonNull<sys::ggml_tensor>,
-    graph: NonNull<sys::ggml_cgraph>,
+    graph: OpGraph,
+    src0: Tensor,
     len: usize,
 }
 
@@ -127,89 +119,50 @@ impl SsmConv {
             )));
         }
         let layout = view.layout();
-        let ctx = Context::new(6)?;
         let f = size_of::<f32>();
-        let [b0, b1, b2, b3] = view.base.map(|x| x as i64);
-        let [v0, v1, v2, _] = view.ne.map(|x| x as i64);
-        let offset_bytes = layout.offset * f;
-        // SAFETY: a live no_alloc context with room for these tensors and the graph; the view lies
-        // inside the base (is_valid) and has ssm_conv's sizes (checked above, so its asserts
-        // hold), and every returned pointer is checked before use.
-        let (base_t, weights_t, src0, out, graph) = unsafe {
-            let c = ctx.as_ptr();
-            let base_t = non_null(
-                sys::ggml_new_tensor_4d(c, sys::GGML_TYPE_F32, b0, b1, b2, b3),
-                "ggml_new_tensor_4d",
-            )?;
-            ggml::set_name(base_t.as_ptr(), "base");
-            let weights_t = non_null(
-                sys::ggml_new_tensor_2d(
-                    c,
-                    sys::GGML_TYPE_F32,
-                    shape.d_conv as i64,
-                    shape.d_inner as i64,
-                ),
-                "ggml_new_tensor_2d",
-            )?;
-            ggml::set_name(weights_t.as_ptr(), "weights");
-            let nb = (*base_t.as_ptr()).nb;
-            let src0 = non_null(
-                sys::ggml_view_3d(c, base_t.as_ptr(), v0, v1, v2, nb[1], nb[2], offset_bytes),
-                "ggml_view_3d",
-            )?;
-            let out = non_null(
-                sys::ggml_ssm_conv(c, src0.as_ptr(), weights_t.as_ptr()),
-                "ggml_ssm_conv",
-            )?;
-            ggml::set_name(out.as_ptr(), "out");
-            let graph = non_null(sys::ggml_new_graph(c), "ggml_new_graph")?;
-            sys::ggml_build_forward_expand(graph.as_ptr(), out.as_ptr());
-            (base_t, weights_t, src0, out, graph)
-        };
-        // SAFETY: reading fields of the live src0 tensor.
-        let (ne, nb) = unsafe { ((*src0.as_ptr()).ne, (*src0.as_ptr()).nb) };
-        let predicted =
-            (0..3).all(|d| ne[d] as usize == layout.ne[d] && nb[d] == layout.strides[d] * f);
-        if !predicted {
+        let mut g = Builder::new(6)?;
+        let base_t = g.input(sys::GGML_TYPE_F32, &view.base, "base", base)?;
+        let weights_t = g.input(
+            sys::GGML_TYPE_F32,
+            &[shape.d_conv, shape.d_inner],
+            "weights",
+            weights,
+        )?;
+        let nb = g.nb(base_t);
+        let src0 = g.view(base_t, &view.ne[..3], &nb[1..3], layout.offset * f)?;
+        let (ne, nb) = (g.ne(src0), g.nb(src0));
+        if !(0..3).all(|d| ne[d] == layout.ne[d] && nb[d] == layout.strides[d] * f) {
             return Err(Error::Shape(format!(
                 "ggml's view is ne {ne:?} nb {nb:?}, expected {layout:?} (in floats)"
             )));
         }
-        let buffer = Buffer::alloc_ctx_tensors(&ctx, device.buffer_type())?;
-        // SAFETY: the graph and its tensors are live and allocated.
-        unsafe { device.check_graph(graph.as_ptr())? };
-        // SAFETY: both tensors are allocated (upload checks their sizes).
-        unsafe {
-            upload(base_t, base)?;
-            upload(weights_t, weights)?;
-        }
+        // SAFETY: one node over two tensors of this builder with ssm_conv's sizes (checked
+        // above, so its asserts hold).
+        let out = unsafe {
+            g.node("ggml_ssm_conv", |c| {
+                sys::ggml_ssm_conv(c, src0.as_ptr(), weights_t.as_ptr())
+            })?
+        };
         Ok(Self {
-            backend: Backend::new(device, threads)?,
-            _buffer: buffer,
-            _ctx: ctx,
+            graph: g.finish(out, device, threads)?,
             src0,
-            out,
-            graph,
             len: shape.outputs(),
         })
     }
 
     /// Whether the input is one contiguous block (no gaps, no offset from its base's order).
     pub fn input_contiguous(&self) -> bool {
-        // SAFETY: the live src0 tensor.
-        unsafe { sys::ggml_is_contiguous(self.src0.as_ptr()) }
+        self.graph.is_contiguous(self.src0)
     }
 
     /// Computes the graph once.
     pub fn compute(&self) -> Result<(), Error> {
-        // SAFETY: the graph and all its tensors are allocated and initialised in `on`.
-        unsafe { self.backend.compute(self.graph.as_ptr()) }
+        self.graph.compute()
     }
 
     /// The op's output `[d_inner, n_t, n_s]`, contiguous.
     pub fn output(&self) -> Vec<f32> {
-        // SAFETY: the output is an allocated, contiguous F32 tensor.
-        let out = unsafe { download(self.out) };
+        let out = self.graph.read_f32(self.graph.out());
         debug_assert_eq!(out.len(), self.len);
         out
     }

@@ -3,15 +3,13 @@
 //! offset, then optionally permuted). Qwen3-Next applies a sigmoid to per-head slices of a wider
 //! projection (rows with a gap between them); patch 0011 lets CUDA do that without a copy.
 
-use std::ptr::NonNull;
-
 use llamacpp_sys as sys;
 
 use crate::Error;
-use crate::device::{Backend, Device};
-use crate::ggml::{self, Buffer, Context, download, non_null, upload};
+use crate::device::Device;
+use crate::graph::{Builder, OpGraph, Tensor};
 use crate::rng::Rng;
-pub use crate::sum_rows::{Layout, View};
+pub use crate::view::{Layout, View};
 
 /// The unary ops the tests cover: the ones on Qwen3-Next's path and a few neighbours sharing
 /// their kernels.
@@ -95,14 +93,8 @@ pub fn reference(op: UnaryOp, view: &View, base: &[f32]) -> Vec<f32> {
 
 /// A built `unary(permute(view(base)))` graph with its base data uploaded, ready to compute.
 pub struct Unary {
-    backend: Backend,
-    // The tensors live in the context and point into the buffer: both are kept for as long as
-    // the raw pointers below are used, and dropped together.
-    _buffer: Buffer,
-    _ctx: Context,
-    src0: NonNull<sys::ggml_tensor>,
-    out: NonNull<sys::ggml_tensor>,
-    graph: NonNull<sys::ggml_cgraph>,
+    graph: OpGraph,
+    src0: Tensor,
     len: usize,
 }
 
@@ -131,60 +123,34 @@ impl Unary {
                 "a unary op needs adjacent elements along dim 0: {layout:?}"
             )));
         }
-        let ctx = Context::new(6)?;
-        let f = size_of::<f32>();
-        // SAFETY: a live no_alloc context with room for these tensors and the graph, a valid
-        // view with adjacent rows (checked above); every returned pointer is checked before use.
-        let (base_t, src0, out, graph) = unsafe {
-            let c = ctx.as_ptr();
-            let (base_t, src0) = view.build(c, sys::GGML_TYPE_F32, "base")?;
-            let out = non_null(sys::ggml_unary(c, src0.as_ptr(), op.ggml()), "ggml_unary")?;
-            ggml::set_name(out.as_ptr(), "out");
-            let graph = non_null(sys::ggml_new_graph(c), "ggml_new_graph")?;
-            sys::ggml_build_forward_expand(graph.as_ptr(), out.as_ptr());
-            (base_t, src0, out, graph)
+        let mut g = Builder::new(6)?;
+        let src0 = g.input_view(view, sys::GGML_TYPE_F32, "base", base)?;
+        // SAFETY: one node over a tensor of this builder whose rows are adjacent (checked above).
+        let out = unsafe {
+            g.node("ggml_unary", |c| {
+                sys::ggml_unary(c, src0.as_ptr(), op.ggml())
+            })?
         };
-        // SAFETY: reading fields of the live src0 tensor.
-        let (ne, nb) = unsafe { ((*src0.as_ptr()).ne, (*src0.as_ptr()).nb) };
-        let predicted =
-            (0..4).all(|d| ne[d] as usize == layout.ne[d] && nb[d] == layout.strides[d] * f);
-        if !predicted {
-            return Err(Error::Shape(format!(
-                "ggml's view is ne {ne:?} nb {nb:?}, expected {layout:?} (in floats)"
-            )));
-        }
-        let buffer = Buffer::alloc_ctx_tensors(&ctx, device.buffer_type())?;
-        // SAFETY: the graph and its tensors are live and allocated.
-        unsafe { device.check_graph(graph.as_ptr())? };
-        // SAFETY: the base tensor is allocated (upload checks its size).
-        unsafe { upload(base_t, base)? };
         Ok(Self {
-            backend: Backend::new(device, threads)?,
-            _buffer: buffer,
-            _ctx: ctx,
+            graph: g.finish(out, device, threads)?,
             src0,
-            out,
-            graph,
             len: layout.ne.iter().product(),
         })
     }
 
     /// Whether the input is one contiguous block (no gaps, no offset from its base's order).
     pub fn input_contiguous(&self) -> bool {
-        // SAFETY: the live src0 tensor.
-        unsafe { sys::ggml_is_contiguous(self.src0.as_ptr()) }
+        self.graph.is_contiguous(self.src0)
     }
 
     /// Computes the graph once.
     pub fn compute(&self) -> Result<(), Error> {
-        // SAFETY: the graph and all its tensors are allocated and initialised in `on`.
-        unsafe { self.backend.compute(self.graph.as_ptr()) }
+        self.graph.compute()
     }
 
     /// The op's output, contiguous, in the permuted view's index order.
     pub fn output(&self) -> Vec<f32> {
-        // SAFETY: the output is an allocated, contiguous F32 tensor.
-        let out = unsafe { download(self.out) };
+        let out = self.graph.read_f32(self.graph.out());
         debug_assert_eq!(out.len(), self.len);
         out
     }

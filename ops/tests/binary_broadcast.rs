@@ -9,14 +9,9 @@
 //! Run in both variants: `cargo test -p llamacpp-ops --test binary_broadcast` and the same with
 //! `LLAMACPP_SYS_PATCHES=none`; with `--features vulkan` for Vulkan.
 
-use std::sync::Mutex;
-
 use llamacpp_ops::binary::{Binary, BinaryOp, Src1, View, random_inputs, reference};
-use llamacpp_ops::harness::{Expect, Tally, accelerators, exclusive, verdict};
+use llamacpp_ops::harness::{Expect, Tally, accelerators, exclusive, serial, verdict};
 use llamacpp_ops::{Device, NMSE_THRESHOLD, nmse};
-
-/// ggml's worker threads spin while they wait for each other: computations take turns.
-static SERIAL: Mutex<()> = Mutex::new(());
 
 fn cases() -> Vec<(&'static str, View, Src1, usize)> {
     let view = |base: [usize; 4], ne: [usize; 4], start: [usize; 4], perm: [usize; 4]| View {
@@ -69,7 +64,7 @@ fn per_row_broadcast_matches_the_f32_reference_on_every_device() {
             let cpu = Binary::on(Device::cpu(), op, &view, &src1, (&base0, &base1), threads)
                 .expect("build on the CPU");
             {
-                let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+                let _turn = serial();
                 cpu.compute().expect("compute on the CPU");
             }
             let got = cpu.output();

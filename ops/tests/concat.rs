@@ -10,14 +10,9 @@
 //! `LLAMACPP_SYS_PATCHES=none`; with `--features vulkan` (or `cuda`) for the GPU backends, which
 //! must accept every case.
 
-use std::sync::Mutex;
-
 use llamacpp_ops::Device;
 use llamacpp_ops::concat::{Concat, Elem, View, random_base, reference};
-use llamacpp_ops::harness::{Expect, Tally, accelerators, exclusive, verdict};
-
-/// ggml's worker threads spin while they wait for each other: computations take turns.
-static SERIAL: Mutex<()> = Mutex::new(());
+use llamacpp_ops::harness::{Expect, Tally, accelerators, exclusive, serial, verdict};
 
 struct Case {
     name: &'static str,
@@ -180,7 +175,7 @@ fn concat_copies_every_element_on_every_device() {
         let cpu = Concat::on(Device::cpu(), c.ty, c.dim, [v0, v1], [&b0, &b1], c.threads)
             .expect("build on the CPU");
         {
-            let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+            let _turn = serial();
             cpu.compute().expect("compute on the CPU");
         }
         if c.name.contains("conv input") {

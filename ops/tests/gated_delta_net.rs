@@ -18,19 +18,14 @@
 //! the in-place state and the q/k L2 norm in the op exist on the patched build only: on upstream
 //! those cases are skipped, and each test prints how many it skipped and why.
 
-use std::sync::Mutex;
-
 use llamacpp_ops::gated_delta_net::{
     Bcast, GatedDeltaNet, Inputs, Output, QkNorm, QkvLayout, Shape, StateMode,
     cuda_supports_patched_modes, reference, supports_interleaved, supports_qk_l2_norm,
     supports_state_inplace, vulkan_supports_patched_modes,
 };
-use llamacpp_ops::harness::{Expect, Tally, accelerators, exclusive, verdict};
+use llamacpp_ops::harness::{Expect, Tally, accelerators, exclusive, serial, verdict};
 use llamacpp_ops::{Device, Error, NMSE_THRESHOLD, nmse};
 use llamacpp_sys::build_info;
-
-/// ggml's worker threads spin while they wait for each other: computations take turns.
-static SERIAL: Mutex<()> = Mutex::new(());
 
 #[derive(Clone, Copy, Debug)]
 struct Case {
@@ -115,7 +110,7 @@ impl Case {
         let inputs = self.inputs();
         let built = self.build(Device::cpu(), &inputs)?;
         let op = verdict(Device::cpu(), self, built, Expect::Supported).expect("the CPU runs it");
-        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let _turn = serial();
         op.compute().expect("compute");
         Some(op.output())
     }
@@ -160,7 +155,7 @@ impl Case {
         cpu: Option<&Output>,
     ) -> Output {
         {
-            let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+            let _turn = serial();
             op.compute().expect("compute");
         }
         let got = op.output();
@@ -207,14 +202,14 @@ fn run(name: &str, cases: &[Case]) {
     if build_info::VARIANT == "patched" {
         assert!(
             supports_interleaved() && supports_state_inplace() && supports_qk_l2_norm(),
-            "patched build without the GDN patches: {:?}",
-            build_info::PATCHES
+            "patched build without the GDN capabilities: {:?}",
+            build_info::CAPABILITIES
         );
         assert_eq!(skipped, 0, "{name}: cases skipped on the patched build");
         assert!(
             cuda_supports_patched_modes(),
-            "patched build without the CUDA GDN patch: {:?}",
-            build_info::PATCHES
+            "patched build without the CUDA GDN capabilities: {:?}",
+            build_info::CAPABILITIES
         );
     }
 }
@@ -417,7 +412,7 @@ fn check_qk_norm_against_graph(name: &str, cases: &[Case]) {
         );
     }
     if build_info::VARIANT == "patched" {
-        assert!(supports_qk_l2_norm(), "{:?}", build_info::PATCHES);
+        assert!(supports_qk_l2_norm(), "{:?}", build_info::CAPABILITIES);
         assert_eq!(skipped, 0, "{name}: cases skipped on the patched build");
     }
 }

@@ -8,23 +8,21 @@
 //!
 //! Run in both variants: `cargo test -p llamacpp-ops` (patched) and
 //! `LLAMACPP_SYS_PATCHES=none cargo test -p llamacpp-ops` (upstream). Duplicated ids that give an
-//! expert more rows than there are tokens are asserted on the patched build only: upstream
-//! sizes the repacked path's per-expert row lists by tokens, so such an expert overflows its
-//! list into the next expert's (patch 0002 fixes that).
+//! expert more rows than there are tokens are asserted only where the build has the capability
+//! `mul-mat-id-repack-repeated-experts` (patch 0002, so the patched build): upstream sizes the
+//! repacked path's per-expert row lists by tokens, so such an expert overflows its list into the
+//! next expert's.
 
 use std::collections::BTreeSet;
-use std::sync::Mutex;
 
-use llamacpp_ops::harness::{Expect, Tally, accelerators, exclusive, verdict};
+use llamacpp_ops::harness::{Expect, Tally, accelerators, exclusive, serial, verdict};
 use llamacpp_ops::mul_mat_id::{
     Inputs, MulMatId, Routing, Shape, Src1Layout, reference, repacked_types,
 };
-use llamacpp_ops::{BufferType, Device, GgmlType, MATMUL_NMSE_THRESHOLD, nmse, type_name};
+use llamacpp_ops::{
+    BufferType, Device, GgmlType, MATMUL_NMSE_THRESHOLD, capability, nmse, type_name,
+};
 use llamacpp_sys::build_info;
-
-/// ggml's worker threads spin while they wait for each other: two tests computing at once
-/// on a small machine slow each other down badly, so computations take turns.
-static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Columns (`n_embd` of a small model; a multiple of every block size, 256 for the K-quants).
 const K: usize = 256;
@@ -83,7 +81,7 @@ impl Case {
             op.weight_buffer_name()
         );
         {
-            let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+            let _turn = serial();
             op.compute().expect("compute");
         }
         let want = reference(self.ty, self.shape, self.layout, &inputs).expect("reference");
@@ -248,11 +246,12 @@ fn non_contiguous_src1() {
 
 /// The same expert in several slots of one token. With top-10 (and top-4 of 8) an expert
 /// gets more rows than there are tokens, which overflows upstream's row lists: those cases
-/// are asserted on the patched build only (see the top of this file), and on upstream their
-/// error is printed. Top-2 of 8 repeats experts without overflowing: asserted on both.
+/// are asserted where the build has patch 0002's capability (see the top of this file), and
+/// elsewhere (upstream) their error is printed. Top-2 of 8 repeats experts without
+/// overflowing: asserted on both.
 #[test]
 fn duplicated_ids_within_a_token() {
-    let asserted = build_info::VARIANT == "patched";
+    let asserted = capability::has(capability::MUL_MAT_ID_REPACK_REPEATED_EXPERTS);
     let runs = [(512, 10, 5), (512, 10, 64), (8, 2, 100), (8, 4, 100)];
     for ty in types() {
         for (i, &(n_expert, n_used, n_tokens)) in runs.iter().enumerate() {
@@ -506,7 +505,7 @@ fn every_device() {
                     let built = MulMatId::on(device, ty, shape, layout, &inputs, 2);
                     let op = verdict(device, &name, built, expect)?;
                     {
-                        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+                        let _turn = serial();
                         op.compute().expect("compute");
                     }
                     Some(op.output())

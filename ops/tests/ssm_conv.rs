@@ -7,14 +7,9 @@
 //! Run in both variants: `cargo test -p llamacpp-ops --test ssm_conv` and the same with
 //! `LLAMACPP_SYS_PATCHES=none`; with `--features vulkan` for Vulkan.
 
-use std::sync::Mutex;
-
-use llamacpp_ops::harness::{Expect, Tally, accelerators, exclusive, verdict};
+use llamacpp_ops::harness::{Expect, Tally, accelerators, exclusive, serial, verdict};
 use llamacpp_ops::ssm_conv::{Shape, SsmConv, View, random_inputs, reference};
 use llamacpp_ops::{Device, NMSE_THRESHOLD, nmse};
-
-/// ggml's worker threads spin while they wait for each other: computations take turns.
-static SERIAL: Mutex<()> = Mutex::new(());
 
 struct Case {
     name: &'static str,
@@ -101,7 +96,7 @@ fn ssm_conv_matches_the_f64_reference_on_every_device() {
         let cpu = SsmConv::on(Device::cpu(), &c.shape, &c.view, &base, &weights, c.threads)
             .expect("build on the CPU");
         {
-            let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+            let _turn = serial();
             cpu.compute().expect("compute on the CPU");
         }
         let cpu_out = cpu.output();

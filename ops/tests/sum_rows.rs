@@ -15,19 +15,14 @@
 //! dim 0 is contiguous (a process abort), so on upstream the strided-dim-0 cases are skipped,
 //! each with a line saying so.
 
-use std::sync::Mutex;
-
-use llamacpp_ops::harness::{Expect, accelerators, exclusive, verdict};
+use llamacpp_ops::harness::{Expect, accelerators, exclusive, serial, verdict};
 use llamacpp_ops::sum_rows::{Method, SumRows, View, random_base, reference, sequential_f32};
-use llamacpp_ops::{NMSE_THRESHOLD, nmse};
+use llamacpp_ops::{NMSE_THRESHOLD, capability, nmse};
 use llamacpp_sys::build_info;
-
-/// ggml's worker threads spin while they wait for each other: computations take turns.
-static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Whether this build's CPU kernel takes a strided dim 0 (patch 0004; upstream aborts).
 fn strided_rows_supported() -> bool {
-    build_info::VARIANT == "patched"
+    capability::has(capability::SUM_ROWS_STRIDED_DIM0)
 }
 
 /// Runs `view` with 1..=4 threads and checks every result. Returns whether it ran.
@@ -48,7 +43,7 @@ fn check(name: &str, view: View, seed: u64) -> bool {
             return false;
         }
         {
-            let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+            let _turn = serial();
             op.compute().expect("compute");
         }
         let got = op.output();
@@ -75,7 +70,7 @@ fn check(name: &str, view: View, seed: u64) -> bool {
             let chain = SumRows::with_method(&view, &base, threads, Method::AddChain)
                 .expect("build the ADD chain");
             {
-                let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+                let _turn = serial();
                 chain.compute().expect("compute the ADD chain");
             }
             let differ = got
@@ -117,7 +112,7 @@ fn check_accelerators(name: &str, view: &View, base: &[f32], want: &[f32], cpu: 
             continue;
         };
         {
-            let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+            let _turn = serial();
             op.compute().expect("compute");
         }
         let got = op.output();

@@ -6,23 +6,17 @@
 //! are not unary inputs, and [`Unary::on`] refuses them with an error.)
 //!
 //! Vulkan's unary shader reads any strides and must run every case.
-//! CUDA (patch 0011) must run every case on the patched build and keeps upstream's answer
-//! (contiguous only) on the upstream one. Graph patch 0012 relies on exactly this: it drops its
+//! CUDA must run every case where the build has the capability `cuda-unary-strided-views`
+//! (patch 0011, on the patched build) and keeps upstream's answer (contiguous only) elsewhere. Graph patch 0012 relies on exactly this: it drops its
 //! copies before a sigmoid only where every device holding layers accepts such a view.
 //!
 //! Run in both variants: `cargo test -p llamacpp-ops --test unary_views` and the same with
 //! `LLAMACPP_SYS_PATCHES=none`; with `--features vulkan` for Vulkan.
 
-use std::sync::Mutex;
-
-use llamacpp_ops::harness::{Expect, Tally, accelerators, exclusive, verdict};
+use llamacpp_ops::harness::{Expect, Tally, accelerators, exclusive, serial, verdict};
 use llamacpp_ops::sum_rows::View;
 use llamacpp_ops::unary::{Unary, UnaryOp, random_base, reference};
-use llamacpp_ops::{Device, NMSE_THRESHOLD, nmse};
-use llamacpp_sys::build_info;
-
-/// ggml's worker threads spin while they wait for each other: computations take turns.
-static SERIAL: Mutex<()> = Mutex::new(());
+use llamacpp_ops::{Device, NMSE_THRESHOLD, capability, nmse};
 
 /// The layouts, by name.
 fn views() -> Vec<(&'static str, View)> {
@@ -61,7 +55,7 @@ fn expect(device: &Device, contiguous: bool) -> Expect {
     if device.is_vulkan() {
         Expect::Supported
     } else if device.is_cuda() {
-        if contiguous || build_info::VARIANT == "patched" {
+        if contiguous || capability::has(capability::CUDA_UNARY_STRIDED_VIEWS) {
             Expect::Supported
         } else {
             Expect::Unsupported
@@ -84,7 +78,7 @@ fn unary_ops_on_views_match_the_f64_reference_on_every_device() {
 
             let cpu = Unary::on(Device::cpu(), op, &view, &base, 2).expect("build on the CPU");
             {
-                let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+                let _turn = serial();
                 cpu.compute().expect("compute on the CPU");
             }
             let cpu_out = cpu.output();

@@ -72,6 +72,54 @@ impl Header {
             format!("{}\n\n{}\n", self.subject, self.body)
         }
     }
+
+    /// The message's git trailers: the `Key: value` lines of the body's last paragraph, in
+    /// order, when every line of that paragraph is one (a line starting with whitespace
+    /// continues the one before it, joined with a space). Keys are words of ASCII letters,
+    /// digits and `-` (`Provides`, `Signed-off-by`); a paragraph with any other line (such as
+    /// `Upstream status: ...`, whose key has a space) holds no trailers. A body of one
+    /// paragraph counts, since the subject is not part of the body.
+    pub fn trailers(&self) -> Vec<(String, String)> {
+        let last = self
+            .body
+            .rsplit("\n\n")
+            .next()
+            .unwrap_or_default()
+            .trim_matches('\n');
+        let mut out: Vec<(String, String)> = Vec::new();
+        for line in last.lines() {
+            if line.starts_with([' ', '\t']) {
+                match out.last_mut() {
+                    Some((_, value)) => {
+                        value.push(' ');
+                        value.push_str(line.trim());
+                    }
+                    None => return Vec::new(),
+                }
+                continue;
+            }
+            let Some((key, value)) = line.split_once(':') else {
+                return Vec::new();
+            };
+            let is_token =
+                !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+            if !is_token {
+                return Vec::new();
+            }
+            out.push((key.to_string(), value.trim().to_string()));
+        }
+        out
+    }
+
+    /// The values of the trailers whose key is `key` (compared ignoring ASCII case), in order:
+    /// `trailer_values("Provides")` lists the capabilities a patch declares.
+    pub fn trailer_values(&self, key: &str) -> Vec<String> {
+        self.trailers()
+            .into_iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+            .collect()
+    }
 }
 
 /// Removes a leading `[PATCH]`, `[PATCH 2/5]`, `[PATCH v2]`, ... tag.
@@ -260,6 +308,67 @@ mod tests {
         assert_eq!(h.subject, "Über alles with a tail end");
         assert_eq!(h.body, "");
         assert_eq!(h.message(), "Über alles with a tail end\n");
+    }
+
+    fn with_body(body: &str) -> Header {
+        Header::parse(&format!(
+            "From: A <a@x>\nSubject: [PATCH] s\n\n{body}\n---\n a | 1 +\n\ndiff --git a/a b/a\n"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn reads_trailers_of_the_last_paragraph() {
+        let h = with_body(
+            "What and why.\n\nUpstream status: not submitted.\n\n\
+             Provides: gdn-state-in-place\nSigned-off-by: A <a@x>\nprovides: second\n  continued",
+        );
+        assert_eq!(
+            h.trailers(),
+            vec![
+                ("Provides".to_string(), "gdn-state-in-place".to_string()),
+                ("Signed-off-by".to_string(), "A <a@x>".to_string()),
+                ("provides".to_string(), "second continued".to_string()),
+            ]
+        );
+        assert_eq!(
+            h.trailer_values("PROVIDES"),
+            vec!["gdn-state-in-place", "second continued"]
+        );
+        assert!(h.trailer_values("Acked-by").is_empty());
+    }
+
+    #[test]
+    fn a_paragraph_with_prose_holds_no_trailers() {
+        // the key has a space: prose, not a trailer
+        assert!(
+            with_body("Text.\n\nUpstream status: not submitted.")
+                .trailers()
+                .is_empty()
+        );
+        // one line that is not `Key: value` spoils the paragraph
+        assert!(
+            with_body("Text.\n\nProvides: x\nand some words")
+                .trailers()
+                .is_empty()
+        );
+        // trailers must be in the last paragraph
+        assert!(
+            with_body("Provides: x\n\nUpstream status: not submitted.")
+                .trailers()
+                .is_empty()
+        );
+        // a continuation line cannot come first
+        assert!(with_body("Text.\n\n  Provides: x").trailers().is_empty());
+        assert!(with_body("").trailers().is_empty());
+    }
+
+    #[test]
+    fn a_body_of_trailers_only_counts() {
+        let h = with_body("Provides: a\nProvides: b");
+        assert_eq!(h.trailer_values("Provides"), vec!["a", "b"]);
+        // the message round trip keeps them
+        assert!(h.message().ends_with("\n\nProvides: a\nProvides: b\n"));
     }
 
     #[test]
