@@ -2,7 +2,7 @@
 //!
 //! Each patch that adds something the tests need names it in a `Provides:` trailer of its
 //! commit message (`llamacpp-sys/patches/README.md`), and `llamacpp-sys` lists the capabilities
-//! of the patches it applied in [`build_info::CAPABILITIES`](llamacpp_sys::build_info::CAPABILITIES)
+//! of the patches it applied in [`llamacpp_sys::build_info::CAPABILITIES`]
 //! (none for the upstream variant or a prebuilt install). The tests ask [`has`] which behaviour
 //! to expect, never the patch file names or the variant, so renaming or splitting a patch
 //! cannot quietly change which cases run. [`ALL`] lists every capability this crate queries:

@@ -15,7 +15,7 @@
 //! here therefore sets the tensor fields those functions set (op param 1 for the broadcast;
 //! `src[6]` and the shorter output for the in-place state; op params 2 and 3 for the q/k norm), and
 //! [`supports_interleaved`] / [`supports_state_inplace`] / [`supports_qk_l2_norm`] say whether the
-//! kernel reads them: whether the build declares the [`capability`](crate::capability) of the
+//! kernel reads them: whether the build declares the [`capability`](crate::capability::has) of the
 //! patch that adds each.
 
 use llamacpp_sys as sys;
