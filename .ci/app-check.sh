@@ -14,7 +14,7 @@ root=$PWD
 vulkan=false
 [ "${1:-}" = --vulkan ] && vulkan=true
 
-crates=(llamacpp-patchkit llamacpp-sys llamacpp llamacpp-synth)
+crates=(llamacpp-patchkit llamacpp-sys llamacpp-ggml llamacpp llamacpp-synth)
 # Outside this workspace (cargo would take an app below it for a member), but its build cache
 # stays in the workspace's target/ so that reruns are cheap.
 work=$(mktemp -d "${TMPDIR:-/tmp}/llamacpp-app-XXXXXX")
@@ -78,7 +78,7 @@ $vulkan && exit 0
 cat "$work/packaged.out"
 
 echo "-- app on a git dependency (file://$root at $(git rev-parse --short HEAD))"
-[ -z "$(git status --porcelain -- llamacpp llamacpp-sys synth patchkit Cargo.toml)" ] ||
+[ -z "$(git status --porcelain -- llamacpp llamacpp-sys ggml synth patchkit Cargo.toml)" ] ||
   echo "note: uncommitted changes in the crates are not in the git build"
 new_app from-git
 (

@@ -34,12 +34,12 @@ fn lora_changes_logits_and_scale_zero_or_removal_restores_them() {
 
     ctx.set_lora_adapters(&[(&lora, 1.0)]).unwrap();
     let with = common::prompt_logits(&mut ctx);
-    let e = common::nmse(&with, &base);
+    let e = llamacpp_ggml::nmse(&with, &base);
     assert!(e > 1e-3, "adapter barely changed the logits: nmse {e}");
 
     ctx.set_lora_adapters(&[(&lora, 0.5)]).unwrap();
     let half = common::prompt_logits(&mut ctx);
-    assert!(common::nmse(&half, &base) > 1e-5 && half != with);
+    assert!(llamacpp_ggml::nmse(&half, &base) > 1e-5 && half != with);
 
     ctx.set_lora_adapters(&[(&lora, 0.0)]).unwrap();
     assert_eq!(
@@ -93,8 +93,8 @@ fn two_adapters_compose_and_bad_sets_are_errors() {
     let only_a = common::prompt_logits(&mut ctx);
     ctx.set_lora_adapters(&[(&a, 1.0), (&b, 1.0)]).unwrap();
     let both = common::prompt_logits(&mut ctx);
-    assert!(common::nmse(&only_a, &base) > 1e-4);
-    assert!(common::nmse(&both, &only_a) > 1e-4);
+    assert!(llamacpp_ggml::nmse(&only_a, &base) > 1e-4);
+    assert!(llamacpp_ggml::nmse(&both, &only_a) > 1e-4);
     // Zero scale drops `b` from the set.
     ctx.set_lora_adapters(&[(&a, 1.0), (&b, 0.0)]).unwrap();
     assert_eq!(common::prompt_logits(&mut ctx), only_a);
@@ -207,7 +207,7 @@ fn lora_on_the_hybrid_model() {
     let base = common::prompt_logits(&mut ctx);
     ctx.set_lora_adapters(&[(&lora, 1.0)]).unwrap();
     let with = common::prompt_logits(&mut ctx);
-    assert!(common::nmse(&with, &base) > 1e-4);
+    assert!(llamacpp_ggml::nmse(&with, &base) > 1e-4);
     ctx.clear_lora_adapters();
     assert_eq!(common::prompt_logits(&mut ctx), base);
 }
@@ -249,7 +249,7 @@ fn control_vector_changes_logits_and_clearing_restores_them() {
         .collect();
     ctx.set_control_vector(&v, n_embd, 1, n_layer - 1).unwrap();
     let steered = common::prompt_logits(&mut ctx);
-    let e = common::nmse(&steered, &base);
+    let e = llamacpp_ggml::nmse(&steered, &base);
     assert!(
         e > 1e-4,
         "control vector barely changed the logits: nmse {e}"
@@ -297,7 +297,7 @@ fn control_vector_on_the_hybrid_model_applies_to_chosen_layers() {
     let v = vec![0.5f32; n_embd as usize];
     ctx.set_control_vector(&v, n_embd, 1, n_layer - 1).unwrap();
     let steered = common::prompt_logits(&mut ctx);
-    assert!(common::nmse(&steered, &base) > 1e-4);
+    assert!(llamacpp_ggml::nmse(&steered, &base) > 1e-4);
     // A range that excludes layer 1 leaves only zero vectors active.
     if n_layer > 2 {
         ctx.set_control_vector(&v, n_embd, 2, n_layer - 1).unwrap();

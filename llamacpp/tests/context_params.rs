@@ -82,7 +82,7 @@ fn n_outputs_max_shrinks_buffers_and_is_enforced_without_aborting() {
             ContextParams::default().n_outputs_max(4).n_ubatch(4),
         ] {
             let got = sparse_outputs(&model, &p, every, cp).unwrap();
-            let e = common::nmse(&got, &base);
+            let e = llamacpp_ggml::nmse(&got, &base);
             assert!(e < 1e-6, "nmse {e}");
         }
         // More outputs than n_outputs_max: llama.cpp would fail GGML_ASSERT in output_reserve.

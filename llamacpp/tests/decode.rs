@@ -4,6 +4,7 @@
 mod common;
 
 use llamacpp::{Batch, Context, ContextParams, Model, SamplerChain, Token};
+use llamacpp_ggml::nmse;
 
 fn prompt(model: &Model) -> Vec<Token> {
     model
@@ -95,15 +96,6 @@ fn safe_layer_matches_the_raw_c_api_bit_for_bit() {
     }
 }
 
-fn nmse(a: &[f32], b: &[f32]) -> f64 {
-    let (mut e, mut s) = (0f64, 0f64);
-    for (&x, &y) in a.iter().zip(b) {
-        e += (f64::from(x) - f64::from(y)).powi(2);
-        s += f64::from(x).powi(2);
-    }
-    e / s.max(1e-30)
-}
-
 /// Several sequences decoded together (a prompt per sequence, then single-token steps) give
 /// each sequence the logits it gets alone. For the hybrid model this also covers the chunked
 /// and the autoregressive Gated Delta Net writing every sequence's state into its own cache cell.
@@ -153,7 +145,7 @@ fn batched_sequences_match_decoding_each_alone(model: &Model) {
     }
     ctx.decode(&mut b).unwrap();
     for (sid, idx) in last.iter().enumerate() {
-        let e = nmse(&alone[sid][0], ctx.logits(*idx).unwrap());
+        let e = nmse(ctx.logits(*idx).unwrap(), &alone[sid][0]);
         assert!(e < 1e-4, "sequence {sid}, prompt: nmse {e}");
     }
     for i in 0..steps {
@@ -164,7 +156,7 @@ fn batched_sequences_match_decoding_each_alone(model: &Model) {
         }
         ctx.decode(&mut b).unwrap();
         for (sid, a) in alone.iter().enumerate() {
-            let e = nmse(&a[i + 1], ctx.logits(sid as i32).unwrap());
+            let e = nmse(ctx.logits(sid as i32).unwrap(), &a[i + 1]);
             assert!(e < 1e-4, "sequence {sid}, step {i}: nmse {e}");
         }
     }
@@ -193,13 +185,13 @@ fn state_round_trip_keeps_logits_for_dense_and_hybrid_models() {
         let reference = step(&mut ctx);
         let mut fresh = Context::new(&model, ContextParams::default().n_ctx(128)).unwrap();
         fresh.set_state(&whole).unwrap();
-        assert!(nmse(&reference, &step(&mut fresh)) <= 1e-5);
+        assert!(nmse(&step(&mut fresh), &reference) <= 1e-5);
         fresh.clear_memory(true);
         fresh.set_seq_state(&seq, 0).unwrap();
-        assert!(nmse(&reference, &step(&mut fresh)) <= 1e-5);
+        assert!(nmse(&step(&mut fresh), &reference) <= 1e-5);
         fresh.clear_memory(true);
         assert_eq!(fresh.load_state_file(&file, 1024).unwrap(), p);
-        assert!(nmse(&reference, &step(&mut fresh)) <= 1e-5);
+        assert!(nmse(&step(&mut fresh), &reference) <= 1e-5);
         assert!(fresh.set_seq_state(&seq[..seq.len() / 2], 0).is_err());
     }
 }

@@ -125,7 +125,7 @@ fn matches_the_cpu(prefix: &str, forms_patches: &[&str], flash: FlashAttn) {
 
     let mut worst = 0f64;
     for (step, (a, b)) in gpu.iter().zip(&cpu).enumerate() {
-        let e = common::nmse(a, b);
+        let e = llamacpp_ggml::nmse(a, b);
         eprintln!("step {step}: NMSE {e:.3e}");
         worst = worst.max(e);
         assert!(

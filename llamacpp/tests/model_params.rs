@@ -56,7 +56,7 @@ fn kv_overrides_change_what_the_model_reports_and_computes() {
         common::prompt_logits(&mut c0),
         common::prompt_logits(&mut c1),
     );
-    let e = common::nmse(&l1, &l0);
+    let e = llamacpp_ggml::nmse(&l1, &l0);
     assert!(
         e > 1e-4,
         "rms eps override did not change the logits: nmse {e}"
@@ -156,7 +156,7 @@ fn devices_and_tensor_split_are_checked() {
         common::prompt_logits(&mut c0),
         common::prompt_logits(&mut c1),
     );
-    assert!(common::nmse(&l1, &l0) < 1e-6);
+    assert!(llamacpp_ggml::nmse(&l1, &l0) < 1e-6);
 
     // Every GPU that is present, by name, in a layer split.
     let gpus: Vec<&str> = llamacpp::backend::devices()
@@ -176,7 +176,7 @@ fn devices_and_tensor_split_are_checked() {
         );
         let mut c2 = Context::new(&g, params()).unwrap();
         let l2 = common::prompt_logits(&mut c2);
-        let e = common::nmse(&l2, &l0);
+        let e = llamacpp_ggml::nmse(&l2, &l0);
         assert!(e < 1e-3, "GPU logits differ: nmse {e}");
     }
 }
@@ -243,7 +243,7 @@ fn counts_llama_cpp_asserts_on_are_load_errors() {
     let params = || ContextParams::default().n_ctx(64).n_threads(2);
     let mut c0 = Context::new(&base, params()).unwrap();
     let mut c1 = Context::new(&fewer, params()).unwrap();
-    let e = common::nmse(
+    let e = llamacpp_ggml::nmse(
         &common::prompt_logits(&mut c1),
         &common::prompt_logits(&mut c0),
     );
@@ -288,7 +288,7 @@ fn tensor_buffer_overrides_keep_results_and_reject_bad_input() {
     )
     .unwrap();
     let mut c1 = Context::new(&m, params()).unwrap();
-    assert!(common::nmse(&common::prompt_logits(&mut c1), &l0) < 1e-6);
+    assert!(llamacpp_ggml::nmse(&common::prompt_logits(&mut c1), &l0) < 1e-6);
 
     // An invalid regular expression is a load error (std::regex throws inside the load).
     let bad = Model::load(

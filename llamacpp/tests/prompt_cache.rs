@@ -34,7 +34,7 @@ fn argmax(v: &[f32]) -> usize {
 }
 
 fn assert_same_logits(got: &[f32], want: &[f32]) {
-    let e = common::nmse(got, want);
+    let e = llamacpp_ggml::nmse(got, want);
     assert!(e < 1e-6, "nmse {e}");
     assert_eq!(argmax(got), argmax(want));
 }
@@ -62,7 +62,7 @@ fn checkpoint_roundtrip(model: &Model) {
     assert_eq!(cp.size() > 0, ctx.needs_checkpoints());
     ctx.decode_tokens(&b).unwrap();
     // Diverged: B's logits are not A+C's.
-    assert!(common::nmse(ctx.logits(-1).unwrap(), &want) > 1e-4);
+    assert!(llamacpp_ggml::nmse(ctx.logits(-1).unwrap(), &want) > 1e-4);
     ctx.restore_checkpoint(&cp).unwrap();
     assert_eq!(ctx.seq_pos_max(0).unwrap(), Some(39));
     ctx.decode_tokens(&c).unwrap();
@@ -209,7 +209,7 @@ fn edited_turn(model: &Model) {
     // A fresh context fed the whole prompt at once: the same up to batching noise (other
     // batch sizes round differently, NMSE ~1e-4 on these models), the same greedy reply.
     let (want, want_tokens) = fresh_logits_and_tokens(model, &p2, 6);
-    let e = common::nmse(&got, &want);
+    let e = llamacpp_ggml::nmse(&got, &want);
     assert!(e < 1e-3, "nmse {e}");
     assert_eq!(argmax(&got), argmax(&want));
     assert_eq!(got_tokens, want_tokens);

@@ -45,7 +45,7 @@ fn roundtrip(model: &Model) {
     b.decode(&mut Batch::from_tokens(&next, n, 1).unwrap())
         .unwrap();
     let got = b.logits(-1).unwrap();
-    let e = common::nmse(got, &want);
+    let e = llamacpp_ggml::nmse(got, &want);
     assert!(e <= 1e-5, "nmse {e}");
 
     // Bad inputs: sequence out of range, missing file, truncated file, garbage.

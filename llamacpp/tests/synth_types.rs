@@ -4,17 +4,7 @@
 mod common;
 
 use common::synth::{distinct, greedy, load_cpu};
-use llamacpp_synth::{
-    FileType, ModelSpec, Preset, SynthOptions, TensorType, cached_model, read_layout,
-};
-
-fn type_of(layout: &llamacpp_synth::GgufLayout, name: &str) -> Option<TensorType> {
-    layout
-        .tensors
-        .iter()
-        .find(|t| t.0 == name)
-        .and_then(|t| TensorType::from_ggml(t.1))
-}
+use llamacpp_synth::{FileType, ModelSpec, Preset, SynthOptions, cached_model, read_layout};
 
 #[test]
 fn every_file_type_loads_and_decodes() {
@@ -25,7 +15,12 @@ fn every_file_type_loads_and_decodes() {
         let path = cached_model(&o).unwrap();
         let layout = read_layout(&path).unwrap();
         for t in &spec.tensors {
-            assert_eq!(type_of(&layout, &t.name), Some(t.ty), "{ftype}: {}", t.name);
+            assert_eq!(
+                layout.tensor_type(&t.name),
+                Some(t.ty),
+                "{ftype}: {}",
+                t.name
+            );
         }
         let model = load_cpu(&path).unwrap_or_else(|e| panic!("{ftype} does not load: {e}"));
         assert_eq!(model.size(), spec.data_bytes());

@@ -40,7 +40,7 @@ use llamacpp_ops::mul_mat_id::{Inputs, MulMatId, Routing, Shape as MoeShape, Src
 use llamacpp_ops::ssm_conv::{Shape as ConvShape, SsmConv};
 use llamacpp_ops::sum_rows::{Method, SumRows};
 use llamacpp_ops::view::View;
-use llamacpp_ops::{BufferType, Device, capability, type_name};
+use llamacpp_ops::{BufferType, Device, TensorType, capability};
 use llamacpp_sys::build_info;
 
 /// Qwen3-Next-80B-A3B's embedding width.
@@ -158,7 +158,7 @@ fn mul_mat_id(c: &mut Criterion, threads: usize) {
         ("gate_up", N_EMBD, 512, Src1Layout::Broadcast),
         ("down", 512, N_EMBD, Src1Layout::PerSlot),
     ];
-    for ty in [llamacpp_sys::GGML_TYPE_Q4_0, llamacpp_sys::GGML_TYPE_Q4_K] {
+    for ty in [TensorType::Q4_0, TensorType::Q4_K] {
         for tokens in [512, 1] {
             for (seed, &(name, k, m, layout)) in ops.iter().enumerate() {
                 let shape = MoeShape {
@@ -168,7 +168,7 @@ fn mul_mat_id(c: &mut Criterion, threads: usize) {
                     n_used: 10,
                     n_tokens: tokens,
                 };
-                let id = format!("{}/{name}", type_name(ty));
+                let id = format!("{}/{name}", ty.name());
                 bench_op(
                     &mut group,
                     BenchmarkId::new(id, tokens),
@@ -182,20 +182,20 @@ fn mul_mat_id(c: &mut Criterion, threads: usize) {
                         assert!(
                             op.weight_repacked(),
                             "{} weights were not repacked",
-                            type_name(ty)
+                            ty.name()
                         );
                         let counts = inputs.rows_per_expert(shape.n_expert);
                         let active = counts.iter().filter(|&&c| c > 0).count();
                         eprintln!(
                             "mul_mat_id {} {name}, {tokens} tokens: {:.1} rows per active expert",
-                            type_name(ty),
+                            ty.name(),
                             (tokens * shape.n_used) as f64 / active as f64
                         );
                         op
                     },
                     |op| op.compute().expect("compute MUL_MAT_ID"),
                     |op| {
-                        let file = format!("{}-{}-{tokens}.f32", type_name(ty), name);
+                        let file = format!("{}-{}-{tokens}.f32", ty.name(), name);
                         dump(&file, &op.output());
                     },
                 );

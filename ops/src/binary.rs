@@ -14,8 +14,8 @@ use llamacpp_sys as sys;
 use crate::Error;
 use crate::device::Device;
 use crate::graph::{Builder, OpGraph};
-use crate::rng::Rng;
 pub use crate::view::View;
+use llamacpp_ggml::SplitMix64;
 
 /// The binary ops the tests cover.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,15 +94,15 @@ fn elements(view: &View) -> impl Iterator<Item = (usize, [usize; 3])> {
 /// that reads outside the view fails) and for `src1` (uniform in [0.5, 1.5): no division by
 /// zero; NaN outside the column).
 pub fn random_inputs(view: &View, src1: &Src1, seed: u64) -> (Vec<f32>, Vec<f32>) {
-    let mut rng = Rng::new(seed);
+    let mut rng = SplitMix64::new(seed);
     let mut base0 = vec![f32::NAN; view.base_len()];
     for (i, _) in elements(view) {
-        base0[i] = 4.0 * rng.uniform();
+        base0[i] = 4.0 * rng.next_symmetric();
     }
     let mut base1 = vec![f32::NAN; src1.base_len()];
     for (i, v) in base1.iter_mut().enumerate() {
         if i % src1.width == src1.column {
-            *v = 1.0 + 0.5 * rng.uniform();
+            *v = 1.0 + 0.5 * rng.next_symmetric();
         }
     }
     (base0, base1)

@@ -14,8 +14,8 @@ use llamacpp_sys as sys;
 use crate::Error;
 use crate::device::Device;
 use crate::graph::{Builder, OpGraph, Tensor};
-use crate::rng::Rng;
 pub use crate::view::View;
+use llamacpp_ggml::SplitMix64;
 
 /// The element type of both sources and the output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,7 +52,7 @@ impl Elem {
 
     /// A random finite value: the exponent's top bit is cleared, which also keeps it apart
     /// from [`Elem::outside`].
-    fn random(self, rng: &mut Rng) -> u32 {
+    fn random(self, rng: &mut SplitMix64) -> u32 {
         let bits = rng.next_u64() as u32;
         match self {
             Self::F32 => bits & !(1 << 30),
@@ -77,7 +77,7 @@ pub fn output_shape(dim: usize, views: [&View; 2]) -> Result<[usize; 4], Error> 
 
 /// Random base values for `view` (see the module's notes).
 pub fn random_base(ty: Elem, view: &View, seed: u64) -> Vec<u32> {
-    let mut rng = Rng::new(seed);
+    let mut rng = SplitMix64::new(seed);
     let mut base = vec![ty.outside(); view.base_len()];
     for i in view.layout().indices() {
         base[i] = ty.random(&mut rng);

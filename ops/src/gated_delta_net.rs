@@ -24,7 +24,7 @@ use crate::Error;
 use crate::capability::{self, has};
 use crate::device::Device;
 use crate::graph::{Builder, OpGraph, Tensor};
-use crate::rng::Rng;
+use llamacpp_ggml::SplitMix64;
 
 /// The sizes of one `GATED_DELTA_NET`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -197,7 +197,7 @@ pub struct Inputs {
 impl Inputs {
     /// Random inputs for `shape`.
     pub fn random(shape: Shape, seed: u64) -> Self {
-        let mut rng = Rng::new(seed);
+        let mut rng = SplitMix64::new(seed);
         let Shape {
             s_v,
             h_k,
@@ -208,7 +208,7 @@ impl Inputs {
         } = shape;
         let rows = n_seqs * n_tokens;
         let mut unit_rows = |n: usize| -> Vec<f32> {
-            let mut x: Vec<f32> = (0..n * s_v).map(|_| rng.uniform()).collect();
+            let mut x: Vec<f32> = (0..n * s_v).map(|_| rng.next_symmetric()).collect();
             for row in x.chunks_mut(s_v) {
                 let norm = row.iter().map(|a| a * a).sum::<f32>().sqrt().max(1e-6);
                 row.iter_mut().for_each(|a| *a /= norm);
@@ -217,11 +217,13 @@ impl Inputs {
         };
         let q = unit_rows(rows * h_k);
         let k = unit_rows(rows * h_k);
-        let v = (0..rows * h_v * s_v).map(|_| rng.uniform()).collect();
-        let g = (0..rows * h_v).map(|_| -(rng.unit() as f32)).collect();
-        let beta = (0..rows * h_v).map(|_| rng.unit() as f32).collect();
+        let v = (0..rows * h_v * s_v)
+            .map(|_| rng.next_symmetric())
+            .collect();
+        let g = (0..rows * h_v).map(|_| -(rng.next_f64() as f32)).collect();
+        let beta = (0..rows * h_v).map(|_| rng.next_f64() as f32).collect();
         let state = (0..n_seqs * shape.state_row())
-            .map(|_| rng.uniform() * 0.5)
+            .map(|_| rng.next_symmetric() * 0.5)
             .collect();
         Self {
             q,
@@ -237,9 +239,9 @@ impl Inputs {
     /// [`Inputs::random`], each scaled by its own factor between 1/16 and 16 (log-uniform).
     pub fn random_unnormalised(shape: Shape, seed: u64) -> Self {
         let mut x = Self::random(shape, seed);
-        let mut rng = Rng::new(seed ^ 0x5eed_0f12_0a11);
+        let mut rng = SplitMix64::new(seed ^ 0x5eed_0f12_0a11);
         for row in x.q.chunks_mut(shape.s_v).chain(x.k.chunks_mut(shape.s_v)) {
-            let f = (16f64).powf(rng.unit() * 2.0 - 1.0) as f32;
+            let f = (16f64).powf(rng.next_f64() * 2.0 - 1.0) as f32;
             row.iter_mut().for_each(|a| *a *= f);
         }
         x

@@ -12,91 +12,11 @@ use llamacpp_sys as sys;
 
 use crate::Error;
 
-/// A ggml tensor type (`GGML_TYPE_*`).
-pub type GgmlType = sys::ggml_type;
-
-/// The name ggml gives `ty` (`"q4_0"`, `"q4_K"`, ...).
-pub fn type_name(ty: GgmlType) -> String {
-    assert!(ty < sys::GGML_TYPE_COUNT, "not a ggml type: {ty}");
-    // SAFETY: ggml_type_name returns a static NUL-terminated string for any type below
-    // GGML_TYPE_COUNT, which the assertion checked.
-    unsafe { CStr::from_ptr(sys::ggml_type_name(ty)) }
-        .to_string_lossy()
-        .into_owned()
-}
-
 /// Bytes of one row of `n` values of type `ty` (`n` a multiple of the block size).
-pub fn row_size(ty: GgmlType, n: usize) -> usize {
+pub(crate) fn row_size(ty: sys::ggml_type, n: usize) -> usize {
     assert!(ty < sys::GGML_TYPE_COUNT, "not a ggml type: {ty}");
     // SAFETY: arithmetic on the type's static traits; the assertion keeps `ty` in range.
     unsafe { sys::ggml_row_size(ty, n as i64) }
-}
-
-/// Quantizes `src` (rows of `n_per_row` values) to `ty` with ggml's reference quantizer.
-pub fn quantize(ty: GgmlType, src: &[f32], n_per_row: usize) -> Result<Vec<u8>, Error> {
-    assert!(ty < sys::GGML_TYPE_COUNT, "not a ggml type: {ty}");
-    // SAFETY: reads the static type traits of a valid type.
-    let (blck, needs_imatrix) = unsafe {
-        (
-            sys::ggml_blck_size(ty) as usize,
-            sys::ggml_quantize_requires_imatrix(ty),
-        )
-    };
-    if needs_imatrix {
-        return Err(Error::Unsupported(format!(
-            "{} needs an importance matrix",
-            type_name(ty)
-        )));
-    }
-    if n_per_row == 0 || !n_per_row.is_multiple_of(blck) || !src.len().is_multiple_of(n_per_row) {
-        return Err(Error::Shape(format!(
-            "{} values in rows of {n_per_row} for {} (block {blck})",
-            src.len(),
-            type_name(ty)
-        )));
-    }
-    let nrows = src.len() / n_per_row;
-    let mut out = vec![0u8; nrows * row_size(ty, n_per_row)];
-    // SAFETY: `src` holds nrows*n_per_row floats and `out` exactly nrows rows of `ty`;
-    // ggml_quantize_chunk writes only those rows, and a null imatrix is allowed for types
-    // that do not require one (checked above).
-    let written = unsafe {
-        sys::ggml_quantize_chunk(
-            ty,
-            src.as_ptr(),
-            out.as_mut_ptr().cast::<c_void>(),
-            0,
-            nrows as i64,
-            n_per_row as i64,
-            std::ptr::null(),
-        )
-    };
-    assert_eq!(written, out.len(), "ggml_quantize_chunk size");
-    Ok(out)
-}
-
-/// Dequantizes `data` (whole rows of `n_per_row` values of `ty`) with the type's `to_float`.
-pub fn dequantize(ty: GgmlType, data: &[u8], n_per_row: usize) -> Result<Vec<f32>, Error> {
-    assert!(ty < sys::GGML_TYPE_COUNT, "not a ggml type: {ty}");
-    let rs = row_size(ty, n_per_row);
-    if rs == 0 || !data.len().is_multiple_of(rs) {
-        return Err(Error::Shape(format!(
-            "{} bytes are not whole rows of {n_per_row} {}",
-            data.len(),
-            type_name(ty)
-        )));
-    }
-    // SAFETY: ggml_get_type_traits returns a pointer to a static table entry for a valid type.
-    let traits = unsafe { &*sys::ggml_get_type_traits(ty) };
-    let to_float = traits
-        .to_float
-        .ok_or_else(|| Error::Unsupported(format!("{} has no to_float", type_name(ty))))?;
-    let n = data.len() / rs * n_per_row;
-    let mut out = vec![0f32; n];
-    // SAFETY: `data` holds n/n_per_row whole rows of `ty`, i.e. n values, and `out` has room
-    // for n floats; to_float reads and writes exactly that.
-    unsafe { to_float(data.as_ptr().cast::<c_void>(), out.as_mut_ptr(), n as i64) };
-    Ok(out)
 }
 
 /// Routes ggml's log to stderr without its debug and info lines (the repack buffer logs a

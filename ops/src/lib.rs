@@ -17,9 +17,9 @@
 //!
 //! ```no_run
 //! use llamacpp_ops::mul_mat_id::{Inputs, MulMatId, Routing, Shape, Src1Layout, reference};
-//! use llamacpp_ops::{BufferType, nmse, MATMUL_NMSE_THRESHOLD};
+//! use llamacpp_ops::{BufferType, MATMUL_NMSE_THRESHOLD, TensorType, nmse};
 //!
-//! let ty = llamacpp_sys::GGML_TYPE_Q4_0;
+//! let ty = TensorType::Q4_0;
 //! let shape = Shape { k: 256, m: 32, n_expert: 8, n_used: 2, n_tokens: 16 };
 //! let layout = Src1Layout::Broadcast;
 //! let inputs = Inputs::random(ty, shape, layout, Routing::Uniform, None, 1)?;
@@ -40,14 +40,15 @@ pub mod ggml;
 mod graph;
 pub mod harness;
 pub mod mul_mat_id;
-pub mod rng;
 pub mod ssm_conv;
 pub mod sum_rows;
 pub mod unary;
 pub mod view;
 
 pub use device::Device;
-pub use ggml::{BufferType, GgmlType, REPACK_BUFFER_NAME, type_name};
+pub use ggml::{BufferType, REPACK_BUFFER_NAME};
+/// The storage types of the op tests' weights, from the shared ggml layer.
+pub use llamacpp_ggml::TensorType;
 
 /// Upstream's tolerance for matrix multiplications in `test-backend-ops` (`max_nmse_err`
 /// of `test_mul_mat` and `test_mul_mat_id`): quantizing the activations to 8 bits is the
@@ -81,16 +82,6 @@ pub enum Error {
     },
 }
 
-/// Normalised mean squared error of `out` against `reference`, as upstream's
-/// `test-backend-ops` computes it: `Σ (out - ref)² / Σ ref²`. NaN anywhere gives infinity.
-pub fn nmse(out: &[f32], reference: &[f32]) -> f64 {
-    assert_eq!(out.len(), reference.len(), "nmse of different lengths");
-    let (mut err, mut norm) = (0f64, 0f64);
-    for (&o, &r) in out.iter().zip(reference) {
-        let d = f64::from(o) - f64::from(r);
-        err += d * d;
-        norm += f64::from(r) * f64::from(r);
-    }
-    let v = err / norm;
-    if v.is_nan() { f64::INFINITY } else { v }
-}
+/// The shared error measure (`Σ (out - ref)² / Σ ref²`, infinity on a NaN), from the
+/// thin ggml layer so that op tests, model tests and the bench agree on it.
+pub use llamacpp_ggml::nmse;

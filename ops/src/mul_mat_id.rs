@@ -8,9 +8,9 @@ use llamacpp_sys as sys;
 
 use crate::Error;
 use crate::device::Device;
-use crate::ggml::{self, Buffer, BufferType, Context, GgmlType, non_null};
+use crate::ggml::{self, Buffer, BufferType, Context, non_null};
 use crate::graph::{Builder, OpGraph, Tensor};
-use crate::rng::Rng;
+use llamacpp_ggml::{AlignedBytes, SplitMix64, TensorType};
 
 /// The sizes of one `MUL_MAT_ID`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,20 +89,22 @@ impl Inputs {
     /// the rest repeat them: the same memory traffic for timings, without quantizing billions
     /// of weights.
     pub fn random(
-        wtype: GgmlType,
+        wtype: TensorType,
         shape: Shape,
         layout: Src1Layout,
         routing: Routing,
         distinct_experts: Option<usize>,
         seed: u64,
     ) -> Result<Self, Error> {
-        let mut rng = Rng::new(seed);
+        let mut rng = SplitMix64::new(seed);
         let per_expert = shape.m * shape.k;
         let distinct = distinct_experts
             .unwrap_or(shape.n_expert)
             .clamp(1, shape.n_expert);
-        let w: Vec<f32> = (0..distinct * per_expert).map(|_| rng.uniform()).collect();
-        let wq = ggml::quantize(wtype, &w, shape.k)?;
+        let w: Vec<f32> = (0..distinct * per_expert)
+            .map(|_| rng.next_symmetric())
+            .collect();
+        let wq = quantize(wtype, &w, shape.k)?;
         let expert_bytes = wq.len() / distinct;
         let mut weights = Vec::with_capacity(expert_bytes * shape.n_expert);
         for e in 0..shape.n_expert {
@@ -111,7 +113,7 @@ impl Inputs {
         }
         let ne11 = layout.ne11(shape.n_used);
         let src1 = (0..shape.n_tokens * ne11 * shape.k)
-            .map(|_| rng.uniform())
+            .map(|_| rng.next_symmetric())
             .collect();
         let ids = route(&mut rng, shape, routing);
         Ok(Self { weights, src1, ids })
@@ -127,7 +129,7 @@ impl Inputs {
     }
 }
 
-fn route(rng: &mut Rng, shape: Shape, routing: Routing) -> Vec<i32> {
+fn route(rng: &mut SplitMix64, shape: Shape, routing: Routing) -> Vec<i32> {
     let Shape {
         n_expert,
         n_used,
@@ -148,7 +150,7 @@ fn route(rng: &mut Rng, shape: Shape, routing: Routing) -> Vec<i32> {
         for s in 0..n_used {
             let chosen = &ids[token..];
             if routing == Routing::Duplicated && s > 0 {
-                let e = if rng.below(2) == 0 {
+                let e = if rng.next_below(2) == 0 {
                     chosen[0]
                 } else {
                     skewed(rng, &cdf)
@@ -158,7 +160,7 @@ fn route(rng: &mut Rng, shape: Shape, routing: Routing) -> Vec<i32> {
             }
             let e = loop {
                 let e = match routing {
-                    Routing::Uniform => rng.below(n_expert) as i32,
+                    Routing::Uniform => rng.next_below(n_expert) as i32,
                     Routing::Skewed | Routing::Duplicated => skewed(rng, &cdf),
                 };
                 if !chosen.contains(&e) {
@@ -172,8 +174,8 @@ fn route(rng: &mut Rng, shape: Shape, routing: Routing) -> Vec<i32> {
 }
 
 /// An expert drawn with the weights whose cumulative sums are `cdf`.
-fn skewed(rng: &mut Rng, cdf: &[f64]) -> i32 {
-    let x = rng.unit() * cdf[cdf.len() - 1];
+fn skewed(rng: &mut SplitMix64, cdf: &[f64]) -> i32 {
+    let x = rng.next_f64() * cdf[cdf.len() - 1];
     cdf.partition_point(|&c| c <= x).min(cdf.len() - 1) as i32
 }
 
@@ -189,7 +191,7 @@ impl MulMatId {
     /// `CPU_REPACK` type to test the repacked kernels), src1, ids and dst in a plain CPU
     /// buffer, computed with `threads` threads.
     pub fn new(
-        wtype: GgmlType,
+        wtype: TensorType,
         shape: Shape,
         layout: Src1Layout,
         inputs: &Inputs,
@@ -212,7 +214,7 @@ impl MulMatId {
     /// rejects the op as built.
     pub fn on(
         device: Device,
-        wtype: GgmlType,
+        wtype: TensorType,
         shape: Shape,
         layout: Src1Layout,
         inputs: &Inputs,
@@ -225,7 +227,7 @@ impl MulMatId {
     fn build(
         device: Device,
         weight_buffer: BufferType,
-        wtype: GgmlType,
+        wtype: TensorType,
         shape: Shape,
         layout: Src1Layout,
         inputs: &Inputs,
@@ -239,8 +241,7 @@ impl MulMatId {
             n_tokens,
         } = shape;
         let ne11 = layout.ne11(n_used);
-        let sizes_ok = wtype < sys::GGML_TYPE_COUNT
-            && inputs.weights.len() == n_expert * m * ggml::row_size(wtype, k)
+        let sizes_ok = inputs.weights.len() == n_expert * m * wtype.row_bytes(k as u64) as usize
             && inputs.src1.len() == n_tokens * ne11 * k
             && inputs.ids.len() == n_tokens * n_used
             && n_used > 0
@@ -259,7 +260,7 @@ impl MulMatId {
         let mut g = Builder::new(8)?;
         let weights = g.input_in(
             weight_buffer,
-            wtype,
+            wtype.ggml(),
             &[k, m, n_expert],
             "experts",
             &inputs.weights,
@@ -350,7 +351,7 @@ fn src1_memory_order(layout: Src1Layout, shape: Shape, src1: &[f32]) -> Vec<f32>
 /// dst computed in Rust: the weights dequantized with the type's `to_float`, dot products
 /// accumulated in f64.
 pub fn reference(
-    wtype: GgmlType,
+    wtype: TensorType,
     shape: Shape,
     layout: Src1Layout,
     inputs: &Inputs,
@@ -363,7 +364,7 @@ pub fn reference(
         ..
     } = shape;
     let ne11 = layout.ne11(n_used);
-    let w = ggml::dequantize(wtype, &inputs.weights, k)?;
+    let w = dequantize(wtype, &inputs.weights, k)?;
     let mut out = vec![0f32; n_tokens * n_used * m];
     for t in 0..n_tokens {
         for s in 0..n_used {
@@ -386,7 +387,7 @@ pub fn reference(
 
 /// The ggml types the CPU's repack buffer repacks in this build on this machine (for
 /// `MUL_MAT_ID` weights of `k` columns and `m` rows; `m` a multiple of 16 suits every layout).
-pub fn repacked_types(k: usize, m: usize) -> Result<Vec<GgmlType>, Error> {
+pub fn repacked_types(k: usize, m: usize) -> Result<Vec<TensorType>, Error> {
     let Some(repack) = BufferType::cpu_repack() else {
         return Ok(Vec::new());
     };
@@ -394,7 +395,7 @@ pub fn repacked_types(k: usize, m: usize) -> Result<Vec<GgmlType>, Error> {
     for ty in CANDIDATE_TYPES {
         let ctx = Context::new(1)?;
         // SAFETY: a live no_alloc context with room for one tensor; the pointer is checked.
-        let t = unsafe { sys::ggml_new_tensor_3d(ctx.as_ptr(), ty, k as i64, m as i64, 2) };
+        let t = unsafe { sys::ggml_new_tensor_3d(ctx.as_ptr(), ty.ggml(), k as i64, m as i64, 2) };
         let t = non_null(t, "ggml_new_tensor_3d")?;
         let _buf = Buffer::alloc_ctx_tensors(&ctx, repack)?;
         // SAFETY: the tensor is live (its context is) and allocated; `extra` is set by the
@@ -407,14 +408,42 @@ pub fn repacked_types(k: usize, m: usize) -> Result<Vec<GgmlType>, Error> {
 }
 
 /// Every type the pinned repack code has a layout for on some architecture.
-const CANDIDATE_TYPES: [GgmlType; 9] = [
-    sys::GGML_TYPE_Q1_0,
-    sys::GGML_TYPE_Q4_0,
-    sys::GGML_TYPE_Q2_K,
-    sys::GGML_TYPE_Q4_K,
-    sys::GGML_TYPE_Q5_K,
-    sys::GGML_TYPE_Q6_K,
-    sys::GGML_TYPE_Q8_0,
-    sys::GGML_TYPE_IQ4_NL,
-    sys::GGML_TYPE_MXFP4,
+const CANDIDATE_TYPES: [TensorType; 9] = [
+    TensorType::Q1_0,
+    TensorType::Q4_0,
+    TensorType::Q2_K,
+    TensorType::Q4_K,
+    TensorType::Q5_K,
+    TensorType::Q6_K,
+    TensorType::Q8_0,
+    TensorType::IQ4_NL,
+    TensorType::MXFP4,
 ];
+
+/// Quantizes `src` (rows of `n_per_row` values) with ggml's reference quantizer.
+fn quantize(ty: TensorType, src: &[f32], n_per_row: usize) -> Result<Vec<u8>, Error> {
+    let mut out = AlignedBytes::default();
+    llamacpp_ggml::encode(ty, src, n_per_row, &mut out).map_err(ggml_error)?;
+    Ok(out.as_bytes().to_vec())
+}
+
+/// Dequantizes whole rows of `n_per_row` values of `ty` with the type's converter.
+fn dequantize(ty: TensorType, data: &[u8], n_per_row: usize) -> Result<Vec<f32>, Error> {
+    let row = ty.row_bytes(n_per_row as u64) as usize;
+    if row == 0 || !data.len().is_multiple_of(row) {
+        return Err(Error::Shape(format!(
+            "{} bytes are not whole rows of {n_per_row} {ty}",
+            data.len()
+        )));
+    }
+    llamacpp_ggml::decode(ty, data, data.len() / row * n_per_row).map_err(ggml_error)
+}
+
+fn ggml_error(e: llamacpp_ggml::Error) -> Error {
+    match e {
+        llamacpp_ggml::Error::NeedsImportanceMatrix(_) | llamacpp_ggml::Error::NoConverter(_) => {
+            Error::Unsupported(e.to_string())
+        }
+        other => Error::Shape(other.to_string()),
+    }
+}

@@ -14,8 +14,8 @@ use llamacpp_sys as sys;
 use crate::Error;
 use crate::device::Device;
 use crate::graph::{Builder, OpGraph, Tensor};
-use crate::rng::Rng;
 pub use crate::view::View;
+use llamacpp_ggml::SplitMix64;
 
 /// The convolution's sizes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,13 +45,13 @@ impl Shape {
 /// Random input base values (the view's elements uniform in [-1, 1), NaN everywhere else, so a
 /// kernel reading outside the view fails the comparison) and kernel weights (uniform in [-1, 1)).
 pub fn random_inputs(shape: &Shape, view: &View, seed: u64) -> (Vec<f32>, Vec<f32>) {
-    let mut rng = Rng::new(seed);
+    let mut rng = SplitMix64::new(seed);
     let mut base = vec![f32::NAN; view.base_len()];
     for i in view.layout().indices() {
-        base[i] = rng.uniform();
+        base[i] = rng.next_symmetric();
     }
     let weights = (0..shape.d_conv * shape.d_inner)
-        .map(|_| rng.uniform())
+        .map(|_| rng.next_symmetric())
         .collect();
     (base, weights)
 }

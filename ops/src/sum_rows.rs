@@ -9,20 +9,20 @@ use llamacpp_sys as sys;
 use crate::Error;
 use crate::device::Device;
 use crate::graph::{Builder, OpGraph, Tensor};
-use crate::rng::Rng;
 pub use crate::view::{Layout, View};
+use llamacpp_ggml::SplitMix64;
 
 /// Base values for `view`: the view's elements uniform in [-1, 1) times a scale drawn from
 /// 1e-3 .. 1e3 (so that the order of the additions shows in the rounding), NaN everywhere
 /// else, so a kernel reading outside the view fails the comparison.
 pub fn random_base(view: &View, seed: u64) -> Vec<f32> {
-    let mut rng = Rng::new(seed);
+    let mut rng = SplitMix64::new(seed);
     let mut base = vec![f32::NAN; view.base_len()];
     let layout = view.layout();
     for r in 0..layout.rows() {
         for i in layout.row(r) {
-            let scale = 10f32.powi(rng.below(7) as i32 - 3);
-            base[i] = rng.uniform() * scale;
+            let scale = 10f32.powi(rng.next_below(7) as i32 - 3);
+            base[i] = rng.next_symmetric() * scale;
         }
     }
     base

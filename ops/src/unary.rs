@@ -8,8 +8,8 @@ use llamacpp_sys as sys;
 use crate::Error;
 use crate::device::Device;
 use crate::graph::{Builder, OpGraph, Tensor};
-use crate::rng::Rng;
 pub use crate::view::{Layout, View};
+use llamacpp_ggml::SplitMix64;
 
 /// The unary ops the tests cover: the ones on Qwen3-Next's path and a few neighbours sharing
 /// their kernels.
@@ -75,10 +75,10 @@ fn indices(view: &View) -> impl Iterator<Item = usize> {
 /// Base values for `view`: the view's elements uniform in [-24, 24) (both sides of softplus's
 /// switch at 20), NaN everywhere else, so a kernel reading outside the view fails the comparison.
 pub fn random_base(view: &View, seed: u64) -> Vec<f32> {
-    let mut rng = Rng::new(seed);
+    let mut rng = SplitMix64::new(seed);
     let mut base = vec![f32::NAN; view.base_len()];
     for i in indices(view) {
-        base[i] = 24.0 * rng.uniform();
+        base[i] = 24.0 * rng.next_symmetric();
     }
     base
 }

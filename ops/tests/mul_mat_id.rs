@@ -19,15 +19,13 @@ use llamacpp_ops::harness::{Expect, Tally, accelerators, exclusive, serial, verd
 use llamacpp_ops::mul_mat_id::{
     Inputs, MulMatId, Routing, Shape, Src1Layout, reference, repacked_types,
 };
-use llamacpp_ops::{
-    BufferType, Device, GgmlType, MATMUL_NMSE_THRESHOLD, capability, nmse, type_name,
-};
+use llamacpp_ops::{BufferType, Device, MATMUL_NMSE_THRESHOLD, TensorType, capability, nmse};
 use llamacpp_sys::build_info;
 
 /// Columns (`n_embd` of a small model; a multiple of every block size, 256 for the K-quants).
 const K: usize = 256;
 
-fn types() -> Vec<GgmlType> {
+fn types() -> Vec<TensorType> {
     let types = repacked_types(K, 64).expect("probe the repack buffer");
     assert!(
         !types.is_empty(),
@@ -37,7 +35,7 @@ fn types() -> Vec<GgmlType> {
 }
 
 struct Case {
-    ty: GgmlType,
+    ty: TensorType,
     shape: Shape,
     layout: Src1Layout,
     routing: Routing,
@@ -95,7 +93,7 @@ impl Case {
         let s = self.shape;
         format!(
             "{} {}x{} top-{} of {} experts, {} tokens, {:?} src1, {:?} ids, {} threads",
-            type_name(self.ty),
+            self.ty.name(),
             s.m,
             s.k,
             s.n_used,
@@ -122,12 +120,12 @@ impl Case {
 #[test]
 fn repack_buffer_takes_the_types_this_host_supports() {
     let types = types();
-    let names: Vec<String> = types.iter().map(|&t| type_name(t)).collect();
+    let names: Vec<&str> = types.iter().map(|&t| t.name()).collect();
     eprintln!("repacked here: {names:?}");
     // The default build targets AVX2, where Q4_0 and Q4_K are always repacked.
     if cfg!(target_arch = "x86_64") {
-        for want in [llamacpp_sys::GGML_TYPE_Q4_0, llamacpp_sys::GGML_TYPE_Q4_K] {
-            assert!(types.contains(&want), "{} not repacked", type_name(want));
+        for want in [TensorType::Q4_0, TensorType::Q4_K] {
+            assert!(types.contains(&want), "{} not repacked", want.name());
         }
     }
 }
@@ -352,7 +350,7 @@ fn odd_row_groups_long_rows() {
     let types = repacked_types(k, m).expect("probe the repack buffer");
     eprintln!(
         "repacked at {m}x{k}: {:?}",
-        types.iter().map(|&t| type_name(t)).collect::<Vec<_>>()
+        types.iter().map(|&t| t.name()).collect::<Vec<_>>()
     );
     for ty in types {
         for (i, &n_tokens) in [1, 5, 9, 64].iter().enumerate() {
@@ -377,13 +375,13 @@ fn odd_row_groups_long_rows() {
 
 /// Weight types of the generic (not repacked) CPU path test: the quantized types tinyBLAS has
 /// kernels for on x86, and the 16-bit float types.
-const GENERIC_TYPES: [GgmlType; 6] = [
-    llamacpp_sys::GGML_TYPE_Q8_0,
-    llamacpp_sys::GGML_TYPE_Q4_0,
-    llamacpp_sys::GGML_TYPE_Q5_0,
-    llamacpp_sys::GGML_TYPE_IQ4_NL,
-    llamacpp_sys::GGML_TYPE_F16,
-    llamacpp_sys::GGML_TYPE_BF16,
+const GENERIC_TYPES: [TensorType; 6] = [
+    TensorType::Q8_0,
+    TensorType::Q4_0,
+    TensorType::Q5_0,
+    TensorType::IQ4_NL,
+    TensorType::F16,
+    TensorType::BF16,
 ];
 
 /// The generic CPU path, weights in the CPU's plain buffer (what a Q8_0 model's experts use
@@ -441,13 +439,13 @@ fn generic_path_blocks() {
 
 /// Weight types of the device test: F16 and the quantized types the Qwen3-Next and Mixtral
 /// GGUFs use (every one has a Vulkan shader).
-const DEVICE_TYPES: [GgmlType; 6] = [
-    llamacpp_sys::GGML_TYPE_F16,
-    llamacpp_sys::GGML_TYPE_Q4_0,
-    llamacpp_sys::GGML_TYPE_Q8_0,
-    llamacpp_sys::GGML_TYPE_Q4_K,
-    llamacpp_sys::GGML_TYPE_Q6_K,
-    llamacpp_sys::GGML_TYPE_IQ4_NL,
+const DEVICE_TYPES: [TensorType; 6] = [
+    TensorType::F16,
+    TensorType::Q4_0,
+    TensorType::Q8_0,
+    TensorType::Q4_K,
+    TensorType::Q6_K,
+    TensorType::IQ4_NL,
 ];
 
 /// Every layout of src1 (contiguous, broadcast, permuted, padded views) on every device, for
@@ -473,8 +471,7 @@ fn every_device() {
                 (9, Routing::Duplicated),
             ] {
                 seed += 1;
-                let k_quant =
-                    [llamacpp_sys::GGML_TYPE_Q4_K, llamacpp_sys::GGML_TYPE_Q6_K].contains(&ty);
+                let k_quant = [TensorType::Q4_K, TensorType::Q6_K].contains(&ty);
                 let strided = matches!(layout, Src1Layout::Permuted | Src1Layout::Padded);
                 if k_quant && strided && n_tokens > 1 {
                     // Mesa's lavapipe spends more than ten CPU minutes compiling the matrix-matrix
@@ -519,7 +516,7 @@ fn every_device() {
                 );
                 for (&device, tally) in devices.iter().zip(&mut tallies) {
                     let permuted_batch = matches!(layout, Src1Layout::Permuted) && n_tokens > 1;
-                    if device.is_cuda() && ty != llamacpp_sys::GGML_TYPE_F16 && permuted_batch {
+                    if device.is_cuda() && ty != TensorType::F16 && permuted_batch {
                         // Upstream's CUDA accepts this in supports_op, then its quantized
                         // matmul (mmq.cu) asserts `nb12 % nb11 == 0` and aborts the process.
                         eprintln!("{name} on {device}: not run (upstream CUDA aborts on it)");

@@ -5,9 +5,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Result, SynthError};
-use crate::rng::fnv1a64;
 use crate::spec::{ModelSpec, Preset, SynthOptions};
 use crate::writer::write_gguf;
+use llamacpp_ggml::rng::fnv1a64;
 
 /// Bump when the generator's output changes for the same options.
 const GENERATOR_VERSION: u32 = 1;

@@ -68,3 +68,14 @@ impl SynthError {
 
 /// Result with [`SynthError`].
 pub type Result<T, E = SynthError> = std::result::Result<T, E>;
+
+/// The shared ggml layer's errors keep their kind where synth has one.
+impl From<llamacpp_ggml::Error> for SynthError {
+    fn from(e: llamacpp_ggml::Error) -> Self {
+        match e {
+            llamacpp_ggml::Error::BadCString { what, value } => Self::BadCString { what, value },
+            llamacpp_ggml::Error::TensorInfo(m) => Self::InvalidOptions(m),
+            other => Self::Ggml(other.to_string()),
+        }
+    }
+}

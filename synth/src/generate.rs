@@ -5,9 +5,9 @@
 //! depend only on the seeds, never on the thread count or the order.
 
 use crate::error::{Result, SynthError};
-use crate::quant::{AlignedBytes, encode};
-use crate::rng::{SplitMix64, chunk_seed, tensor_seed};
 use crate::spec::TensorSpec;
+use llamacpp_ggml::rng::{SplitMix64, chunk_seed, tensor_seed};
+use llamacpp_ggml::{AlignedBytes, encode};
 
 /// Elements generated per chunk (whole rows; at least one row). Fixed, so the
 /// values do not depend on the number of threads.
@@ -106,6 +106,12 @@ impl Job<'_> {
         values.resize(n, 0.0);
         let mut rng = SplitMix64::new(chunk_seed(self.tseed, idx as u64));
         self.t.init.fill(&mut rng, values);
-        encode(&self.t.name, self.t.ty, values, self.row, out)
+        encode(self.t.ty, values, self.row, out).map_err(|e| match e {
+            llamacpp_ggml::Error::InvalidData(ty) => SynthError::InvalidData {
+                tensor: self.t.name.clone(),
+                ty,
+            },
+            other => SynthError::Ggml(format!("{}: {other}", self.t.name)),
+        })
     }
 }

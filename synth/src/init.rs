@@ -1,7 +1,7 @@
 //! Value distributions for tensors, chosen to keep activations finite and
 //! MoE routing spread out.
 
-use crate::rng::SplitMix64;
+use llamacpp_ggml::rng::SplitMix64;
 
 /// How a tensor's values are drawn.
 #[derive(Clone, Copy, Debug, PartialEq)]

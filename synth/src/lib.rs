@@ -36,28 +36,28 @@ mod cache;
 pub mod cli;
 mod error;
 mod generate;
-mod gguf;
 mod init;
 mod lora;
 mod memory;
-mod meta;
-mod quant;
-pub mod rng;
 pub mod spec;
 mod types;
+
+/// The seeded generator, from the shared ggml layer (kept here for the callers that name it so).
+pub use llamacpp_ggml::rng;
 pub mod vocab;
 mod writer;
 
 pub use cache::{cache_dir, cached_model, tiny_model_path};
 pub use error::{Result, SynthError};
-pub use gguf::{GgufLayout, read_layout};
 pub use init::Init;
+pub use llamacpp_ggml::TensorType;
+pub use llamacpp_ggml::gguf::{GgufLayout, read_layout};
+pub use llamacpp_ggml::gguf::{MetaValue, Metadata};
 pub use lora::{LoraOptions, lora_spec, write_lora};
 pub use memory::{InMemoryModel, load_in_memory};
-pub use meta::{MetaValue, Metadata};
 pub use spec::{
     DEFAULT_SEED, LinearLayout, ModelSpec, Preset, SynthOptions, TensorSpec, storage_type,
 };
-pub use types::{FileType, TensorType};
+pub use types::FileType;
 pub use vocab::Vocab;
 pub use writer::{WriteReport, write_gguf};

@@ -13,10 +13,10 @@ use std::path::Path;
 
 use crate::error::{Result, SynthError};
 use crate::init::Init;
-use crate::meta::{MetaValue, Metadata};
 use crate::spec::{ModelSpec, TensorSpec};
-use crate::types::TensorType;
 use crate::writer::{WriteReport, write_gguf};
+use llamacpp_ggml::TensorType;
+use llamacpp_ggml::gguf::{MetaValue, Metadata};
 
 /// What adapter [`lora_spec`] describes.
 #[derive(Clone, Debug, PartialEq)]

@@ -20,8 +20,8 @@ use llamacpp_sys as sys;
 
 use crate::error::{Result, SynthError};
 use crate::generate::Generator;
-use crate::gguf::Gguf;
 use crate::spec::{LinearLayout, ModelSpec, TensorSpec};
+use llamacpp_ggml::gguf::Gguf;
 
 /// A `llama_model` built in memory; freed on drop.
 #[derive(Debug)]
@@ -186,7 +186,7 @@ pub fn load_in_memory(spec: &ModelSpec, params: sys::llama_model_params) -> Resu
     }
     let mut ctx = Gguf::empty()?;
     ctx.set_all(&spec.metadata)?;
-    ctx.add_tensors(&spec.tensors)?;
+    ctx.add_tensors(&spec.tensor_infos())?;
     let mut fill = Fill {
         by_name: spec.tensors.iter().map(|t| (t.name.as_str(), t)).collect(),
         filled: HashSet::new(),
@@ -199,7 +199,7 @@ pub fn load_in_memory(spec: &ModelSpec, params: sys::llama_model_params) -> Resu
     // outlives the call and is only used through the callback meanwhile.
     let ptr = unsafe {
         sys::llama_model_init_from_user(
-            ctx.raw(),
+            ctx.as_ptr(),
             Some(fill_callback),
             (&raw mut fill).cast(),
             params,

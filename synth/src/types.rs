@@ -1,104 +1,11 @@
-//! Tensor storage types and the file type (the `--type` a user picks).
+//! The file type (the `--type` a user picks) and the tensor type each matrix gets from it.
 
 use std::fmt;
 use std::str::FromStr;
 
+use llamacpp_ggml::TensorType;
+
 use crate::error::SynthError;
-
-/// Storage type of one tensor in the file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[allow(non_camel_case_types)] // ggml's spelling
-pub enum TensorType {
-    /// 32-bit float.
-    F32,
-    /// IEEE half.
-    F16,
-    /// bfloat16.
-    BF16,
-    /// 8-bit blocks of 32 with an f16 scale.
-    Q8_0,
-    /// 4-bit blocks of 32 with an f16 scale.
-    Q4_0,
-    /// 5-bit blocks of 32 (the fallback of `Q4_K` for rows not divisible by 256).
-    Q5_0,
-    /// 4-bit k-quant super-blocks of 256.
-    Q4_K,
-}
-
-impl TensorType {
-    /// The matching `ggml_type`.
-    #[must_use]
-    pub fn ggml(self) -> llamacpp_sys::ggml_type {
-        match self {
-            Self::F32 => llamacpp_sys::GGML_TYPE_F32,
-            Self::F16 => llamacpp_sys::GGML_TYPE_F16,
-            Self::BF16 => llamacpp_sys::GGML_TYPE_BF16,
-            Self::Q8_0 => llamacpp_sys::GGML_TYPE_Q8_0,
-            Self::Q4_0 => llamacpp_sys::GGML_TYPE_Q4_0,
-            Self::Q5_0 => llamacpp_sys::GGML_TYPE_Q5_0,
-            Self::Q4_K => llamacpp_sys::GGML_TYPE_Q4_K,
-        }
-    }
-
-    /// The type with this `ggml_type` value, if it is one of ours.
-    #[must_use]
-    pub fn from_ggml(t: llamacpp_sys::ggml_type) -> Option<Self> {
-        [
-            Self::F32,
-            Self::F16,
-            Self::BF16,
-            Self::Q8_0,
-            Self::Q4_0,
-            Self::Q5_0,
-            Self::Q4_K,
-        ]
-        .into_iter()
-        .find(|x| x.ggml() == t)
-    }
-
-    /// ggml's name for the type (`"q4_0"`, `"f16"`, ...).
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::F32 => "f32",
-            Self::F16 => "f16",
-            Self::BF16 => "bf16",
-            Self::Q8_0 => "q8_0",
-            Self::Q4_0 => "q4_0",
-            Self::Q5_0 => "q5_0",
-            Self::Q4_K => "q4_K",
-        }
-    }
-
-    /// Elements per block (1 for float types).
-    #[must_use]
-    pub fn block_size(self) -> u64 {
-        // SAFETY: ggml_blck_size only reads a static table; every value of ours is a valid type.
-        let b = unsafe { llamacpp_sys::ggml_blck_size(self.ggml()) };
-        u64::try_from(b).unwrap_or(1)
-    }
-
-    /// Bytes of one row of `ne0` elements (`ne0` must be a multiple of the block size).
-    #[must_use]
-    pub fn row_bytes(self, ne0: u64) -> u64 {
-        let n = i64::try_from(ne0).unwrap_or(i64::MAX);
-        // SAFETY: ggml_row_size only reads a static table and does arithmetic.
-        let bytes = unsafe { llamacpp_sys::ggml_row_size(self.ggml(), n) };
-        bytes as u64
-    }
-
-    /// Whether this is a block-quantized type (not a float type).
-    #[must_use]
-    pub fn is_quantized(self) -> bool {
-        !matches!(self, Self::F32 | Self::F16 | Self::BF16)
-    }
-}
-
-impl fmt::Display for TensorType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// The type requested for the large matrices, like `llama-quantize`'s file type.
 ///
@@ -244,13 +151,5 @@ mod tests {
         assert_eq!(FileType::Q4_0.resolve(96), TensorType::Q4_0);
         assert_eq!(FileType::Q8_0.resolve(40), TensorType::F16);
         assert_eq!(FileType::BF16.resolve(7), TensorType::BF16);
-    }
-
-    #[test]
-    fn row_sizes_match_block_layouts() {
-        assert_eq!(TensorType::Q4_0.row_bytes(64), 2 * 18);
-        assert_eq!(TensorType::Q8_0.row_bytes(32), 34);
-        assert_eq!(TensorType::Q4_K.row_bytes(256), 144);
-        assert_eq!(TensorType::F16.row_bytes(3), 6);
     }
 }

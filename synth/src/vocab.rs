@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::error::{Result, SynthError};
-use crate::meta::{MetaValue, Metadata};
+use llamacpp_ggml::gguf::{MetaValue, Metadata};
 
 /// Which vocabulary a model gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -18,8 +18,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::error::{Result, SynthError};
 use crate::generate::Generator;
-use crate::gguf::Gguf;
 use crate::spec::ModelSpec;
+use llamacpp_ggml::gguf::Gguf;
 
 /// What [`write_gguf`] did.
 #[derive(Clone, Debug, PartialEq)]
@@ -85,12 +85,12 @@ pub fn write_gguf(spec: &ModelSpec, path: &Path, progress: bool) -> Result<Write
 
     let mut ctx = Gguf::empty()?;
     ctx.set_all(&spec.metadata)?;
-    ctx.add_tensors(&spec.tensors)?;
+    ctx.add_tensors(&spec.tensor_infos())?;
     ctx.write_meta(path)?;
     let meta_size = ctx.meta_size();
     drop(ctx);
 
-    let layout = Gguf::read_meta(path)?;
+    let layout = Gguf::open(path)?;
     let layout_err = |detail: String| SynthError::Layout {
         path: path.to_owned(),
         detail,
@@ -132,9 +132,9 @@ pub fn write_gguf(spec: &ModelSpec, path: &Path, progress: bool) -> Result<Write
     let mut pos = data_offset;
     for (i, t) in spec.tensors.iter().enumerate() {
         let (name, want, size) = (
-            layout.tensor_name(i),
-            data_offset + layout.tensor_offset(i),
-            layout.tensor_size(i),
+            layout.tensor_name(i).unwrap_or_default(),
+            data_offset + layout.tensor_offset(i).unwrap_or(0),
+            layout.tensor_size(i).unwrap_or(0),
         );
         if name != t.name || size != t.n_bytes() || want < pos {
             return Err(layout_err(format!(

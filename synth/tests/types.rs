@@ -4,20 +4,12 @@
 
 use llamacpp_synth::{FileType, Preset, SynthOptions, TensorType, cached_model, read_layout};
 
-fn type_of(layout: &llamacpp_synth::GgufLayout, name: &str) -> Option<TensorType> {
-    layout
-        .tensors
-        .iter()
-        .find(|t| t.0 == name)
-        .and_then(|t| TensorType::from_ggml(t.1))
-}
-
 #[test]
 fn small_tensors_stay_f32_and_odd_rows_fall_back() {
     let mut o = SynthOptions::new(Preset::Qwen3NextTiny);
     o.ftype = FileType::Q4_K;
     let layout = read_layout(&cached_model(&o).unwrap()).unwrap();
-    let t = |n: &str| type_of(&layout, n);
+    let t = |n: &str| layout.tensor_type(n);
     assert_eq!(t("blk.0.attn_norm.weight"), Some(TensorType::F32));
     assert_eq!(t("blk.0.ssm_a"), Some(TensorType::F32));
     assert_eq!(t("blk.0.ssm_dt.bias"), Some(TensorType::F32));

@@ -46,17 +46,6 @@ pub fn qwen3next_spec() -> llamacpp_synth::ModelSpec {
     .expect("qwen3next spec")
 }
 
-/// Normalised mean squared error of `a` against the reference `b`.
-pub fn nmse(a: &[f32], b: &[f32]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let (mut num, mut den) = (0f64, 0f64);
-    for (x, y) in a.iter().zip(b) {
-        num += f64::from(x - y).powi(2);
-        den += f64::from(*y).powi(2);
-    }
-    num / den.max(f64::MIN_POSITIVE)
-}
-
 /// Clears the memory, decodes a fixed prompt in sequence 0 and returns the last logits.
 pub fn prompt_logits(ctx: &mut llamacpp::Context<'_>) -> Vec<f32> {
     let model = ctx.model();

@@ -20,8 +20,10 @@ pub use preset::Preset;
 
 use crate::error::{Result, SynthError};
 use crate::init::Init;
-use crate::meta::{MetaValue, Metadata};
-use crate::types::{FileType, TensorType};
+use llamacpp_ggml::TensorType;
+use llamacpp_ggml::gguf::{MetaValue, Metadata, TensorInfo};
+
+use crate::types::FileType;
 use crate::vocab::{self, BpeVocab, Vocab};
 
 /// One tensor of the model.
@@ -38,6 +40,16 @@ pub struct TensorSpec {
 }
 
 impl TensorSpec {
+    /// The tensor info ggml's GGUF writer takes.
+    #[must_use]
+    pub fn info(&self) -> TensorInfo<'_> {
+        TensorInfo {
+            name: &self.name,
+            ty: self.ty,
+            shape: &self.shape,
+        }
+    }
+
     /// Number of elements.
     #[must_use]
     pub fn n_elements(&self) -> u64 {
@@ -85,6 +97,12 @@ pub struct ModelSpec {
 }
 
 impl ModelSpec {
+    /// Every tensor's info, in file order, for ggml's GGUF writer.
+    #[must_use]
+    pub fn tensor_infos(&self) -> Vec<TensorInfo<'_>> {
+        self.tensors.iter().map(TensorSpec::info).collect()
+    }
+
     /// Describe the model `opts` asks for.
     ///
     /// # Errors

@@ -5,9 +5,9 @@ use std::str::FromStr;
 
 use super::Preset;
 use crate::error::{Result, SynthError};
-use crate::rng::fnv1a64;
 use crate::types::FileType;
 use crate::vocab::{BpeVocab, Vocab};
+use llamacpp_ggml::rng::fnv1a64;
 
 /// Tensor layout of qwen3next's linear-attention (gated delta net) layers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

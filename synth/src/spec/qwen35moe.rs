@@ -9,7 +9,7 @@
 use super::qwen3next::{self, Qwen3NextParams};
 use super::{Builder, ModelSpec, SynthOptions, TokenizerStyle, blk};
 use crate::error::Result;
-use crate::meta::MetaValue;
+use llamacpp_ggml::gguf::MetaValue;
 
 /// Hyperparameters of a Qwen3.5 MoE model.
 #[derive(Clone, Debug, PartialEq)]

@@ -7,16 +7,10 @@ use super::CompareRow;
 use crate::protocol::GraphCounts;
 
 /// Max absolute difference and normalised mean squared error (`Σ(b-a)² / Σa²`) of `b`
-/// against `a`.
+/// against `a`, from the shared measure: a NaN, or logits of different lengths, is an
+/// infinite difference, never a pass.
 pub fn logit_diff(a: &[f32], b: &[f32]) -> (f64, f64) {
-    let (mut max, mut se, mut sa) = (0f64, 0f64, 0f64);
-    for (&x, &y) in a.iter().zip(b) {
-        let d = f64::from(x) - f64::from(y);
-        max = max.max(d.abs());
-        se += d * d;
-        sa += f64::from(x) * f64::from(x);
-    }
-    (max, if sa > 0.0 { se / sa } else { se })
+    (llamacpp_ggml::max_abs_diff(a, b), llamacpp_ggml::nmse(b, a))
 }
 
 /// Logits and greedy comparison between the two builds.

@@ -88,6 +88,22 @@ impl SplitMix64 {
         // sum < 2^18, exact in f32.
         (sum as f32 - MEAN_SUM4) * INV_STD_SUM4
     }
+
+    /// Uniform in `[0, 1)` with 53 bits of precision (exact in `f64`).
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// Uniform in `[-1, 1)`: the op tests' input values.
+    pub fn next_symmetric(&mut self) -> f32 {
+        (self.next_f64() * 2.0 - 1.0) as f32
+    }
+
+    /// Uniform in `0..n` by multiply-shift (no modulo bias worth the name for test
+    /// sizes); 0 when `n` is 0.
+    pub fn next_below(&mut self, n: usize) -> usize {
+        ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
+    }
 }
 
 #[cfg(test)]
@@ -124,6 +140,19 @@ mod tests {
         let var = s2 / f64::from(n) - mean * mean;
         assert!(mean.abs() < 0.01, "mean {mean}");
         assert!((var - 1.0).abs() < 0.02, "var {var}");
+    }
+
+    #[test]
+    fn ranges_hold() {
+        let mut r = SplitMix64::new(11);
+        for n in [1usize, 2, 7, 1000] {
+            for _ in 0..1000 {
+                assert!(r.next_below(n) < n);
+                assert!((-1.0..1.0).contains(&r.next_symmetric()));
+                assert!((0.0..1.0).contains(&r.next_f64()));
+            }
+        }
+        assert_eq!(r.next_below(0), 0);
     }
 
     #[test]
