@@ -6,13 +6,14 @@
 //! of forking a debugger to print a backtrace.
 
 use std::cell::RefCell;
-use std::ffi::{CStr, c_char, c_void};
-use std::sync::Once;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use llamacpp_sys as sys;
 
-static INIT: Once = Once::new();
+use crate::raw::backend::RawDevice;
+/// Kept here for the modules that read C strings through it.
+pub(crate) use crate::raw::backend::cstr_lossy;
+
 static LOGS_ON: AtomicBool = AtomicBool::new(true);
 static LOGS_TO_STDERR: AtomicBool = AtomicBool::new(false);
 
@@ -26,15 +27,7 @@ thread_local! {
 
 /// Initialises the llama.cpp backend once for the process. Safe to call often.
 pub fn init() {
-    INIT.call_once(|| {
-        // SAFETY: both callbacks are `extern "C"` functions that never unwind, and
-        // the functions only store the pointers; init is guarded by `Once`.
-        unsafe {
-            sys::ggml_set_abort_callback(Some(on_abort));
-            sys::llama_log_set(Some(on_log), std::ptr::null_mut());
-            sys::llama_backend_init();
-        }
-    });
+    crate::raw::backend::init();
 }
 
 /// Turns forwarding of llama.cpp's log lines to `tracing` on or off (on by default).
@@ -88,32 +81,26 @@ fn capture<R>(min_level: i32, f: impl FnOnce() -> R) -> (R, String) {
     (r, log.trim_end().to_string())
 }
 
-extern "C" fn on_abort(message: *const c_char) {
-    // The `tracing` subscriber is the application's code, and may panic.
-    crate::panic::contain(|| {
-        // SAFETY: ggml passes a NUL-terminated message buffer valid for this call.
-        let msg = unsafe { cstr_lossy(message) };
-        tracing::error!(target: "llama_cpp", "ggml abort: {msg}");
-        eprintln!("ggml abort: {msg}");
-    });
+/// ggml's abort hook (through `raw::backend`, which catches panics): the failed
+/// assertion goes to the log instead of a debugger's backtrace.
+pub(crate) fn on_abort(msg: &str) {
+    tracing::error!(target: "llama_cpp", "ggml abort: {msg}");
+    eprintln!("ggml abort: {msg}");
 }
 
-extern "C" fn on_log(level: sys::ggml_log_level, text: *const c_char, _user: *mut c_void) {
-    // The `tracing` subscriber is the application's code, and may panic.
-    crate::panic::contain(|| {
-        // SAFETY: ggml/llama pass a NUL-terminated string valid for this call.
-        let text = unsafe { cstr_lossy(text) };
-        LINE.with(|line| {
-            let mut line = line.borrow_mut();
-            if level != sys::GGML_LOG_LEVEL_CONT as sys::ggml_log_level {
-                line.0 = level as i32;
-            }
-            line.1.push_str(&text);
-            while let Some(pos) = line.1.find('\n') {
-                let full: String = line.1.drain(..=pos).collect();
-                emit(line.0, full.trim_end());
-            }
-        });
+/// llama.cpp's and ggml's log hook (through `raw::backend`, which catches panics): `text`
+/// is a piece of a line, assembled per thread.
+pub(crate) fn on_log(level: sys::ggml_log_level, text: &str) {
+    LINE.with(|line| {
+        let mut line = line.borrow_mut();
+        if level != sys::GGML_LOG_LEVEL_CONT as sys::ggml_log_level {
+            line.0 = level as i32;
+        }
+        line.1.push_str(text);
+        while let Some(pos) = line.1.find('\n') {
+            let full: String = line.1.drain(..=pos).collect();
+            emit(line.0, full.trim_end());
+        }
     });
 }
 
@@ -139,16 +126,6 @@ fn emit(level: i32, msg: &str) {
         sys::GGML_LOG_LEVEL_INFO => tracing::info!(target: "llama_cpp", "{msg}"),
         _ => tracing::debug!(target: "llama_cpp", "{msg}"),
     }
-}
-
-/// # Safety
-/// `p` must be NULL or point to a NUL-terminated string valid for the call.
-pub(crate) unsafe fn cstr_lossy(p: *const c_char) -> String {
-    if p.is_null() {
-        return String::new();
-    }
-    // SAFETY: non-NULL and NUL-terminated per this function's contract.
-    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
 }
 
 /// What kind of device a backend device is.
@@ -191,48 +168,42 @@ pub struct Device {
 /// ```
 pub fn devices() -> Vec<Device> {
     init();
-    // SAFETY: the registry is initialised; indices are below the count it reports, and
-    // the devices it returns live as long as the process.
-    unsafe {
-        (0..sys::ggml_backend_dev_count())
-            .map(|i| device_from_raw(sys::ggml_backend_dev_get(i)))
-            .collect()
-    }
+    (0..RawDevice::count())
+        .filter_map(RawDevice::get)
+        .map(describe)
+        .collect()
 }
 
 /// The [`Device`] description of a registered device (its memory query may be a network
 /// round trip for an RPC device).
-///
-/// # Safety
-/// `dev` must be a device of a registered backend (devices live as long as the process).
-pub(crate) unsafe fn device_from_raw(dev: sys::ggml_backend_dev_t) -> Device {
-    let (mut free, mut total) = (0usize, 0usize);
-    // SAFETY: `dev` is a valid device per this function's contract; the getters return
-    // NUL-terminated strings owned by the device.
-    unsafe {
-        sys::ggml_backend_dev_memory(dev, &mut free, &mut total);
-        let kind = match sys::ggml_backend_dev_type(dev) {
-            sys::GGML_BACKEND_DEVICE_TYPE_CPU => DeviceKind::Cpu,
-            sys::GGML_BACKEND_DEVICE_TYPE_GPU => DeviceKind::Gpu,
-            sys::GGML_BACKEND_DEVICE_TYPE_IGPU => DeviceKind::IntegratedGpu,
-            sys::GGML_BACKEND_DEVICE_TYPE_ACCEL => DeviceKind::Accelerator,
-            _ => DeviceKind::Other,
-        };
-        Device {
-            name: cstr_lossy(sys::ggml_backend_dev_name(dev)),
-            description: cstr_lossy(sys::ggml_backend_dev_description(dev)),
-            kind,
-            memory_free: free,
-            memory_total: total,
-        }
+#[cfg(feature = "rpc")]
+pub(crate) fn device_from_raw(dev: RawDevice) -> Device {
+    describe(dev)
+}
+
+/// The [`Device`] description of a registered device.
+fn describe(dev: RawDevice) -> Device {
+    let (free, total) = dev.memory();
+    let kind = match dev.dev_type() {
+        sys::GGML_BACKEND_DEVICE_TYPE_CPU => DeviceKind::Cpu,
+        sys::GGML_BACKEND_DEVICE_TYPE_GPU => DeviceKind::Gpu,
+        sys::GGML_BACKEND_DEVICE_TYPE_IGPU => DeviceKind::IntegratedGpu,
+        sys::GGML_BACKEND_DEVICE_TYPE_ACCEL => DeviceKind::Accelerator,
+        _ => DeviceKind::Other,
+    };
+    Device {
+        name: dev.name(),
+        description: dev.description(),
+        kind,
+        memory_free: free,
+        memory_total: total,
     }
 }
 
 /// llama.cpp's system-info line (SIMD features and backends compiled in).
 pub fn system_info() -> String {
     init();
-    // SAFETY: returns a pointer to a static string.
-    unsafe { cstr_lossy(sys::llama_print_system_info()) }
+    crate::raw::backend::system_info()
 }
 
 /// The commit string of the ggml library this process runs (`ggml_commit`).
@@ -245,9 +216,7 @@ pub fn system_info() -> String {
 /// assert!(!llamacpp::backend::build_commit().is_empty());
 /// ```
 pub fn build_commit() -> String {
-    // SAFETY: ggml_commit takes no arguments and returns a pointer to a static
-    // NUL-terminated string.
-    unsafe { cstr_lossy(sys::ggml_commit()) }
+    crate::raw::backend::build_commit()
 }
 
 #[cfg(test)]

@@ -178,9 +178,10 @@ impl Batch {
     pub(crate) fn as_raw(&mut self) -> sys::llama_batch {
         let base = self.seq_ids.as_mut_ptr();
         let n = self.n_seq_max;
-        // SAFETY: row i starts at i * n_seq_max < seq_ids.len() for every token i.
+        // Row i starts at i * n_seq_max < seq_ids.len() for every token i, so each pointer
+        // stays inside `seq_ids` (`wrapping_add` only because nothing is read here).
         self.seq_ptrs = (0..self.tokens.len())
-            .map(|i| unsafe { base.add(i * n) })
+            .map(|i| base.wrapping_add(i * n))
             .collect();
         sys::llama_batch {
             n_tokens: self.tokens.len() as i32,

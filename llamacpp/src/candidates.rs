@@ -18,6 +18,7 @@
 use llamacpp_sys as sys;
 
 use crate::error::{Error, Result};
+use crate::raw::candidates::RawCandidates;
 use crate::vocab::Token;
 
 /// One candidate: a token id with its logit and probability.
@@ -31,6 +32,7 @@ use crate::vocab::Token;
 /// ```compile_fail
 /// let forged: llamacpp::TokenData = Default::default();
 /// ```
+// transparent: `raw::candidates` views llama.cpp's `llama_token_data` array as `[TokenData]`
 #[repr(transparent)]
 pub struct TokenData(sys::llama_token_data);
 
@@ -74,7 +76,7 @@ impl std::fmt::Debug for TokenData {
 /// The candidates of one sampling step, as a [`CustomSampler`](crate::CustomSampler)
 /// sees them. Never empty.
 pub struct TokenDataArray<'a> {
-    raw: &'a mut sys::llama_token_data_array,
+    raw: RawCandidates<'a>,
 }
 
 impl std::fmt::Debug for TokenDataArray<'_> {
@@ -88,83 +90,78 @@ impl std::fmt::Debug for TokenDataArray<'_> {
 }
 
 impl<'a> TokenDataArray<'a> {
-    /// # Safety
-    /// `raw.data` must point to `raw.size >= 1` initialised entries whose ids
-    /// are in the vocabulary, valid and not aliased for `'a`.
-    pub(crate) unsafe fn from_raw(raw: &'a mut sys::llama_token_data_array) -> Self {
+    /// The view over a candidate list llama.cpp handed a custom sampler (at least
+    /// one entry: the callback returns early on an empty one).
+    pub(crate) fn new(raw: RawCandidates<'a>) -> Self {
         Self { raw }
     }
 
     /// Number of candidates (at least 1).
     pub fn len(&self) -> usize {
-        self.raw.size
+        self.raw.len()
     }
 
     /// Always `false`: llama.cpp never hands a custom sampler an empty list,
     /// and [`truncate`](Self::truncate) cannot empty it.
     pub fn is_empty(&self) -> bool {
-        self.raw.size == 0
+        self.raw.len() == 0
     }
 
     /// The candidates.
     pub fn as_slice(&self) -> &[TokenData] {
-        // SAFETY: `from_raw`'s contract: `size` initialised entries, valid for 'a;
-        // `TokenData` is `repr(transparent)` over `llama_token_data`.
-        unsafe { std::slice::from_raw_parts(self.raw.data.cast::<TokenData>(), self.raw.size) }
+        self.raw.entries()
     }
 
     /// The candidates, to reorder or re-weight. Clears the sorted flag.
     pub fn as_mut_slice(&mut self) -> &mut [TokenData] {
-        self.raw.sorted = false;
-        // SAFETY: as in `as_slice`, and `&mut self` makes the access exclusive.
-        unsafe { std::slice::from_raw_parts_mut(self.raw.data.cast::<TokenData>(), self.raw.size) }
+        self.raw.set_sorted(false);
+        self.raw.entries_mut()
     }
 
     /// The index (not the token id) a selecting sampler chose, if any.
     pub fn selected(&self) -> Option<usize> {
-        usize::try_from(self.raw.selected)
+        usize::try_from(self.raw.selected())
             .ok()
-            .filter(|&i| i < self.raw.size)
+            .filter(|&i| i < self.raw.len())
     }
 
     /// Selects candidate `index` (what a selecting sampler does).
     pub fn select(&mut self, index: usize) -> Result<()> {
-        if index >= self.raw.size {
+        if !self.raw.select(index) {
             return Err(Error::OutOfRange {
                 what: "candidate index",
                 value: index as i64,
-                expected: format!("0..{}", self.raw.size),
+                expected: format!("0..{}", self.raw.len()),
             });
         }
-        self.raw.selected = index as i64;
         Ok(())
     }
 
     /// Forgets the selection.
     pub fn clear_selection(&mut self) {
-        self.raw.selected = -1;
+        self.raw.clear_selection();
     }
 
     /// Whether the candidates are sorted by descending logit.
     pub fn is_sorted(&self) -> bool {
-        self.raw.sorted
+        self.raw.sorted()
     }
 
     /// Sorts by descending logit (NaN last) and marks the list sorted.
     pub fn sort_by_logit(&mut self) {
         self.as_mut_slice()
             .sort_unstable_by(|a, b| nan_last(b.logit()).total_cmp(&nan_last(a.logit())));
-        self.raw.sorted = true;
+        self.raw.set_sorted(true);
     }
 
     /// Keeps the first `len` candidates, but never fewer than one. A selection
     /// beyond the new end is cleared.
     pub fn truncate(&mut self, len: usize) {
         let len = len.max(1);
-        if len < self.raw.size {
-            self.raw.size = len;
-            if self.raw.selected >= len as i64 {
-                self.raw.selected = -1;
+        if len < self.raw.len() {
+            self.raw.shrink(len);
+            if self.raw.selected() >= len as i64 {
+                self.raw.clear_selection();
             }
         }
     }
@@ -177,7 +174,7 @@ impl<'a> TokenDataArray<'a> {
             .iter()
             .map(TokenData::logit)
             .fold(f32::NEG_INFINITY, f32::max);
-        let sorted = self.raw.sorted;
+        let sorted = self.raw.sorted();
         let cands = self.as_mut_slice();
         let mut sum = 0.0f32;
         for c in cands.iter_mut() {
@@ -197,7 +194,7 @@ impl<'a> TokenDataArray<'a> {
                 c.set_p(c.p() / sum);
             }
         }
-        self.raw.sorted = sorted;
+        self.raw.set_sorted(sorted);
     }
 }
 
@@ -210,8 +207,8 @@ fn nan_last(x: f32) -> f32 {
 mod tests {
     use super::*;
 
-    fn raw(logits: &[f32], data: &mut Vec<sys::llama_token_data>) -> sys::llama_token_data_array {
-        *data = logits
+    fn data(logits: &[f32]) -> Vec<sys::llama_token_data> {
+        logits
             .iter()
             .enumerate()
             .map(|(i, &logit)| sys::llama_token_data {
@@ -219,21 +216,19 @@ mod tests {
                 logit,
                 p: 0.0,
             })
-            .collect();
-        sys::llama_token_data_array {
-            data: data.as_mut_ptr(),
-            size: data.len(),
-            selected: -1,
-            sorted: false,
-        }
+            .collect()
     }
 
     #[test]
     fn view_keeps_the_invariants_c_relies_on() {
-        let mut data = Vec::new();
-        let mut r = raw(&[0.5, 2.0, f32::NAN, -1.0], &mut data);
-        // SAFETY: `r` describes `data`, which outlives the view.
-        let mut v = unsafe { TokenDataArray::from_raw(&mut r) };
+        let mut data = data(&[0.5, 2.0, f32::NAN, -1.0]);
+        let mut r = sys::llama_token_data_array {
+            data: std::ptr::null_mut(),
+            size: 0,
+            selected: -1,
+            sorted: false,
+        };
+        let mut v = TokenDataArray::new(RawCandidates::over(&mut data, &mut r));
         v.sort_by_logit();
         let ids: Vec<i32> = v.as_slice().iter().map(|t| t.token().id()).collect();
         assert_eq!(ids, [1, 0, 3, 2]);

@@ -7,8 +7,6 @@
 //! cells, not the full-attention KV), so restoring it and dropping the attention tail puts the
 //! sequence back where it was when the checkpoint was taken.
 
-use llamacpp_sys as sys;
-
 use crate::context::Context;
 use crate::error::{Error, Result};
 
@@ -60,9 +58,7 @@ impl Context<'_> {
     /// sliding-window layers), so rolling back needs a [`SeqCheckpoint`].
     pub fn needs_checkpoints(&self) -> bool {
         let model = self.model();
-        // SAFETY: valid model for the context's lifetime.
-        let n_swa = unsafe { sys::llama_model_n_swa(model.as_ptr()) };
-        model.is_recurrent() || model.is_hybrid() || n_swa > 0
+        model.is_recurrent() || model.is_hybrid() || self.raw().n_swa() > 0
     }
 
     /// A checkpoint of sequence `seq` at its current end.
@@ -130,37 +126,16 @@ impl Context<'_> {
     }
 
     fn partial_state(&mut self, seq: i32) -> Result<Vec<u8>> {
-        let flags = sys::LLAMA_STATE_SEQ_FLAGS_PARTIAL_ONLY;
-        // SAFETY: valid context; sequence id checked by the caller.
-        let size = unsafe { sys::llama_state_seq_get_size_ext(self.as_ptr(), seq, flags) };
-        let mut buf = vec![0u8; size];
-        // SAFETY: `buf` has `size` writable bytes.
-        let n = unsafe {
-            sys::llama_state_seq_get_data_ext(self.as_ptr(), buf.as_mut_ptr(), size, seq, flags)
-        };
-        if n == 0 || n > size {
-            return Err(Error::State("save checkpoint"));
-        }
-        buf.truncate(n);
-        Ok(buf)
+        self.raw_mut()
+            .seq_state_data(seq, true)?
+            .ok_or(Error::State("save checkpoint"))
     }
 
     /// Only ever given bytes this context produced with [`Self::partial_state`] (the
     /// checkpoint's fields are private and tied to the context id), so llama.cpp reads a
     /// well-formed state of its own format.
     fn set_partial_state(&mut self, bytes: &[u8], seq: i32) -> Result<()> {
-        let flags = sys::LLAMA_STATE_SEQ_FLAGS_PARTIAL_ONLY;
-        // SAFETY: `bytes` valid for its length; sequence id checked when the checkpoint was taken.
-        let n = unsafe {
-            sys::llama_state_seq_set_data_ext(
-                self.as_ptr(),
-                bytes.as_ptr(),
-                bytes.len(),
-                seq,
-                flags,
-            )
-        };
-        if n == 0 {
+        if !self.raw_mut().set_seq_state_data(bytes, seq, true)? {
             let _ = self.seq_rm(Some(seq), None, None);
             return Err(Error::State("restore checkpoint"));
         }

@@ -6,10 +6,9 @@
 //! stored, so here the data is zero-padded to every layer and the layer range,
 //! length and values are checked first.
 
-use llamacpp_sys as sys;
-
 use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::raw::adapter;
 
 impl Context<'_> {
     /// Applies a control vector: `data` holds `k * n_embd` floats, the
@@ -71,18 +70,9 @@ impl Context<'_> {
         }
         let mut full = data.to_vec();
         full.resize(n_embd * layers, 0.0);
-        // SAFETY: valid context; `full` holds `len` floats covering every layer 1..n_layer;
-        // n_embd matches the model and the layer range is inside the model.
-        let rc = unsafe {
-            sys::llama_set_adapter_cvec(
-                self.raw_ptr(),
-                full.as_ptr(),
-                full.len(),
-                n_embd as i32,
-                il_start,
-                il_end,
-            )
-        };
+        // `full` covers every layer 1..n_layer; n_embd matches the model and the layer
+        // range is inside the model.
+        let rc = adapter::set_control_vector(self, Some(&full), n_embd as i32, il_start, il_end);
         if rc != 0 {
             return Err(Error::ControlVector("llama.cpp could not allocate it"));
         }
@@ -91,7 +81,7 @@ impl Context<'_> {
 
     /// Removes the control vector (its buffers stay allocated for the next one).
     pub fn clear_control_vector(&mut self) {
-        // SAFETY: valid context; NULL data means "clear" and reads nothing.
-        unsafe { sys::llama_set_adapter_cvec(self.raw_ptr(), std::ptr::null(), 0, 0, 0, 0) };
+        // No data means "clear"; the other arguments are not read then.
+        adapter::set_control_vector(self, None, 0, 0, 0);
     }
 }

@@ -24,14 +24,14 @@
 //! With `panic = "abort"` a panic aborts, as everywhere in Rust.
 
 use std::cell::RefCell;
-use std::ffi::{CString, c_char};
+use std::ffi::{CStr, CString};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-
-use llamacpp_sys as sys;
 
 use crate::candidates::TokenDataArray;
 use crate::error::Error;
 use crate::panic::{drop_quietly, payload_text};
+use crate::raw::candidates::RawCandidates;
+use crate::raw::sampler::RawSampler;
 use crate::vocab::Token;
 
 /// A sampler written in Rust, added to a chain with
@@ -123,8 +123,9 @@ pub(crate) fn isolated<R>(f: impl FnOnce() -> R) -> (R, Option<Error>) {
     (r, mine)
 }
 
-/// The state behind a custom `llama_sampler`'s `ctx` pointer.
-struct Adapter {
+/// The state behind a custom `llama_sampler`'s `ctx` pointer; `raw::custom_sampler`'s C
+/// callbacks call its methods.
+pub(crate) struct Adapter {
     /// NUL-free copy of the name, returned to C by `name`.
     name: CString,
     inner: Box<dyn CustomSampler>,
@@ -164,6 +165,70 @@ impl Adapter {
             self.poisoned = Some(message);
         }
     }
+
+    /// The name C reads.
+    pub(crate) fn name(&self) -> &CStr {
+        &self.name
+    }
+
+    /// The `apply` callback, on a non-empty candidate list.
+    pub(crate) fn apply(&mut self, mut cands: RawCandidates<'_>) {
+        if !self.check_poisoned() {
+            self.guard("apply", |inner| {
+                let mut view = TokenDataArray::new(cands.reborrow());
+                inner.apply(&mut view);
+            });
+        }
+        // Also when poisoned: a chain ending here must still get a valid selection.
+        if self.selects && !(0..cands.len() as i64).contains(&cands.selected()) {
+            if self.poisoned.is_none() {
+                record(self.error("selects() is true but apply selected no candidate".into()));
+            }
+            cands.select(0);
+        }
+    }
+
+    /// The `accept` callback.
+    pub(crate) fn accept(&mut self, token: Token) {
+        if self.check_poisoned() {
+            return;
+        }
+        self.guard("accept", |inner| inner.accept(token));
+    }
+
+    /// The `reset` callback: re-enables a poisoned sampler.
+    pub(crate) fn reset(&mut self) {
+        self.poisoned = None;
+        self.guard("reset", |inner| inner.reset());
+    }
+
+    /// The `clone` callback's state: never refused to C (a chain would store a NULL and
+    /// crash later), so a refused clone is a poisoned stand-in, and the recorded error
+    /// makes `try_clone` discard the copy.
+    pub(crate) fn clone_adapter(&self) -> Box<Adapter> {
+        let cloned = match &self.poisoned {
+            Some(m) => Err(format!("cannot clone: disabled by an earlier panic ({m})")),
+            None => match catch_unwind(AssertUnwindSafe(|| self.inner.clone_sampler())) {
+                Ok(Some(inner)) => Ok(inner),
+                Ok(None) => Err("does not support cloning (clone_sampler returned None)".into()),
+                Err(payload) => {
+                    let m = format!(
+                        "panicked in clone_sampler: {}",
+                        payload_text(payload.as_ref())
+                    );
+                    drop_quietly(payload);
+                    Err(m)
+                }
+            },
+        };
+        match cloned {
+            Ok(inner) => adapter(inner, self.name.clone(), self.selects, None),
+            Err(m) => {
+                record(self.error(m.clone()));
+                adapter(Box::new(Refused), self.name.clone(), self.selects, Some(m))
+            }
+        }
+    }
 }
 
 /// A sampler's name as a C string (NUL bytes replaced).
@@ -171,111 +236,27 @@ pub(crate) fn c_name(name: &str) -> CString {
     CString::new(name.replace('\0', "?")).unwrap_or_default()
 }
 
-/// Wraps `inner` in a new `llama_sampler` (NULL only if llama.cpp fails to allocate).
-pub(crate) fn new_raw(
+fn adapter(
     inner: Box<dyn CustomSampler>,
     name: CString,
     selects: bool,
     poisoned: Option<String>,
-) -> *mut sys::llama_sampler {
-    let adapter = Box::into_raw(Box::new(Adapter {
+) -> Box<Adapter> {
+    Box::new(Adapter {
         name,
         inner,
         selects,
         poisoned,
-    }));
-    // llama.cpp only reads the interface table, so a shared static serves every sampler.
-    let iface = (&raw const VTABLE).cast_mut();
-    // SAFETY: the table's callbacks match `llama_sampler_i`; `adapter` is a live Box
-    // that `free_cb` reclaims.
-    let p = unsafe { sys::llama_sampler_init(iface, adapter.cast()) };
-    if p.is_null() {
-        // SAFETY: C did not take the adapter; it is still ours.
-        drop(unsafe { Box::from_raw(adapter) });
-    }
-    p
+    })
 }
 
-static VTABLE: sys::llama_sampler_i = sys::llama_sampler_i {
-    name: Some(name_cb),
-    accept: Some(accept_cb),
-    apply: Some(apply_cb),
-    reset: Some(reset_cb),
-    clone: Some(clone_cb),
-    free: Some(free_cb),
-    backend_init: None,
-    backend_accept: None,
-    backend_apply: None,
-    backend_set_input: None,
-    backend_reset: None,
-    copy_state: None,
-};
-
-/// # Safety
-/// `smpl` must be a live sampler made by [`new_raw`], not mutably borrowed for `'a`.
-unsafe fn adapter<'a>(smpl: *const sys::llama_sampler) -> &'a Adapter {
-    // SAFETY: per the contract, `ctx` is the Box'd adapter `new_raw` stored.
-    unsafe { &*(*smpl).ctx.cast::<Adapter>() }
-}
-
-/// # Safety
-/// As [`adapter`], and no other reference to it may exist for `'a`.
-unsafe fn adapter_mut<'a>(smpl: *mut sys::llama_sampler) -> &'a mut Adapter {
-    // SAFETY: per the contract.
-    unsafe { &mut *(*smpl).ctx.cast::<Adapter>() }
-}
-
-unsafe extern "C" fn name_cb(smpl: *const sys::llama_sampler) -> *const c_char {
-    // SAFETY: llama.cpp passes one of our live samplers.
-    unsafe { adapter(smpl) }.name.as_ptr()
-}
-
-unsafe extern "C" fn apply_cb(
-    smpl: *mut sys::llama_sampler,
-    cur_p: *mut sys::llama_token_data_array,
-) {
-    // SAFETY: llama.cpp passes one of our live samplers; callbacks run on the thread
-    // holding `&mut SamplerChain`, so nothing else touches the adapter meanwhile.
-    let a = unsafe { adapter_mut(smpl) };
-    // SAFETY: llama.cpp passes a valid candidate array for the duration of the call.
-    let Some(raw) = (unsafe { cur_p.as_mut() }) else {
-        return;
-    };
-    if raw.size == 0 || raw.data.is_null() {
-        return;
-    }
-    if !a.check_poisoned() {
-        a.guard("apply", |inner| {
-            // SAFETY: `raw` has `size >= 1` entries built by llama.cpp from the vocabulary
-            // (ids in range), exclusively ours until the callback returns.
-            let mut view = unsafe { TokenDataArray::from_raw(raw) };
-            inner.apply(&mut view);
-        });
-    }
-    // Also when poisoned: a chain ending here must still get a valid selection.
-    if a.selects && !(0..raw.size as i64).contains(&raw.selected) {
-        if a.poisoned.is_none() {
-            record(a.error("selects() is true but apply selected no candidate".into()));
-        }
-        raw.selected = 0;
-    }
-}
-
-unsafe extern "C" fn accept_cb(smpl: *mut sys::llama_sampler, token: sys::llama_token) {
-    // SAFETY: as in `apply_cb`.
-    let a = unsafe { adapter_mut(smpl) };
-    if a.check_poisoned() {
-        return;
-    }
-    // The chain only accepts ids it sampled or checked against the vocabulary.
-    a.guard("accept", |inner| inner.accept(Token::from_candidate(token)));
-}
-
-unsafe extern "C" fn reset_cb(smpl: *mut sys::llama_sampler) {
-    // SAFETY: as in `apply_cb`.
-    let a = unsafe { adapter_mut(smpl) };
-    a.poisoned = None;
-    a.guard("reset", |inner| inner.reset());
+/// Wraps `inner` in a new `llama_sampler` (`None` only if llama.cpp fails to allocate).
+pub(crate) fn new_raw(
+    inner: Box<dyn CustomSampler>,
+    name: CString,
+    selects: bool,
+) -> Option<RawSampler<'static>> {
+    RawSampler::custom(adapter(inner, name, selects, None))
 }
 
 /// A stand-in behind a clone that was refused; it is poisoned, so never applied.
@@ -283,46 +264,4 @@ struct Refused;
 
 impl CustomSampler for Refused {
     fn apply(&mut self, _candidates: &mut TokenDataArray<'_>) {}
-}
-
-unsafe extern "C" fn clone_cb(smpl: *const sys::llama_sampler) -> *mut sys::llama_sampler {
-    // SAFETY: llama.cpp passes one of our live samplers; `&SamplerChain` excludes writers.
-    let a = unsafe { adapter(smpl) };
-    let cloned = match &a.poisoned {
-        Some(m) => Err(format!("cannot clone: disabled by an earlier panic ({m})")),
-        None => match catch_unwind(AssertUnwindSafe(|| a.inner.clone_sampler())) {
-            Ok(Some(inner)) => Ok(inner),
-            Ok(None) => Err("does not support cloning (clone_sampler returned None)".into()),
-            Err(payload) => {
-                let m = format!(
-                    "panicked in clone_sampler: {}",
-                    payload_text(payload.as_ref())
-                );
-                drop_quietly(payload);
-                Err(m)
-            }
-        },
-    };
-    // Never NULL to C (a chain would store it and crash later): a refused clone is a
-    // poisoned stand-in, and the recorded error makes `try_clone` discard the copy.
-    match cloned {
-        Ok(inner) => new_raw(inner, a.name.clone(), a.selects, None),
-        Err(m) => {
-            record(a.error(m.clone()));
-            new_raw(Box::new(Refused), a.name.clone(), a.selects, Some(m))
-        }
-    }
-}
-
-unsafe extern "C" fn free_cb(smpl: *mut sys::llama_sampler) {
-    // SAFETY: llama.cpp passes one of our samplers, once, right before deleting it.
-    let ctx = unsafe { (*smpl).ctx };
-    if ctx.is_null() {
-        return;
-    }
-    // SAFETY: `ctx` is the Box `new_raw` leaked; nothing uses it after `free`.
-    let adapter = unsafe { Box::from_raw(ctx.cast::<Adapter>()) };
-    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(adapter))) {
-        drop_quietly(payload);
-    }
 }

@@ -22,6 +22,11 @@ pub enum Error {
         /// Why (file missing, cancelled, or llama.cpp's log lines).
         reason: String,
     },
+    /// Building a model in memory ([`Model::from_metadata`](crate::Model::from_metadata))
+    /// failed: the metadata checks refused it, the fill callback returned an error or left a
+    /// tensor unwritten, or llama.cpp refused the model.
+    #[error("cannot build the model in memory: {0}")]
+    ModelBuild(String),
     /// A token id outside the vocabulary.
     #[error("token id {id} is outside the vocabulary (n_vocab = {n_vocab})")]
     InvalidToken {
@@ -127,8 +132,9 @@ pub enum Error {
     /// batch was decoded; for a model load, the load was cancelled.
     #[error("the {callback} callback panicked: {message}")]
     CallbackPanicked {
-        /// Which callback: `progress` (model load), `graph` (a context's graph observer or
-        /// timer) or `mtp capture`.
+        /// Which callback: `progress` (model load), `set_tensor_data` (the fill callback of
+        /// [`Model::from_metadata`](crate::Model::from_metadata)), `graph` (a context's graph
+        /// observer or timer) or `mtp capture`.
         callback: &'static str,
         /// The panic's message.
         message: String,

@@ -11,10 +11,6 @@
 //! `minimum`/`maximum`/`exclusiveMinimum`/`exclusiveMaximum`. Keywords it does
 //! not know are ignored, so the grammar may accept more than the schema does.
 
-use std::ffi::CStr;
-
-use llamacpp_sys as sys;
-
 use crate::error::{Error, Result};
 
 /// Longest schema text accepted, in bytes. The converter's regexes recurse
@@ -74,25 +70,10 @@ pub fn json_schema_to_grammar(schema: &str) -> Result<String> {
 }
 
 fn convert(schema: &str) -> Result<String> {
-    let mut out: *mut std::ffi::c_char = std::ptr::null_mut();
-    // SAFETY: `schema` is valid for its length; the shim catches every C++ exception and
-    // always sets `out` (NULL or a malloc'd string we free below).
-    let rc = unsafe {
-        sys::llama_sys_json_schema_to_grammar(schema.as_ptr().cast(), schema.len(), &mut out)
-    };
-    if out.is_null() {
-        return Err(Error::JsonSchema("out of memory".into()));
-    }
-    // SAFETY: the shim returned a NUL-terminated string it allocated.
-    let text = unsafe { CStr::from_ptr(out) }
-        .to_string_lossy()
-        .into_owned();
-    // SAFETY: `out` came from the shim's allocator and is freed once.
-    unsafe { sys::llama_sys_string_free(out) };
-    if rc == 0 {
-        Ok(text)
-    } else {
-        Err(Error::JsonSchema(text))
+    match crate::raw::shim::json_schema_to_grammar(schema) {
+        None => Err(Error::JsonSchema("out of memory".into())),
+        Some(Ok(text)) => Ok(text),
+        Some(Err(message)) => Err(Error::JsonSchema(message)),
     }
 }
 

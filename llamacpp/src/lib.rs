@@ -2,7 +2,6 @@
 
 pub mod backend;
 mod batch;
-mod boundary;
 mod candidates;
 pub mod chat;
 mod checkpoint;
@@ -22,6 +21,7 @@ mod panic;
 mod params;
 mod probe;
 pub mod prompt_cache;
+mod raw;
 #[cfg(feature = "rpc")]
 pub mod rpc;
 mod sampler;
@@ -38,7 +38,7 @@ pub use context::{Context, Perf};
 pub use custom_sampler::CustomSampler;
 pub use error::{Error, Result};
 pub use lora::LoraAdapter;
-pub use model::{Model, ModelParams};
+pub use model::{Model, ModelParams, TensorData};
 pub use model_params::{
     KV_OVERRIDE_MAX_LEN, KvOverride, LazyMode, LoadMode, SplitMode, max_devices,
 };
@@ -50,5 +50,9 @@ pub use probe::{ProbeFailure, ProbeOptions, ProbeReport};
 pub use sampler::{SamplerBuilder, SamplerChain};
 pub use vocab::{Token, Utf8Decoder, Vocab};
 
+/// The shared GGUF and ggml-type layer this crate's API takes: [`Model::from_metadata`] takes
+/// a [`llamacpp_ggml::gguf::Gguf`], [`TensorData::tensor_type`] gives a
+/// [`llamacpp_ggml::TensorType`].
+pub use llamacpp_ggml;
 /// What the linked llama.cpp is: upstream version, variant and applied patches.
 pub use llamacpp_sys::build_info;

@@ -6,9 +6,7 @@
 //! a clone of every adapter it applies, so dropping the caller's handle while a
 //! context still computes with it frees nothing.
 
-use std::ffi::c_char;
 use std::path::Path;
-use std::ptr::NonNull;
 use std::sync::Arc;
 
 use llamacpp_sys as sys;
@@ -16,32 +14,30 @@ use llamacpp_sys as sys;
 use crate::backend;
 use crate::context::Context;
 use crate::error::{Error, Result, c_string};
-use crate::model::{Model, read_string};
+use crate::model::Model;
+use crate::raw::adapter::{self, RawAdapter};
 use crate::vocab::Token;
 
 /// The owned C adapter; freed when the last [`LoraAdapter`] clone goes.
 struct Handle<'m> {
-    ptr: NonNull<sys::llama_adapter_lora>,
+    /// Always `Some` until dropped (taken in `Drop`, to free or leak it).
+    raw: Option<RawAdapter<'m>>,
     model: &'m Model,
 }
 
-// SAFETY: an adapter is immutable after loading (contexts only read its tensors);
-// freeing it writes the model's adapter set, which Drop does under the model's lock.
-unsafe impl Send for Handle<'_> {}
-// SAFETY: as above: shared use only reads.
-unsafe impl Sync for Handle<'_> {}
-
 impl Drop for Handle<'_> {
     fn drop(&mut self) {
+        let raw = self.raw.take();
         // Dropped by a callback running inside a decode or context creation on this model
         // (which holds the lock for reading), waiting for the write lock would never end:
         // the adapter is leaked instead of freed.
         let Ok(_guard) = crate::context::adapters_write(self.model) else {
+            std::mem::forget(raw);
             return;
         };
-        // SAFETY: we own the adapter; the model is alive ('m), and no context uses it any
-        // more (each context holds a clone of the handles it applies).
-        unsafe { sys::llama_adapter_lora_free(self.ptr.as_ptr()) }
+        // Freed under the lock; no context uses it any more (each context holds a clone
+        // of the handles it applies).
+        drop(raw);
     }
 }
 
@@ -112,12 +108,8 @@ impl<'m> LoraAdapter<'m> {
         let c_path = crate::error::path_c_string(path)?;
         check_metadata(&c_path).map_err(fail)?;
         let _guard = crate::context::adapters_write(model)?;
-        // SAFETY: valid model and NUL-terminated path; llama.cpp catches its own
-        // exceptions and returns NULL; the adapter set is written under the lock.
-        let (ptr, log) = backend::capture_log(|| unsafe {
-            sys::llama_adapter_lora_init(model.as_ptr(), c_path.as_ptr())
-        });
-        let ptr = NonNull::new(ptr).ok_or_else(|| {
+        let (raw, log) = backend::capture_log(|| RawAdapter::load(model.raw(), &c_path));
+        let raw = raw.ok_or_else(|| {
             fail(if log.is_empty() {
                 "llama.cpp rejected the adapter".into()
             } else {
@@ -125,12 +117,16 @@ impl<'m> LoraAdapter<'m> {
             })
         })?;
         Ok(Self {
-            handle: Arc::new(Handle { ptr, model }),
+            handle: Arc::new(Handle {
+                raw: Some(raw),
+                model,
+            }),
         })
     }
 
-    pub(crate) fn as_ptr(&self) -> *mut sys::llama_adapter_lora {
-        self.handle.ptr.as_ptr()
+    /// The raw adapter handle.
+    fn raw(&self) -> Option<&RawAdapter<'m>> {
+        self.handle.raw.as_ref()
     }
 
     /// The model this adapter belongs to.
@@ -141,28 +137,16 @@ impl<'m> LoraAdapter<'m> {
     /// One scalar metadata value as a string (arrays are not available).
     pub fn meta(&self, key: &str) -> Option<String> {
         let key = c_string(key).ok()?;
-        // SAFETY: valid adapter and key; the closure fills at most `len` bytes.
-        read_string(|buf: *mut c_char, len| unsafe {
-            sys::llama_adapter_meta_val_str(self.as_ptr(), key.as_ptr(), buf, len)
-        })
+        self.raw()?.meta(&key)
     }
 
     /// Every scalar metadata key and value.
     pub fn metadata(&self) -> Vec<(String, String)> {
-        // SAFETY: valid adapter.
-        let n = unsafe { sys::llama_adapter_meta_count(self.as_ptr()) };
-        (0..n)
-            .filter_map(|i| {
-                // SAFETY: i < count; the closures fill at most `len` bytes.
-                let k = read_string(|b, l| unsafe {
-                    sys::llama_adapter_meta_key_by_index(self.as_ptr(), i, b, l)
-                })?;
-                // SAFETY: as above.
-                let v = read_string(|b, l| unsafe {
-                    sys::llama_adapter_meta_val_str_by_index(self.as_ptr(), i, b, l)
-                })?;
-                Some((k, v))
-            })
+        let Some(raw) = self.raw() else {
+            return Vec::new();
+        };
+        (0..raw.meta_count())
+            .filter_map(|i| raw.meta_by_index(i))
             .collect()
     }
 
@@ -176,20 +160,9 @@ impl<'m> LoraAdapter<'m> {
     /// The invocation tokens of an activated LoRA (empty for a plain LoRA). Ids
     /// outside the model's vocabulary are an error.
     pub fn alora_invocation_tokens(&self) -> Result<Vec<Token>> {
-        // SAFETY: valid adapter.
-        let n = unsafe { sys::llama_adapter_get_alora_n_invocation_tokens(self.as_ptr()) };
-        if n == 0 {
-            return Ok(Vec::new());
-        }
-        // SAFETY: valid adapter; with n > 0 the pointer is its vector's data of n ids,
-        // alive as long as the adapter.
-        let ids = unsafe {
-            let p = sys::llama_adapter_get_alora_invocation_tokens(self.as_ptr());
-            if p.is_null() {
-                return Ok(Vec::new());
-            }
-            std::slice::from_raw_parts(p, n as usize)
-        };
+        let ids = self
+            .raw()
+            .map_or(&[][..], RawAdapter::alora_invocation_tokens);
         let vocab = self.model().vocab();
         ids.iter().map(|&id| vocab.token(id)).collect()
     }
@@ -215,20 +188,13 @@ impl<'m> Context<'m> {
                 return Err(Error::AdapterListedTwice);
             }
         }
-        let mut ptrs: Vec<*mut sys::llama_adapter_lora> =
-            adapters.iter().map(|(a, _)| a.as_ptr()).collect();
-        let mut scales: Vec<f32> = adapters.iter().map(|(_, s)| *s).collect();
-        // SAFETY: valid context; `ptrs` and `scales` both hold adapters.len() entries
-        // (non-NULL even when empty), every adapter belongs to this model and stays
-        // alive through the clones stored below.
-        unsafe {
-            sys::llama_set_adapters_lora(
-                self.raw_ptr(),
-                ptrs.as_mut_ptr(),
-                ptrs.len(),
-                scales.as_mut_ptr(),
-            )
-        };
+        let raws: Vec<&RawAdapter<'m>> = adapters.iter().filter_map(|(a, _)| a.raw()).collect();
+        let scales: Vec<f32> = adapters.iter().map(|(_, s)| *s).collect();
+        // Every adapter was checked to belong to this model above; each stays alive
+        // through the clones stored below.
+        if !adapter::set_lora_adapters(self, &raws, &scales) {
+            return Err(Error::AdapterModel);
+        }
         // Replace the kept clones only now: the context no longer points at old ones.
         self.loras = adapters.iter().map(|(a, _)| (*a).clone()).collect();
         Ok(())

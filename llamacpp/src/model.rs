@@ -1,31 +1,24 @@
 //! Loaded models: [`Model`] owns a `llama_model`, [`ModelParams`] configures loading.
 
-use std::ffi::{c_char, c_void};
 use std::path::Path;
-use std::ptr::NonNull;
 use std::sync::RwLock;
 
 use llamacpp_sys as sys;
 
-use crate::backend::{self, cstr_lossy};
+use crate::backend;
 use crate::error::{Error, Result, c_string};
+use crate::raw::model::{LoadParams, ProgressFn, RawModel};
 use crate::vocab::Vocab;
 
 pub use crate::model_params::ModelParams;
+pub use from_metadata::TensorData;
 
-type ProgressFn = Box<dyn FnMut(f32) -> bool + Send>;
-
-extern "C" fn progress_trampoline(p: f32, user: *mut c_void) -> bool {
-    // SAFETY: `user` is the `&mut ProgressFn` passed by `Model::load`, alive for the call.
-    let f = unsafe { &mut *user.cast::<ProgressFn>() };
-    // A panic must not unwind into C: it cancels the load, which then reports it.
-    crate::panic::catch("progress", || f(p)).unwrap_or(false)
-}
+mod from_metadata;
 
 /// A loaded model. Contexts borrow it; it is `Send + Sync`, so several threads
 /// can each run their own context on one model.
 pub struct Model {
-    ptr: NonNull<sys::llama_model>,
+    raw: RawModel,
     /// llama.cpp keeps the model's LoRA adapters in an unsynchronised set that
     /// loading/freeing an adapter writes and building a context's graph reads:
     /// adapter load and free take it for writing, context creation and decode
@@ -46,7 +39,7 @@ pub struct Model {
 
 // SAFETY: a llama_model is immutable after loading; llama.cpp creates contexts
 // from it concurrently (each context has its own state), and freeing it needs
-// exclusive ownership, which Drop has.
+// exclusive ownership, which Drop (of `RawModel`) has.
 unsafe impl Send for Model {}
 // SAFETY: as above: shared access only reads the model, except the LoRA adapter set,
 // which is written and read only under `adapters_lock`.
@@ -57,13 +50,6 @@ impl std::fmt::Debug for Model {
         f.debug_struct("Model")
             .field("desc", &self.description())
             .finish()
-    }
-}
-
-impl Drop for Model {
-    fn drop(&mut self) {
-        // SAFETY: we own the pointer; borrows (contexts, vocab) ended before drop.
-        unsafe { sys::llama_model_free(self.ptr.as_ptr()) }
     }
 }
 
@@ -86,36 +72,24 @@ impl Model {
             }
         })?;
         let mut progress: Option<ProgressFn> = params.progress.take();
-        let mut raw = params.raw_for_load();
-        if let Some(f) = progress.as_mut() {
-            raw.progress_callback = Some(progress_trampoline);
-            raw.progress_callback_user_data = (f as *mut ProgressFn).cast();
-        }
+        let load_params = LoadParams::new(&mut params);
         #[cfg(feature = "rpc")]
-        // SAFETY: `raw.devices` is NULL or the NULL-terminated list `params` owns, of
-        // devices `ModelParams::devices` looked up in the registry.
-        let rpc_endpoints = unsafe { crate::rpc::model_endpoints(raw.devices) };
-        let mut loaded = (std::ptr::null_mut(), String::new());
+        let rpc_endpoints = load_params.rpc_endpoints();
+        let mut loaded = (None, String::new());
         let panicked = crate::panic::guarded(|| {
-            // SAFETY: the path is NUL-terminated; the progress closure and the arrays `raw`
-            // points into (owned by `params`, untouched until after the call) outlive the call.
-            loaded = backend::capture_log(|| unsafe {
-                sys::llama_model_load_from_file(c_path.as_ptr(), raw)
-            });
+            loaded =
+                backend::capture_log(|| RawModel::load(&c_path, &load_params, progress.as_mut()));
         });
         drop(progress);
         drop(params);
-        let (ptr, log) = loaded;
+        let (raw, log) = loaded;
         if let Err(e) = panicked {
             // The callback answered "cancel", so llama.cpp returns NULL; a model it returned
-            // anyway is freed, since the load is reported as failed.
-            if !ptr.is_null() {
-                // SAFETY: a model llama.cpp just returned, owned by nothing else.
-                unsafe { sys::llama_model_free(ptr) };
-            }
+            // anyway is freed (dropped here), since the load is reported as failed.
+            drop(raw);
             return Err(e);
         }
-        let Some(ptr) = NonNull::new(ptr) else {
+        let Some(raw) = raw else {
             // A connection that failed during the load: say which server (while another
             // model keeps that connection; otherwise the log tells).
             #[cfg(feature = "rpc")]
@@ -130,13 +104,11 @@ impl Model {
             });
         };
         let model = Model {
-            ptr,
+            // A model just loaded: no context can have rewritten `n_ctx_train` yet.
+            position_rows: facts.learned_positions.then(|| raw.n_ctx_train()),
+            raw,
             adapters_lock: RwLock::new(()),
             fingerprint: std::sync::OnceLock::new(),
-            // SAFETY: a model just loaded; no context can have rewritten it yet.
-            position_rows: facts
-                .learned_positions
-                .then(|| unsafe { sys::llama_model_n_ctx_train(ptr.as_ptr()) }),
             #[cfg(feature = "rpc")]
             rpc_endpoints,
         };
@@ -153,118 +125,93 @@ impl Model {
     }
 
     pub(crate) fn as_ptr(&self) -> *mut sys::llama_model {
-        self.ptr.as_ptr()
+        self.raw.as_ptr()
+    }
+
+    /// The raw model handle.
+    pub(crate) fn raw(&self) -> &RawModel {
+        &self.raw
     }
 
     /// The model's vocabulary.
     pub fn vocab(&self) -> Vocab<'_> {
-        // SAFETY: the model is valid; the vocab lives as long as the model.
-        let ptr = unsafe { sys::llama_model_get_vocab(self.as_ptr()) };
-        Vocab::new(ptr)
+        Vocab::new(self.raw.vocab())
     }
 
     /// Short description, e.g. `qwen3next 80B.A3B Q4_0`.
     pub fn description(&self) -> String {
-        // SAFETY: valid model; the closure fills at most `len` bytes.
-        read_string(|buf, len| unsafe { sys::llama_model_desc(self.as_ptr(), buf, len) })
-            .unwrap_or_default()
+        self.raw.desc().unwrap_or_default()
     }
 
     /// Total size of all tensors in bytes.
     pub fn size(&self) -> u64 {
-        // SAFETY: valid model.
-        unsafe { sys::llama_model_size(self.as_ptr()) }
+        self.raw.size()
     }
 
     /// Number of parameters.
     pub fn n_params(&self) -> u64 {
-        // SAFETY: valid model.
-        unsafe { sys::llama_model_n_params(self.as_ptr()) }
+        self.raw.n_params()
     }
 
     /// Context length the model was trained with.
     pub fn n_ctx_train(&self) -> i32 {
         // Creating a YaRN context may rewrite this value (under the write lock).
         let _guard = crate::context::adapters_read(self);
-        // SAFETY: valid model.
-        unsafe { sys::llama_model_n_ctx_train(self.as_ptr()) }
+        self.raw.n_ctx_train()
     }
 
     /// Embedding size.
     pub fn n_embd(&self) -> i32 {
-        // SAFETY: valid model.
-        unsafe { sys::llama_model_n_embd(self.as_ptr()) }
+        self.raw.n_embd()
     }
 
     /// Number of layers.
     pub fn n_layer(&self) -> i32 {
-        // SAFETY: valid model.
-        unsafe { sys::llama_model_n_layer(self.as_ptr()) }
+        self.raw.n_layer()
     }
 
     /// Number of attention heads.
     pub fn n_head(&self) -> i32 {
-        // SAFETY: valid model.
-        unsafe { sys::llama_model_n_head(self.as_ptr()) }
+        self.raw.n_head()
     }
 
     /// Number of key/value heads (fewer than [`Model::n_head`] with grouped-query attention).
     pub fn n_head_kv(&self) -> i32 {
-        // SAFETY: valid model.
-        unsafe { sys::llama_model_n_head_kv(self.as_ptr()) }
+        self.raw.n_head_kv()
     }
 
     /// How llama.cpp rotates positions for this architecture: one of the
     /// `llamacpp_sys::LLAMA_ROPE_TYPE_*` values (`NONE` for models without RoPE,
     /// `NORM` for llama, `NEOX` for qwen3next, `IMROPE` for qwen35moe, ...).
     pub fn rope_type(&self) -> i32 {
-        // SAFETY: valid model.
-        unsafe { sys::llama_model_rope_type(self.as_ptr()) }
+        self.raw.rope_type()
     }
 
     /// Whether the model has recurrent state (Mamba, RWKV, ...).
     pub fn is_recurrent(&self) -> bool {
-        // SAFETY: valid model.
-        unsafe { sys::llama_model_is_recurrent(self.as_ptr()) }
+        self.raw.is_recurrent()
     }
 
     /// Whether the model mixes attention and recurrent layers (Qwen3-Next, ...).
     pub fn is_hybrid(&self) -> bool {
-        // SAFETY: valid model.
-        unsafe { sys::llama_model_is_hybrid(self.as_ptr()) }
+        self.raw.is_hybrid()
     }
 
     /// Whether the model has an encoder (T5-style).
     pub fn has_encoder(&self) -> bool {
-        // SAFETY: valid model.
-        unsafe { sys::llama_model_has_encoder(self.as_ptr()) }
+        self.raw.has_encoder()
     }
 
     /// The value of one metadata key, e.g. `general.architecture`.
     pub fn meta(&self, key: &str) -> Option<String> {
         let key = c_string(key).ok()?;
-        // SAFETY: valid model and key; the closure fills at most `len` bytes.
-        read_string(|buf, len| unsafe {
-            sys::llama_model_meta_val_str(self.as_ptr(), key.as_ptr(), buf, len)
-        })
+        self.raw.meta(&key)
     }
 
     /// Every metadata key and value, in file order.
     pub fn metadata(&self) -> Vec<(String, String)> {
-        // SAFETY: valid model.
-        let n = unsafe { sys::llama_model_meta_count(self.as_ptr()) };
-        (0..n)
-            .filter_map(|i| {
-                // SAFETY: i < meta_count; the closures fill at most `len` bytes.
-                let k = read_string(|b, l| unsafe {
-                    sys::llama_model_meta_key_by_index(self.as_ptr(), i, b, l)
-                })?;
-                // SAFETY: as above.
-                let v = read_string(|b, l| unsafe {
-                    sys::llama_model_meta_val_str_by_index(self.as_ptr(), i, b, l)
-                })?;
-                Some((k, v))
-            })
+        (0..self.raw.meta_count())
+            .filter_map(|i| self.raw.meta_by_index(i))
             .collect()
     }
 
@@ -276,32 +223,6 @@ impl Model {
     /// The model's chat template (the default one, or a named one), if it has one.
     pub fn chat_template(&self, name: Option<&str>) -> Option<String> {
         let name = name.map(c_string).transpose().ok()?;
-        // SAFETY: valid model; name is NULL or NUL-terminated; returns NULL or a string owned by the model.
-        let p = unsafe {
-            sys::llama_model_chat_template(
-                self.as_ptr(),
-                name.as_ref().map_or(std::ptr::null(), |n| n.as_ptr()),
-            )
-        };
-        // SAFETY: p is NULL or a valid NUL-terminated string.
-        (!p.is_null()).then(|| unsafe { cstr_lossy(p) })
-    }
-}
-
-/// Calls a C "write into buf of len, return needed length" function, growing
-/// the buffer once if needed. Returns `None` when the function reports an error.
-pub(crate) fn read_string(mut f: impl FnMut(*mut c_char, usize) -> i32) -> Option<String> {
-    let mut buf = vec![0u8; 256];
-    loop {
-        let n = f(buf.as_mut_ptr().cast(), buf.len());
-        if n < 0 {
-            return None;
-        }
-        let n = n as usize;
-        if n < buf.len() {
-            buf.truncate(n);
-            return Some(String::from_utf8_lossy(&buf).into_owned());
-        }
-        buf.resize(n + 1, 0);
+        self.raw.chat_template(name.as_deref())
     }
 }

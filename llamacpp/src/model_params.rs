@@ -11,6 +11,8 @@ use llamacpp_sys as sys;
 
 use crate::backend;
 use crate::error::{Error, Result};
+use crate::raw::backend::{RawDevice, cpu_buffer_type};
+use crate::raw::model::{default_params, max_tensor_buft_overrides};
 
 /// How a model is split across several GPUs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,12 +94,16 @@ type ProgressFn = Box<dyn FnMut(f32) -> bool + Send>;
 pub struct ModelParams {
     raw: sys::llama_model_params,
     pub(crate) progress: Option<ProgressFn>,
-    /// `Some`: an explicit device list (NULL-terminated when handed to C).
-    devices: Option<Vec<sys::ggml_backend_dev_t>>,
+    /// `Some`: an explicit device list.
+    devices: Option<Vec<RawDevice>>,
+    /// The C array built from `devices` at load time, NULL-terminated.
+    device_array: Vec<sys::ggml_backend_dev_t>,
     /// `Some`: exactly `llama_max_devices()` proportions.
     tensor_split: Option<Vec<f32>>,
-    /// Overrides without the terminating empty-key entry.
-    kv_overrides: Vec<sys::llama_model_kv_override>,
+    /// Metadata overrides by key, each key and string value checked to fit a C array.
+    kv_overrides: Vec<(String, KvOverride)>,
+    /// The C array built from `kv_overrides` at load time, ended by an empty key.
+    kv_override_array: Vec<sys::llama_model_kv_override>,
     /// Tensor-name patterns and the buffer type their tensors go to (NULL = host CPU).
     buft_overrides: Vec<(CString, sys::ggml_backend_buffer_type_t)>,
     /// The C array built from `buft_overrides` at load time, NULL-pattern terminated.
@@ -107,14 +113,14 @@ pub struct ModelParams {
 impl Default for ModelParams {
     fn default() -> Self {
         backend::init();
-        // SAFETY: returns a plain struct by value.
-        let raw = unsafe { sys::llama_model_default_params() };
         Self {
-            raw,
+            raw: default_params(),
             progress: None,
             devices: None,
+            device_array: Vec::new(),
             tensor_split: None,
             kv_overrides: Vec::new(),
+            kv_override_array: Vec::new(),
             buft_overrides: Vec::new(),
             buft_override_array: Vec::new(),
         }
@@ -143,12 +149,11 @@ impl std::fmt::Debug for ModelParams {
 
 /// The most devices llama.cpp takes in a device list or tensor split.
 pub fn max_devices() -> usize {
-    // SAFETY: a constant getter.
-    unsafe { sys::llama_max_devices() }
+    crate::raw::model::max_devices()
 }
 
-/// Copies `s` into a fixed C char array, NUL-terminated; errors when it does not fit.
-fn fill_c_array(dst: &mut [c_char; 128], s: &str, what: &'static str) -> Result<()> {
+/// Errors when `s` does not fit a fixed 128-byte C char array with its terminating NUL.
+fn check_c_array(s: &str, what: &'static str) -> Result<()> {
     if s.as_bytes().contains(&0) {
         return Err(Error::Nul(s.to_string()));
     }
@@ -159,11 +164,43 @@ fn fill_c_array(dst: &mut [c_char; 128], s: &str, what: &'static str) -> Result<
             expected: format!("at most {KV_OVERRIDE_MAX_LEN} bytes"),
         });
     }
-    dst.fill(0);
-    for (d, &b) in dst.iter_mut().zip(s.as_bytes()) {
+    Ok(())
+}
+
+/// `s` in a fixed C char array, NUL-terminated (checked by [`check_c_array`] before).
+fn c_array(s: &str) -> [c_char; 128] {
+    let mut dst = [0 as c_char; 128];
+    for (d, &b) in dst[..KV_OVERRIDE_MAX_LEN].iter_mut().zip(s.as_bytes()) {
         *d = b as c_char;
     }
-    Ok(())
+    dst
+}
+
+/// One override in C form.
+fn c_kv_override(key: &str, value: &KvOverride) -> sys::llama_model_kv_override {
+    let mut o = sys::llama_model_kv_override {
+        key: c_array(key),
+        ..Default::default()
+    };
+    match value {
+        KvOverride::Int(v) => {
+            o.tag = sys::LLAMA_KV_OVERRIDE_TYPE_INT;
+            o.__bindgen_anon_1.val_i64 = *v;
+        }
+        KvOverride::Float(v) => {
+            o.tag = sys::LLAMA_KV_OVERRIDE_TYPE_FLOAT;
+            o.__bindgen_anon_1.val_f64 = *v;
+        }
+        KvOverride::Bool(v) => {
+            o.tag = sys::LLAMA_KV_OVERRIDE_TYPE_BOOL;
+            o.__bindgen_anon_1.val_bool = *v;
+        }
+        KvOverride::Str(s) => {
+            o.tag = sys::LLAMA_KV_OVERRIDE_TYPE_STR;
+            o.__bindgen_anon_1.val_str = c_array(s);
+        }
+    }
+    o
 }
 
 impl ModelParams {
@@ -251,15 +288,13 @@ impl ModelParams {
                 return Err(Error::Device(format!("{name} is listed twice")));
             }
             let c = crate::error::c_string(name)?;
-            // SAFETY: the registry is initialised; `c` is NUL-terminated; NULL when unknown.
-            let dev = unsafe { sys::ggml_backend_dev_by_name(c.as_ptr()) };
-            if dev.is_null() {
+            let Some(dev) = RawDevice::by_name(&c) else {
                 let known: Vec<String> = backend::devices().into_iter().map(|d| d.name).collect();
                 return Err(Error::Device(format!(
                     "no device named {name:?} (devices: {})",
                     known.join(", ")
                 )));
-            }
+            };
             list.push(dev);
         }
         self.devices = Some(list);
@@ -283,33 +318,14 @@ impl ModelParams {
                 expected: "at least 1 byte".into(),
             });
         }
-        // SAFETY: an all-zero llama_model_kv_override is valid plain data (tag 0, empty strings).
-        let mut o: sys::llama_model_kv_override = unsafe { std::mem::zeroed() };
-        fill_c_array(&mut o.key, key, "override key length")?;
-        match value {
-            KvOverride::Int(v) => {
-                o.tag = sys::LLAMA_KV_OVERRIDE_TYPE_INT;
-                o.__bindgen_anon_1.val_i64 = v;
-            }
-            KvOverride::Float(v) => {
-                o.tag = sys::LLAMA_KV_OVERRIDE_TYPE_FLOAT;
-                o.__bindgen_anon_1.val_f64 = v;
-            }
-            KvOverride::Bool(v) => {
-                o.tag = sys::LLAMA_KV_OVERRIDE_TYPE_BOOL;
-                o.__bindgen_anon_1.val_bool = v;
-            }
-            KvOverride::Str(s) => {
-                o.tag = sys::LLAMA_KV_OVERRIDE_TYPE_STR;
-                let mut buf = [0 as c_char; 128];
-                fill_c_array(&mut buf, &s, "override string length")?;
-                o.__bindgen_anon_1.val_str = buf;
-            }
+        check_c_array(key, "override key length")?;
+        if let KvOverride::Str(s) = &value {
+            check_c_array(s, "override string length")?;
         }
         // llama.cpp keeps the first of equal keys; replace so the last call wins.
-        match self.kv_overrides.iter_mut().find(|e| e.key == o.key) {
-            Some(slot) => *slot = o,
-            None => self.kv_overrides.push(o),
+        match self.kv_overrides.iter_mut().find(|(k, _)| k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.kv_overrides.push((key.to_string(), value)),
         }
         Ok(self)
     }
@@ -328,8 +344,7 @@ impl ModelParams {
     /// ```
     pub fn tensor_buffer_override(mut self, pattern: &str, device: Option<&str>) -> Result<Self> {
         backend::init();
-        // SAFETY: a constant getter.
-        let max = unsafe { sys::llama_max_tensor_buft_overrides() };
+        let max = max_tensor_buft_overrides();
         if self.buft_overrides.len() >= max {
             return Err(Error::OutOfRange {
                 what: "tensor buffer overrides",
@@ -342,13 +357,11 @@ impl ModelParams {
             None => std::ptr::null_mut(),
             Some(name) => {
                 let c = crate::error::c_string(name)?;
-                // SAFETY: the registry is initialised; `c` is NUL-terminated; NULL when unknown.
-                let dev = unsafe { sys::ggml_backend_dev_by_name(c.as_ptr()) };
-                if dev.is_null() {
+                let Some(dev) = RawDevice::by_name(&c) else {
                     return Err(Error::Device(format!("no device named {name:?}")));
-                }
-                // SAFETY: a valid device; its default buffer type lives as long as the process.
-                unsafe { sys::ggml_backend_dev_buffer_type(dev) }
+                };
+                // Its default buffer type lives as long as the process.
+                dev.buffer_type()
             }
         };
         self.buft_overrides.push((pattern, buft));
@@ -431,78 +444,53 @@ impl ModelParams {
 
     /// The value of an integer override of `key`, if one is set.
     pub(crate) fn int_override(&self, key: &str) -> Option<i64> {
-        let mut want = [0 as c_char; 128];
-        fill_c_array(&mut want, key, "key").ok()?;
-        self.kv_overrides
-            .iter()
-            .find(|o| o.key == want && o.tag == sys::LLAMA_KV_OVERRIDE_TYPE_INT)
-            // SAFETY: the tag says the union holds the integer.
-            .map(|o| unsafe { o.__bindgen_anon_1.val_i64 })
+        match self.override_value(key)? {
+            KvOverride::Int(v) => Some(v),
+            _ => None,
+        }
     }
 
     /// The override of `key`, of whatever type, if one is set (for the pre-load checks).
     pub(crate) fn override_value(&self, key: &str) -> Option<KvOverride> {
-        let mut want = [0 as c_char; 128];
-        fill_c_array(&mut want, key, "key").ok()?;
-        let o = self.kv_overrides.iter().find(|o| o.key == want)?;
-        // SAFETY: each arm reads the union member its tag says was written; the string
-        // is NUL-terminated (fill_c_array zero-fills the 128-byte array).
-        unsafe {
-            match o.tag {
-                sys::LLAMA_KV_OVERRIDE_TYPE_INT => {
-                    Some(KvOverride::Int(o.__bindgen_anon_1.val_i64))
-                }
-                sys::LLAMA_KV_OVERRIDE_TYPE_FLOAT => {
-                    Some(KvOverride::Float(o.__bindgen_anon_1.val_f64))
-                }
-                sys::LLAMA_KV_OVERRIDE_TYPE_BOOL => {
-                    Some(KvOverride::Bool(o.__bindgen_anon_1.val_bool))
-                }
-                sys::LLAMA_KV_OVERRIDE_TYPE_STR => Some(KvOverride::Str(backend::cstr_lossy(
-                    o.__bindgen_anon_1.val_str.as_ptr(),
-                ))),
-                _ => None,
-            }
-        }
+        let (_, value) = self.kv_overrides.iter().find(|(k, _)| k == key)?;
+        Some(value.clone())
     }
 
-    /// The C struct with its array pointers aimed at the arrays `self` owns (the
-    /// device list NULL-terminated, the overrides ended by an empty key, the tensor
-    /// overrides by a NULL pattern; the patterns are owned `CString`s). Valid
-    /// while `self` is neither moved out of nor changed.
+    /// The C struct with its array pointers aimed at arrays `self` owns (the device list
+    /// NULL-terminated, the overrides ended by an empty key, the tensor overrides by a
+    /// NULL pattern; the patterns are owned `CString`s). Valid while `self` is neither
+    /// moved out of nor changed, which `raw::model::LoadParams` ensures by borrowing it.
     pub(crate) fn raw_for_load(&mut self) -> sys::llama_model_params {
         let mut raw = self.raw;
-        if let Some(list) = self.devices.as_mut() {
-            if raw.split_mode == sys::LLAMA_SPLIT_MODE_TENSOR {
-                // Tensor parallelism over a host-memory device (the CPU) crashes in the
-                // first decode; llama.cpp's own device selection leaves such devices out,
-                // and so does this list. One left empty makes the load fail cleanly.
-                // SAFETY: a constant getter returning ggml's static host buffer type.
-                let host = unsafe { sys::ggml_backend_cpu_buffer_type() };
-                list.retain(|&d| {
-                    // SAFETY: every listed device came from the registry and lives as
-                    // long as the process.
-                    d.is_null() || unsafe { sys::ggml_backend_dev_buffer_type(d) } != host
-                });
-            }
-            if list.last().is_none_or(|d| !d.is_null()) {
-                list.push(std::ptr::null_mut());
-            }
-            raw.devices = list.as_mut_ptr();
+        if let Some(list) = self.devices.as_ref() {
+            // Tensor parallelism over a host-memory device (the CPU) crashes in the
+            // first decode; llama.cpp's own device selection leaves such devices out,
+            // and so does this list. One left empty makes the load fail cleanly.
+            let tensor = raw.split_mode == sys::LLAMA_SPLIT_MODE_TENSOR;
+            let host = tensor.then(cpu_buffer_type);
+            self.device_array = list
+                .iter()
+                .filter(|d| host.is_none_or(|h| d.buffer_type() != h))
+                .map(|d| d.as_ptr())
+                .chain(std::iter::once(std::ptr::null_mut()))
+                .collect();
+            raw.devices = self.device_array.as_mut_ptr();
         }
         if let Some(split) = self.tensor_split.as_ref() {
             raw.tensor_split = split.as_ptr();
         }
         if !self.kv_overrides.is_empty() {
-            if self.kv_overrides.last().is_none_or(|o| o.key[0] != 0) {
-                // SAFETY: all-zero is a valid override; its empty key ends the list.
-                self.kv_overrides.push(unsafe { std::mem::zeroed() });
-            }
-            raw.kv_overrides = self.kv_overrides.as_ptr();
+            // The default (all-zero) entry's empty key ends the list.
+            self.kv_override_array = self
+                .kv_overrides
+                .iter()
+                .map(|(k, v)| c_kv_override(k, v))
+                .chain(std::iter::once(sys::llama_model_kv_override::default()))
+                .collect();
+            raw.kv_overrides = self.kv_override_array.as_ptr();
         }
         if !self.buft_overrides.is_empty() {
-            // SAFETY: a constant getter returning ggml's static host buffer type.
-            let cpu = unsafe { sys::ggml_backend_cpu_buffer_type() };
+            let cpu = cpu_buffer_type();
             self.buft_override_array = self
                 .buft_overrides
                 .iter()

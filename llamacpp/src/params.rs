@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use llamacpp_ggml::TensorType;
 use llamacpp_sys as sys;
 
 use crate::backend;
@@ -34,49 +35,46 @@ pub enum CacheType {
 }
 
 impl CacheType {
-    pub(crate) fn raw(self) -> sys::ggml_type {
+    const ALL: [CacheType; 9] = [
+        CacheType::F32,
+        CacheType::F16,
+        CacheType::Bf16,
+        CacheType::Q8_0,
+        CacheType::Q4_0,
+        CacheType::Q4_1,
+        CacheType::Q5_0,
+        CacheType::Q5_1,
+        CacheType::Iq4Nl,
+    ];
+
+    /// The storage type in the shared ggml type table, which holds ggml's value and name.
+    fn tensor_type(self) -> TensorType {
         match self {
-            CacheType::F32 => sys::GGML_TYPE_F32,
-            CacheType::F16 => sys::GGML_TYPE_F16,
-            CacheType::Bf16 => sys::GGML_TYPE_BF16,
-            CacheType::Q8_0 => sys::GGML_TYPE_Q8_0,
-            CacheType::Q4_0 => sys::GGML_TYPE_Q4_0,
-            CacheType::Q4_1 => sys::GGML_TYPE_Q4_1,
-            CacheType::Q5_0 => sys::GGML_TYPE_Q5_0,
-            CacheType::Q5_1 => sys::GGML_TYPE_Q5_1,
-            CacheType::Iq4Nl => sys::GGML_TYPE_IQ4_NL,
+            CacheType::F32 => TensorType::F32,
+            CacheType::F16 => TensorType::F16,
+            CacheType::Bf16 => TensorType::BF16,
+            CacheType::Q8_0 => TensorType::Q8_0,
+            CacheType::Q4_0 => TensorType::Q4_0,
+            CacheType::Q4_1 => TensorType::Q4_1,
+            CacheType::Q5_0 => TensorType::Q5_0,
+            CacheType::Q5_1 => TensorType::Q5_1,
+            CacheType::Iq4Nl => TensorType::IQ4_NL,
         }
     }
 
-    /// Parses llama.cpp's names (`f16`, `q8_0`, ...).
+    pub(crate) fn raw(self) -> sys::ggml_type {
+        self.tensor_type().ggml()
+    }
+
+    /// Parses llama.cpp's names (`f16`, `q8_0`, ...), in any case.
     pub fn from_name(name: &str) -> Option<CacheType> {
-        Some(match name.to_ascii_lowercase().as_str() {
-            "f32" => CacheType::F32,
-            "f16" => CacheType::F16,
-            "bf16" => CacheType::Bf16,
-            "q8_0" => CacheType::Q8_0,
-            "q4_0" => CacheType::Q4_0,
-            "q4_1" => CacheType::Q4_1,
-            "q5_0" => CacheType::Q5_0,
-            "q5_1" => CacheType::Q5_1,
-            "iq4_nl" => CacheType::Iq4Nl,
-            _ => return None,
-        })
+        let lower = name.to_ascii_lowercase();
+        CacheType::ALL.into_iter().find(|c| c.name() == lower)
     }
 
     /// llama.cpp's name for the type.
     pub fn name(self) -> &'static str {
-        match self {
-            CacheType::F32 => "f32",
-            CacheType::F16 => "f16",
-            CacheType::Bf16 => "bf16",
-            CacheType::Q8_0 => "q8_0",
-            CacheType::Q4_0 => "q4_0",
-            CacheType::Q4_1 => "q4_1",
-            CacheType::Q5_0 => "q5_0",
-            CacheType::Q5_1 => "q5_1",
-            CacheType::Iq4Nl => "iq4_nl",
-        }
+        self.tensor_type().name()
     }
 }
 
@@ -234,8 +232,7 @@ impl Default for ThreadPoolOptions {
 impl Default for ContextParams {
     fn default() -> Self {
         backend::init();
-        // SAFETY: returns a plain struct by value.
-        let raw = unsafe { sys::llama_context_default_params() };
+        let raw = crate::raw::context::default_params();
         Self {
             raw,
             abort: None,
@@ -540,5 +537,22 @@ impl ContextParams {
     pub fn time_graph(mut self, f: impl FnMut(&GraphNode, Duration) + Send + 'static) -> Self {
         self.graph = Some(GraphCallback::Time(Box::new(f)));
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_type_names_are_ggmls_and_parse_back() {
+        for c in CacheType::ALL {
+            assert_eq!(CacheType::from_name(c.name()), Some(c));
+            assert_eq!(CacheType::from_name(&c.name().to_uppercase()), Some(c));
+        }
+        assert_eq!(CacheType::Iq4Nl.name(), "iq4_nl");
+        assert_eq!(CacheType::Q8_0.raw(), sys::GGML_TYPE_Q8_0);
+        assert_eq!(CacheType::Bf16.raw(), sys::GGML_TYPE_BF16);
+        assert_eq!(CacheType::from_name("q4_k"), None);
     }
 }

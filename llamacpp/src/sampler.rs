@@ -9,15 +9,14 @@
 
 use std::ffi::CString;
 use std::marker::PhantomData;
-use std::ptr::NonNull;
 
 use llamacpp_sys as sys;
 
 use crate::backend;
-use crate::boundary::ErrBuf;
 use crate::context::Context;
 use crate::custom_sampler::{self, CustomSampler};
 use crate::error::{Error, Result, c_string};
+use crate::raw::sampler::{RawChain, RawSampler};
 use crate::vocab::{Token, Vocab};
 
 /// An owned sampler chain. Build it with [`SamplerChain::builder`].
@@ -34,30 +33,15 @@ use crate::vocab::{Token, Vocab};
 /// # Ok(()) }
 /// ```
 pub struct SamplerChain<'v> {
-    ptr: NonNull<sys::llama_sampler>,
+    raw: RawChain<'v>,
     n_vocab: i32,
     /// Rust samplers in the chain: when non-zero, calls check for their errors.
     n_custom: usize,
     /// Where the chain's grammar samplers sit in it.
     grammars: Vec<i32>,
-    /// Set when a grammar rejected a token (llama.cpp threw while accepting it): its
-    /// state is gone, and llama.cpp asserts on the next use, so the chain refuses every
-    /// call but `reset` until then.
-    grammar_failed: bool,
     /// Tells end-of-generation tokens, which a grammar must be checked for before accepting.
     vocab: Vocab<'v>,
     _vocab: PhantomData<Vocab<'v>>,
-}
-
-// SAFETY: a sampler chain is plain heap state used by one thread at a time (`&mut self`);
-// the Rust samplers it owns are `Send`.
-unsafe impl Send for SamplerChain<'_> {}
-
-impl Drop for SamplerChain<'_> {
-    fn drop(&mut self) {
-        // SAFETY: we own the chain (which owns its samplers).
-        unsafe { sys::llama_sampler_free(self.ptr.as_ptr()) }
-    }
 }
 
 impl std::fmt::Debug for SamplerChain<'_> {
@@ -76,7 +60,8 @@ impl std::fmt::Debug for SamplerChain<'_> {
 /// ```
 pub struct SamplerBuilder<'v> {
     vocab: Vocab<'v>,
-    samplers: Vec<NonNull<sys::llama_sampler>>,
+    /// Samplers not yet in a chain (each freed on drop).
+    samplers: Vec<RawSampler<'v>>,
     selects: bool,
     n_custom: usize,
     /// Indices in `samplers` of the grammar samplers.
@@ -84,24 +69,15 @@ pub struct SamplerBuilder<'v> {
     error: Option<Error>,
 }
 
-impl Drop for SamplerBuilder<'_> {
-    fn drop(&mut self) {
-        for s in self.samplers.drain(..) {
-            // SAFETY: samplers not yet moved into a chain are still ours.
-            unsafe { sys::llama_sampler_free(s.as_ptr()) }
-        }
-    }
-}
-
 impl<'v> SamplerBuilder<'v> {
     fn push(
         mut self,
-        p: *mut sys::llama_sampler,
+        p: Option<RawSampler<'v>>,
         selects: bool,
         what: &'static str,
         log: String,
     ) -> Self {
-        match NonNull::new(p) {
+        match p {
             Some(p) => {
                 self.samplers.push(p);
                 self.selects = selects;
@@ -114,88 +90,60 @@ impl<'v> SamplerBuilder<'v> {
         self
     }
 
-    fn filter(self, p: *mut sys::llama_sampler, what: &'static str) -> Self {
+    fn filter(self, p: Option<RawSampler<'v>>, what: &'static str) -> Self {
         self.push(p, false, what, String::new())
     }
 
     /// Always the most likely token.
     pub fn greedy(self) -> Self {
-        // SAFETY: no preconditions.
-        let p = unsafe { sys::llama_sampler_init_greedy() };
+        let p = RawSampler::greedy();
         self.push(p, true, "greedy", String::new())
     }
 
     /// Samples from the distribution with a seeded RNG.
     pub fn dist(self, seed: u32) -> Self {
-        // SAFETY: no preconditions.
-        let p = unsafe { sys::llama_sampler_init_dist(seed) };
+        let p = RawSampler::dist(seed);
         self.push(p, true, "dist", String::new())
     }
 
     /// Keeps the `k` most likely tokens.
     pub fn top_k(self, k: i32) -> Self {
-        // SAFETY: no preconditions.
-        self.filter(unsafe { sys::llama_sampler_init_top_k(k) }, "top_k")
+        self.filter(RawSampler::top_k(k), "top_k")
     }
 
     /// Nucleus sampling.
     pub fn top_p(self, p: f32, min_keep: usize) -> Self {
-        // SAFETY: no preconditions.
-        self.filter(
-            unsafe { sys::llama_sampler_init_top_p(p, min_keep) },
-            "top_p",
-        )
+        self.filter(RawSampler::top_p(p, min_keep), "top_p")
     }
 
     /// Drops tokens below `p` times the top probability.
     pub fn min_p(self, p: f32, min_keep: usize) -> Self {
-        // SAFETY: no preconditions.
-        self.filter(
-            unsafe { sys::llama_sampler_init_min_p(p, min_keep) },
-            "min_p",
-        )
+        self.filter(RawSampler::min_p(p, min_keep), "min_p")
     }
 
     /// Locally typical sampling.
     pub fn typical(self, p: f32, min_keep: usize) -> Self {
-        // SAFETY: no preconditions.
-        self.filter(
-            unsafe { sys::llama_sampler_init_typical(p, min_keep) },
-            "typical",
-        )
+        self.filter(RawSampler::typical(p, min_keep), "typical")
     }
 
     /// Temperature.
     pub fn temp(self, t: f32) -> Self {
-        // SAFETY: no preconditions.
-        self.filter(unsafe { sys::llama_sampler_init_temp(t) }, "temp")
+        self.filter(RawSampler::temp(t), "temp")
     }
 
     /// Dynamic temperature.
     pub fn temp_ext(self, t: f32, delta: f32, exponent: f32) -> Self {
-        // SAFETY: no preconditions.
-        self.filter(
-            unsafe { sys::llama_sampler_init_temp_ext(t, delta, exponent) },
-            "temp_ext",
-        )
+        self.filter(RawSampler::temp_ext(t, delta, exponent), "temp_ext")
     }
 
     /// Exclude-top-choices sampling.
     pub fn xtc(self, p: f32, t: f32, min_keep: usize, seed: u32) -> Self {
-        // SAFETY: no preconditions.
-        self.filter(
-            unsafe { sys::llama_sampler_init_xtc(p, t, min_keep, seed) },
-            "xtc",
-        )
+        self.filter(RawSampler::xtc(p, t, min_keep, seed), "xtc")
     }
 
     /// Top-n-sigma.
     pub fn top_n_sigma(self, n: f32) -> Self {
-        // SAFETY: no preconditions.
-        self.filter(
-            unsafe { sys::llama_sampler_init_top_n_sigma(n) },
-            "top_n_sigma",
-        )
+        self.filter(RawSampler::top_n_sigma(n), "top_n_sigma")
     }
 
     /// Adaptive-p (selects): favours tokens near probability `target` (0..=1; negative
@@ -210,8 +158,7 @@ impl<'v> SamplerBuilder<'v> {
             });
             return s;
         }
-        // SAFETY: no preconditions (decay is clamped inside).
-        let p = unsafe { sys::llama_sampler_init_adaptive_p(target, decay, seed) };
+        let p = RawSampler::adaptive_p(target, decay, seed);
         self.push(p, true, "adaptive_p", String::new())
     }
 
@@ -228,9 +175,8 @@ impl<'v> SamplerBuilder<'v> {
             });
             return s;
         }
-        let vocab = self.vocab.as_ptr();
-        // SAFETY: vocab valid; the chain borrows the model, so the pointer outlives the sampler.
-        self.filter(unsafe { sys::llama_sampler_init_infill(vocab) }, "infill")
+        let p = RawSampler::infill(self.vocab);
+        self.filter(p, "infill")
     }
 
     /// A sampler written in Rust (see [`CustomSampler`] for how panics are
@@ -239,8 +185,8 @@ impl<'v> SamplerBuilder<'v> {
     pub fn custom(mut self, sampler: impl CustomSampler + 'static) -> Self {
         let name = custom_sampler::c_name(sampler.name());
         let selects = sampler.selects();
-        let p = custom_sampler::new_raw(Box::new(sampler), name, selects, None);
-        if !p.is_null() {
+        let p = custom_sampler::new_raw(Box::new(sampler), name, selects);
+        if p.is_some() {
             self.n_custom += 1;
         }
         self.push(p, selects, "custom sampler", String::new())
@@ -249,15 +195,13 @@ impl<'v> SamplerBuilder<'v> {
     /// Mirostat v1 (selects).
     pub fn mirostat(self, seed: u32, tau: f32, eta: f32, m: i32) -> Self {
         let n_vocab = self.vocab.n_tokens();
-        // SAFETY: no preconditions.
-        let p = unsafe { sys::llama_sampler_init_mirostat(n_vocab, seed, tau, eta, m) };
+        let p = RawSampler::mirostat(n_vocab, seed, tau, eta, m);
         self.push(p, true, "mirostat", String::new())
     }
 
     /// Mirostat v2 (selects).
     pub fn mirostat_v2(self, seed: u32, tau: f32, eta: f32) -> Self {
-        // SAFETY: no preconditions.
-        let p = unsafe { sys::llama_sampler_init_mirostat_v2(seed, tau, eta) };
+        let p = RawSampler::mirostat_v2(seed, tau, eta);
         self.push(p, true, "mirostat_v2", String::new())
     }
 
@@ -272,21 +216,10 @@ impl<'v> SamplerBuilder<'v> {
             return s;
         }
         let n_vocab = self.vocab.n_tokens();
-        let mut e = ErrBuf::new();
-        // SAFETY: arguments checked as the header requires; the shim catches the
-        // exception of a history buffer sized by `last_n` that cannot be allocated.
-        let p = unsafe {
-            sys::llama_sys_sampler_init_penalties(
-                n_vocab,
-                last_n,
-                repeat,
-                freq,
-                present,
-                e.ptr(),
-                e.len(),
-            )
-        };
-        self.push(p, false, "penalties", e.text())
+        let (p, log) = split(RawSampler::penalties(
+            n_vocab, last_n, repeat, freq, present,
+        ));
+        self.push(p, false, "penalties", log)
     }
 
     /// DRY ("don't repeat yourself") penalty.
@@ -307,25 +240,15 @@ impl<'v> SamplerBuilder<'v> {
                 return s;
             }
         };
-        let mut ptrs: Vec<*const std::ffi::c_char> = owned.iter().map(|c| c.as_ptr()).collect();
-        let vocab = self.vocab.as_ptr();
-        let mut e = ErrBuf::new();
-        // SAFETY: vocab valid; the breaker strings live until the call returns (copied
-        // inside); the shim catches exceptions (allocations sized by `last_n`, breakers).
-        let p = unsafe {
-            sys::llama_sys_sampler_init_dry(
-                vocab,
-                multiplier,
-                base,
-                allowed_length,
-                last_n,
-                ptrs.as_mut_ptr(),
-                ptrs.len(),
-                e.ptr(),
-                e.len(),
-            )
-        };
-        self.push(p, false, "dry", e.text())
+        let (p, log) = split(RawSampler::dry(
+            self.vocab,
+            multiplier,
+            base,
+            allowed_length,
+            last_n,
+            &owned,
+        ));
+        self.push(p, false, "dry", log)
     }
 
     /// Adds `bias` to the logits of the given tokens.
@@ -346,11 +269,7 @@ impl<'v> SamplerBuilder<'v> {
                 bias: *b,
             })
             .collect();
-        // SAFETY: token ids checked; `raw` valid for its length (copied inside).
-        self.filter(
-            unsafe { sys::llama_sampler_init_logit_bias(n_vocab, raw.len() as i32, raw.as_ptr()) },
-            "logit_bias",
-        )
+        self.filter(RawSampler::logit_bias(n_vocab, &raw), "logit_bias")
     }
 
     /// Constrains output to a GBNF grammar (rooted at `root`). A grammar that
@@ -380,22 +299,11 @@ impl<'v> SamplerBuilder<'v> {
             s.error.get_or_insert(e);
             return s;
         }
-        let vocab = self.vocab.as_ptr();
+        let vocab = self.vocab;
         let (p, log) = match lazy {
             None => {
-                let mut e = ErrBuf::new();
-                // SAFETY: vocab valid, strings NUL-terminated; llama.cpp catches parse errors
-                // and returns NULL, the shim catches the rest (allocations sized by the grammar).
-                let (p, log) = backend::capture_log(|| unsafe {
-                    sys::llama_sys_sampler_init_grammar(
-                        vocab,
-                        g.as_ptr(),
-                        r.as_ptr(),
-                        e.ptr(),
-                        e.len(),
-                    )
-                });
-                (p, join(log, e.text()))
+                let ((p, e), log) = backend::capture_log(|| RawSampler::grammar(vocab, &g, &r));
+                (p, join(log, e))
             }
             Some((patterns, tokens)) => {
                 let pats: Result<Vec<CString>> = patterns.iter().map(|p| c_string(p)).collect();
@@ -407,28 +315,14 @@ impl<'v> SamplerBuilder<'v> {
                         return s;
                     }
                 };
-                let mut pat_ptrs: Vec<*const std::ffi::c_char> =
-                    pats.iter().map(|c| c.as_ptr()).collect();
                 let ids: Vec<i32> = tokens.iter().map(|t| t.id()).collect();
-                let mut e = ErrBuf::new();
-                // SAFETY: all pointers valid for the call; the shim turns C++ exceptions (bad regex) into NULL.
-                let (p, log) = backend::capture_log(|| unsafe {
-                    sys::llama_sys_sampler_init_grammar_lazy_patterns(
-                        vocab,
-                        g.as_ptr(),
-                        r.as_ptr(),
-                        pat_ptrs.as_mut_ptr(),
-                        pat_ptrs.len(),
-                        ids.as_ptr(),
-                        ids.len(),
-                        e.ptr(),
-                        e.len(),
-                    )
+                let ((p, e), log) = backend::capture_log(|| {
+                    RawSampler::grammar_lazy_patterns(vocab, &g, &r, &pats, &ids)
                 });
-                (p, join(log, e.text()))
+                (p, join(log, e))
             }
         };
-        if p.is_null() {
+        if p.is_none() {
             // llama.cpp's parser refused the text; its log says where.
             let mut s = self;
             s.error.get_or_insert(Error::Grammar(if log.is_empty() {
@@ -454,23 +348,19 @@ impl<'v> SamplerBuilder<'v> {
         if !self.selects {
             return Err(Error::ChainWithoutSelector);
         }
-        // SAFETY: returns default params by value; chain_init allocates a chain.
-        let chain =
-            unsafe { sys::llama_sampler_chain_init(sys::llama_sampler_chain_default_params()) };
-        let chain = NonNull::new(chain).ok_or(Error::Null {
+        let n_vocab = self.vocab.n_tokens();
+        let mut chain = RawChain::new(n_vocab).ok_or(Error::Null {
             what: "llama_sampler_chain_init",
             log: String::new(),
         })?;
         for s in self.samplers.drain(..) {
-            // SAFETY: the chain takes ownership of each sampler.
-            unsafe { sys::llama_sampler_chain_add(chain.as_ptr(), s.as_ptr()) };
+            chain.add(s);
         }
         Ok(SamplerChain {
-            ptr: chain,
-            n_vocab: self.vocab.n_tokens(),
+            raw: chain,
+            n_vocab,
             n_custom: self.n_custom,
             grammars: std::mem::take(&mut self.grammars),
-            grammar_failed: false,
             vocab: self.vocab,
             _vocab: PhantomData,
         })
@@ -491,43 +381,16 @@ impl<'v> SamplerChain<'v> {
         }
     }
 
-    /// Runs a call into the chain; `Err` if one of its Rust samplers recorded an
-    /// error meanwhile (chains without any skip the bookkeeping).
-    fn call<R>(&self, f: impl FnOnce() -> R) -> Result<R> {
-        if self.n_custom == 0 {
-            return Ok(f());
-        }
-        match custom_sampler::isolated(f) {
-            (r, None) => Ok(r),
-            (_, Some(e)) => Err(e),
-        }
-    }
-
     /// Samples a token from the logits of batch index `idx` of the last decode,
     /// and records it in the chain's history (penalties, grammar).
     ///
     /// A panic in a Rust sampler is [`Error::CustomSampler`] (see [`CustomSampler`]).
     pub fn sample(&mut self, ctx: &mut Context<'_>, idx: i32) -> Result<Token> {
         self.check_grammar()?;
-        ctx.logits(idx)?;
-        if ctx.model().vocab().n_tokens() != self.n_vocab {
-            return Err(Error::ChainVocabulary);
-        }
-        let (mut id, mut e) = (0, ErrBuf::new());
-        let (chain, ctx_raw) = (self.ptr.as_ptr(), ctx_ptr(ctx));
-        // SAFETY: `idx` is a checked output of the last decode; chain and context valid; the
-        // shim catches the exception a grammar throws when no token can continue it.
-        let rc = self.call(|| unsafe {
-            sys::llama_sys_sampler_sample(chain, ctx_raw, idx, &mut id, e.ptr(), e.len())
-        })?;
-        if rc != 0 {
-            self.grammar_failed = !self.grammars.is_empty();
-            return Err(if self.grammar_failed {
-                Error::GrammarRejected(e.text())
-            } else {
-                e.cpp("llama_sampler_sample")
-            });
-        }
+        // The raw chain refuses an `idx` without logits and a context of another vocabulary.
+        let raw = &mut self.raw;
+        let id = call(self.n_custom, || raw.sample(ctx, idx))??
+            .map_err(|e| self.thrown(e, "llama_sampler_sample"))?;
         ctx.model().vocab().token(id)
     }
 
@@ -543,27 +406,32 @@ impl<'v> SamplerChain<'v> {
         if self.vocab.is_eog(token) {
             self.check_grammar_allows_end(token)?;
         }
-        let mut e = ErrBuf::new();
-        let chain = self.ptr.as_ptr();
-        // SAFETY: valid chain, token in range; the shim catches a grammar's rejection.
-        let rc = self.call(|| unsafe {
-            sys::llama_sys_sampler_accept(chain, token.id(), e.ptr(), e.len())
-        })?;
-        if rc != 0 {
-            self.grammar_failed = !self.grammars.is_empty();
-            return Err(if self.grammar_failed {
-                Error::GrammarRejected(e.text())
-            } else {
-                e.cpp("llama_sampler_accept")
-            });
+        let raw = &mut self.raw;
+        call(self.n_custom, || raw.accept(token.id()))??
+            .map_err(|e| self.thrown(e, "llama_sampler_accept"))
+    }
+
+    /// The error for a C++ exception a chain call (`what`) threw: a grammar's rejection
+    /// when the chain has one (its state is then gone, see [`Self::grammar_failed`]).
+    fn thrown(&self, message: String, what: &'static str) -> Error {
+        if self.grammars.is_empty() {
+            Error::Cpp { what, message }
+        } else {
+            Error::GrammarRejected(message)
         }
-        Ok(())
+    }
+
+    /// Whether a grammar rejected a token (llama.cpp threw while accepting it, or while
+    /// sampling): its state is gone, and llama.cpp asserts on the next use, so the chain
+    /// refuses every call but `reset` until then.
+    fn grammar_failed(&self) -> bool {
+        !self.grammars.is_empty() && self.raw.threw()
     }
 
     /// `Err` after a grammar rejected a token: llama.cpp's grammar then has no state left,
     /// and asserts (aborting the process) when it is next applied or fed.
     fn check_grammar(&self) -> Result<()> {
-        if self.grammar_failed {
+        if self.grammar_failed() {
             return Err(Error::GrammarExhausted);
         }
         Ok(())
@@ -576,26 +444,10 @@ impl<'v> SamplerChain<'v> {
     /// cannot end masks the token out.
     fn check_grammar_allows_end(&mut self, token: Token) -> Result<()> {
         for &i in &self.grammars {
-            // SAFETY: valid chain; `i` is the index the grammar was added at.
-            let grammar = unsafe { sys::llama_sampler_chain_get(self.ptr.as_ptr(), i) };
-            if grammar.is_null() {
-                continue;
-            }
-            let mut data = sys::llama_token_data {
-                id: token.id(),
-                logit: 0.0,
-                p: 0.0,
-            };
-            let mut cur = sys::llama_token_data_array {
-                data: &mut data,
-                size: 1,
-                selected: -1,
-                sorted: false,
-            };
-            // SAFETY: a grammar sampler of this chain (whose state is intact: checked by
-            // `check_grammar`); `cur` points at one valid candidate for the call.
-            unsafe { sys::llama_sampler_apply(grammar, &mut cur) };
-            if data.logit == f32::NEG_INFINITY {
+            // `i` is the index the grammar was added at; the state is intact (checked by
+            // `check_grammar`) and the token in range (checked by `accept`), so `None`
+            // only means no such member.
+            if self.raw.apply_member(i, token.id()) == Some(f32::NEG_INFINITY) {
                 return Err(Error::GrammarIncomplete(token.id()));
             }
         }
@@ -606,45 +458,37 @@ impl<'v> SamplerChain<'v> {
     /// that panicked (a panic in their `reset` disables them again, and the next
     /// `sample` reports it).
     pub fn reset(&mut self) {
-        let chain = self.ptr.as_ptr();
-        let mut e = ErrBuf::new();
-        // SAFETY: valid chain. A panic in a Rust sampler's reset disables it again, and
-        // the next `sample` reports that, so the error itself is dropped here; so is a C++
-        // exception the shim caught (a grammar that could not be rebuilt keeps its state).
-        let rc = self.call(|| unsafe { sys::llama_sys_sampler_reset(chain, e.ptr(), e.len()) });
-        // A grammar rebuilt from its text has its state back (one that failed to rebuild
-        // keeps the old one, so a failed grammar stays failed).
-        if !matches!(rc, Ok(rc) if rc != 0) {
-            self.grammar_failed = false;
-        }
+        // A panic in a Rust sampler's reset disables it again, and the next `sample`
+        // reports that, so the error itself is dropped here; so is a C++ exception the shim
+        // caught (a grammar that could not be rebuilt keeps its old state, so a failed
+        // grammar stays failed: the raw chain clears its flag only on success).
+        let raw = &mut self.raw;
+        let _ = call(self.n_custom, || raw.reset());
     }
 
     /// The seed actually in use by the chain's last seeded sampler (dist,
     /// mirostat; a random seed once resolved), or `None` if it has none.
     pub fn seed(&self) -> Option<u32> {
-        // SAFETY: valid chain; only reads sampler state.
-        let seed = unsafe { sys::llama_sampler_get_seed(self.ptr.as_ptr()) };
+        let seed = self.raw.seed();
         (seed != sys::LLAMA_DEFAULT_SEED).then_some(seed)
     }
 
     /// A copy of the chain in its current state (history, RNG). Fails if a Rust
     /// sampler refuses ([`CustomSampler::clone_sampler`] returns `None`) or is disabled.
     pub fn try_clone(&self) -> Result<SamplerChain<'v>> {
-        let mut e = ErrBuf::new();
-        let chain = self.ptr.as_ptr();
-        let (p, refused) = custom_sampler::isolated(|| {
-            // SAFETY: valid chain; the shim catches C++ exceptions; Rust samplers never give
-            // C a NULL clone (a refused one is a disabled stand-in, reported below).
-            unsafe { sys::llama_sys_sampler_clone(chain, e.ptr(), e.len()) }
-        });
-        let ptr = NonNull::new(p).ok_or_else(|| e.cpp("llama_sampler_clone"))?;
+        // Rust samplers never give C a NULL clone (a refused one is a disabled stand-in,
+        // reported below).
+        let (raw, refused) = custom_sampler::isolated(|| self.raw.try_clone());
+        let raw = raw.map_err(|message| Error::Cpp {
+            what: "llama_sampler_clone",
+            message,
+        })?;
         // Owned from here: returning the error frees the copy.
         let copy = SamplerChain {
-            ptr,
+            raw,
             n_vocab: self.n_vocab,
             n_custom: self.n_custom,
             grammars: self.grammars.clone(),
-            grammar_failed: self.grammar_failed,
             vocab: self.vocab,
             _vocab: PhantomData,
         };
@@ -655,8 +499,24 @@ impl<'v> SamplerChain<'v> {
     }
 }
 
-fn ctx_ptr(ctx: &mut Context<'_>) -> *mut sys::llama_context {
-    ctx.raw_ptr()
+/// Runs a call into a chain with `n_custom` Rust samplers; `Err` if one of them recorded
+/// an error meanwhile (chains without any skip the bookkeeping).
+fn call<R>(n_custom: usize, f: impl FnOnce() -> R) -> Result<R> {
+    if n_custom == 0 {
+        return Ok(f());
+    }
+    match custom_sampler::isolated(f) {
+        (r, None) => Ok(r),
+        (_, Some(e)) => Err(e),
+    }
+}
+
+/// A constructor's outcome as `push` takes it: the sampler, or the exception's message.
+fn split<'v>(r: std::result::Result<RawSampler<'v>, String>) -> (Option<RawSampler<'v>>, String) {
+    match r {
+        Ok(s) => (Some(s), String::new()),
+        Err(log) => (None, log),
+    }
 }
 
 fn join(log: String, exception: String) -> String {

@@ -115,13 +115,7 @@ fn check_same_vocab(target: Vocab<'_>, draft: Vocab<'_>) -> Result<()> {
             draft.n_tokens()
         )));
     }
-    // SAFETY: both vocabularies belong to loaded models; the call only reads a field.
-    let types = unsafe {
-        (
-            sys::llama_vocab_type(target.as_ptr()),
-            sys::llama_vocab_type(draft.as_ptr()),
-        )
-    };
+    let types = (target.raw().vocab_type(), draft.raw().vocab_type());
     if types.0 != types.1 {
         return Err(Error::Speculative(format!(
             "tokenizer types differ: target {}, draft {}",

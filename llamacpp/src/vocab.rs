@@ -1,14 +1,9 @@
 //! Tokenizer access: [`Vocab`], checked [`Token`]s and a streaming UTF-8 decoder.
 
-use std::marker::PhantomData;
-use std::ptr::NonNull;
-
 use llamacpp_sys as sys;
 
-use crate::backend::cstr_lossy;
-use crate::boundary::ErrBuf;
 use crate::error::{Error, Result};
-use crate::model::Model;
+use crate::raw::vocab::RawVocab;
 
 /// A token id that was checked against a vocabulary (or produced by one).
 ///
@@ -72,17 +67,11 @@ fn regex_reach(text: &str) -> usize {
     longest.max(b.len() - start) + 1
 }
 
-/// A model's vocabulary, borrowed from the [`Model`].
+/// A model's vocabulary, borrowed from the [`Model`](crate::Model).
 #[derive(Clone, Copy)]
 pub struct Vocab<'m> {
-    ptr: NonNull<sys::llama_vocab>,
-    _model: PhantomData<&'m Model>,
+    raw: RawVocab<'m>,
 }
-
-// SAFETY: the vocabulary is read-only model data (see `Model`'s Send/Sync).
-unsafe impl Send for Vocab<'_> {}
-// SAFETY: as above.
-unsafe impl Sync for Vocab<'_> {}
 
 impl std::fmt::Debug for Vocab<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -93,27 +82,22 @@ impl std::fmt::Debug for Vocab<'_> {
 }
 
 impl<'m> Vocab<'m> {
-    pub(crate) fn new(ptr: *const sys::llama_vocab) -> Self {
-        // llama_model_get_vocab never returns NULL for a loaded model.
-        let ptr = NonNull::new(ptr.cast_mut()).unwrap_or(NonNull::dangling());
-        Self {
-            ptr,
-            _model: PhantomData,
-        }
+    pub(crate) fn new(raw: RawVocab<'m>) -> Self {
+        Self { raw }
     }
 
     pub(crate) fn as_ptr(&self) -> *const sys::llama_vocab {
-        self.ptr.as_ptr()
+        self.raw.as_ptr()
     }
 
-    fn raw(&self) -> *const sys::llama_vocab {
-        self.ptr.as_ptr()
+    /// The raw vocabulary handle.
+    pub(crate) fn raw(&self) -> RawVocab<'m> {
+        self.raw
     }
 
     /// Number of tokens.
     pub fn n_tokens(&self) -> i32 {
-        // SAFETY: valid vocab.
-        unsafe { sys::llama_vocab_n_tokens(self.raw()) }
+        self.raw.n_tokens()
     }
 
     /// Checks an id against this vocabulary.
@@ -137,58 +121,43 @@ impl<'m> Vocab<'m> {
 
     /// Beginning-of-sequence token.
     pub fn bos(&self) -> Option<Token> {
-        // SAFETY: valid vocab.
-        self.special(unsafe { sys::llama_vocab_bos(self.raw()) })
+        self.special(self.raw.bos())
     }
 
     /// End-of-sequence token.
     pub fn eos(&self) -> Option<Token> {
-        // SAFETY: valid vocab.
-        self.special(unsafe { sys::llama_vocab_eos(self.raw()) })
+        self.special(self.raw.eos())
     }
 
     /// End-of-turn token.
     pub fn eot(&self) -> Option<Token> {
-        // SAFETY: valid vocab.
-        self.special(unsafe { sys::llama_vocab_eot(self.raw()) })
+        self.special(self.raw.eot())
     }
 
     /// Newline token.
     pub fn nl(&self) -> Option<Token> {
-        // SAFETY: valid vocab.
-        self.special(unsafe { sys::llama_vocab_nl(self.raw()) })
+        self.special(self.raw.nl())
     }
 
     /// Padding token.
     pub fn pad(&self) -> Option<Token> {
-        // SAFETY: valid vocab.
-        self.special(unsafe { sys::llama_vocab_pad(self.raw()) })
+        self.special(self.raw.pad())
     }
 
     /// Fill-in-the-middle tokens: (prefix, suffix, middle).
     pub fn fim(&self) -> (Option<Token>, Option<Token>, Option<Token>) {
-        // SAFETY: valid vocab.
-        unsafe {
-            (
-                self.special(sys::llama_vocab_fim_pre(self.raw())),
-                self.special(sys::llama_vocab_fim_suf(self.raw())),
-                self.special(sys::llama_vocab_fim_mid(self.raw())),
-            )
-        }
+        let (pre, suf, mid) = self.raw.fim();
+        (self.special(pre), self.special(suf), self.special(mid))
     }
 
     /// Whether tokenizing with `add_special` prepends BOS.
     pub fn adds_bos(&self) -> bool {
-        // SAFETY: valid vocab.
-        unsafe { sys::llama_vocab_get_add_bos(self.raw()) }
+        self.raw.adds_bos()
     }
 
     /// Whether `t` ends generation (EOS, EOT, ...).
     pub fn is_eog(&self, t: Token) -> bool {
-        // SAFETY: valid vocab; the id is in range (checked).
-        self.check(t)
-            .map(|id| unsafe { sys::llama_vocab_is_eog(self.raw(), id) })
-            .unwrap_or(false)
+        self.check(t).is_ok_and(|id| self.raw.is_eog(id))
     }
 
     /// Whether the model has a tokenizer. A model without one (`tokenizer.ggml.model` =
@@ -196,8 +165,7 @@ impl<'m> Vocab<'m> {
     /// or types, which llama.cpp asserts on (so [`text`](Self::text) and [`attr`](Self::attr)
     /// return [`Error::NoVocabulary`] there, and [`is_control`](Self::is_control) is false).
     pub fn has_tokenizer(&self) -> bool {
-        // SAFETY: valid vocab.
-        unsafe { sys::llama_vocab_type(self.raw()) != sys::LLAMA_VOCAB_TYPE_NONE }
+        self.raw.vocab_type() != sys::LLAMA_VOCAB_TYPE_NONE
     }
 
     /// A token id checked against the vocabulary, which must have a tokenizer.
@@ -210,10 +178,8 @@ impl<'m> Vocab<'m> {
 
     /// Whether `t` is a control token.
     pub fn is_control(&self, t: Token) -> bool {
-        // SAFETY: valid vocab with token data; the id is in range (checked).
         self.check_with_data(t)
-            .map(|id| unsafe { sys::llama_vocab_is_control(self.raw(), id) })
-            .unwrap_or(false)
+            .is_ok_and(|id| self.raw.is_control(id).unwrap_or(false))
     }
 
     /// Whether `t` is a user-defined token: one llama.cpp's tokenizer matches in any text,
@@ -227,17 +193,19 @@ impl<'m> Vocab<'m> {
     }
 
     /// The token's attribute bits (`LLAMA_TOKEN_ATTR_*`).
+    // The C enum is unsigned here but signed where bindgen sees an MSVC target.
+    #[allow(clippy::unnecessary_cast)]
     pub fn attr(&self, t: Token) -> Result<u32> {
         let id = self.check_with_data(t)?;
-        // SAFETY: valid vocab; the id is in range.
-        Ok(unsafe { sys::llama_vocab_get_attr(self.raw(), id) } as u32)
+        // `check_with_data` made the same checks as the raw call.
+        Ok(self.raw.attr(id).ok_or(Error::NoVocabulary)? as u32)
     }
 
     /// The token's text as stored in the vocabulary.
     pub fn text(&self, t: Token) -> Result<String> {
         let id = self.check_with_data(t)?;
-        // SAFETY: valid vocab; the id is in range; returns a string owned by the vocab.
-        Ok(unsafe { cstr_lossy(sys::llama_vocab_get_text(self.raw(), id)) })
+        // `check_with_data` made the same checks as the raw call.
+        self.raw.text(id).ok_or(Error::NoVocabulary)
     }
 
     /// Tokenizes `text`. `add_special` adds BOS/EOS as the model wants;
@@ -251,7 +219,7 @@ impl<'m> Vocab<'m> {
         add_special: bool,
         parse_special: bool,
     ) -> Result<Vec<Token>> {
-        let len = i32::try_from(text.len()).map_err(|_| Error::OutOfRange {
+        i32::try_from(text.len()).map_err(|_| Error::OutOfRange {
             what: "text length",
             value: text.len() as i64,
             expected: "< 2^31 bytes".into(),
@@ -260,23 +228,20 @@ impl<'m> Vocab<'m> {
             // llama.cpp asserts (aborts) on a vocabulary without a tokenizer.
             return Err(Error::NoVocabulary);
         }
-        // SAFETY: valid vocabulary.
         let regex_split = matches!(
-            unsafe { sys::llama_vocab_type(self.raw()) },
+            self.raw.vocab_type(),
             sys::LLAMA_VOCAB_TYPE_BPE | sys::LLAMA_VOCAB_TYPE_WPM
         );
         let reach = if regex_split { regex_reach(text) } else { 0 };
         if reach <= DEEP_STACK_FROM {
-            return self.tokenize_here(text, len, add_special, parse_special);
+            return self.tokenize_here(text, add_special, parse_special);
         }
         let stack = (1usize << 20).saturating_add(reach.saturating_mul(STACK_PER_BYTE));
         std::thread::scope(|s| {
             let worker = std::thread::Builder::new()
                 .name("llamacpp-tokenize".into())
                 .stack_size(stack)
-                .spawn_scoped(s, || {
-                    self.tokenize_here(text, len, add_special, parse_special)
-                })
+                .spawn_scoped(s, || self.tokenize_here(text, add_special, parse_special))
                 .map_err(|e| {
                     Error::Unsupported(format!(
                         "a line of {reach} bytes needs a thread with a {stack}-byte stack \
@@ -294,33 +259,17 @@ impl<'m> Vocab<'m> {
     fn tokenize_here(
         &self,
         text: &str,
-        len: i32,
         add_special: bool,
         parse_special: bool,
     ) -> Result<Vec<Token>> {
+        // `tokenize` checked the tokenizer and the length; the raw call checks again.
         let mut out: Vec<i32> = vec![0; text.len() + 2];
         for _ in 0..2 {
-            let cap = i32::try_from(out.len()).unwrap_or(i32::MAX);
-            let (mut n, mut e) = (0, ErrBuf::new());
-            // SAFETY: `text` is valid for `len` bytes; `out` has room for `cap` tokens; the
-            // shim catches what the tokenizer throws (a malformed vocabulary in the file).
-            let rc = unsafe {
-                sys::llama_sys_tokenize(
-                    self.raw(),
-                    text.as_ptr().cast(),
-                    len,
-                    out.as_mut_ptr(),
-                    cap,
-                    add_special,
-                    parse_special,
-                    &mut n,
-                    e.ptr(),
-                    e.len(),
-                )
-            };
-            if rc != 0 {
-                return Err(e.cpp("llama_tokenize"));
-            }
+            let n = self
+                .raw
+                .tokenize(text, &mut out, add_special, parse_special)
+                .ok_or(Error::NoVocabulary)?
+                .map_err(|message| cpp("llama_tokenize", message))?;
             if n == i32::MIN {
                 return Err(Error::OutOfRange {
                     what: "token count",
@@ -348,26 +297,13 @@ impl<'m> Vocab<'m> {
         let id = self.check_with_data(t)?;
         let mut buf = vec![0u8; 32];
         loop {
-            let cap = i32::try_from(buf.len()).unwrap_or(i32::MAX);
-            let (mut n, mut e) = (0, ErrBuf::new());
-            // SAFETY: valid vocab with a tokenizer, id in range, `buf` has room for `cap`
-            // bytes; the shim catches exceptions (none expected once the id is checked).
-            let rc = unsafe {
-                sys::llama_sys_token_to_piece(
-                    self.raw(),
-                    id,
-                    buf.as_mut_ptr().cast(),
-                    cap,
-                    0,
-                    special,
-                    &mut n,
-                    e.ptr(),
-                    e.len(),
-                )
-            };
-            if rc != 0 {
-                return Err(e.cpp("llama_token_to_piece"));
-            }
+            // `check_with_data` made the same checks as the raw call; the shim catches
+            // exceptions (none expected once the id is checked).
+            let n = self
+                .raw
+                .token_to_piece(id, &mut buf, special)
+                .ok_or(Error::NoVocabulary)?
+                .map_err(|message| cpp("llama_token_to_piece", message))?;
             if n >= 0 {
                 buf.truncate(n as usize);
                 return Ok(buf);
@@ -392,34 +328,20 @@ impl<'m> Vocab<'m> {
             .iter()
             .map(|&t| self.check(t))
             .collect::<Result<Vec<i32>>>()?;
-        let n_ids = i32::try_from(ids.len()).map_err(|_| Error::OutOfRange {
+        let too_many = || Error::OutOfRange {
             what: "token count",
             value: ids.len() as i64,
             expected: "< 2^31".into(),
-        })?;
+        };
+        i32::try_from(ids.len()).map_err(|_| too_many())?;
         let mut buf = vec![0u8; ids.len() * 4 + 16];
         loop {
-            let cap = i32::try_from(buf.len()).unwrap_or(i32::MAX);
-            let (mut n, mut e) = (0, ErrBuf::new());
-            // SAFETY: ids are in range; `buf` has room for `cap` bytes; the shim catches
-            // exceptions (none expected once the ids are checked).
-            let rc = unsafe {
-                sys::llama_sys_detokenize(
-                    self.raw(),
-                    ids.as_ptr(),
-                    n_ids,
-                    buf.as_mut_ptr().cast(),
-                    cap,
-                    remove_special,
-                    unparse_special,
-                    &mut n,
-                    e.ptr(),
-                    e.len(),
-                )
-            };
-            if rc != 0 {
-                return Err(e.cpp("llama_detokenize"));
-            }
+            // The ids are in range, so the shim is expected to catch nothing.
+            let n = self
+                .raw
+                .detokenize(&ids, &mut buf, remove_special, unparse_special)
+                .ok_or_else(too_many)?
+                .map_err(|message| cpp("llama_detokenize", message))?;
             if n >= 0 {
                 buf.truncate(n as usize);
                 return Ok(String::from_utf8_lossy(&buf).into_owned());
@@ -427,6 +349,11 @@ impl<'m> Vocab<'m> {
             buf.resize(n.unsigned_abs() as usize, 0);
         }
     }
+}
+
+/// The error for a shim call into `what` that threw with `message`.
+fn cpp(what: &'static str, message: String) -> Error {
+    Error::Cpp { what, message }
 }
 
 /// Joins token pieces into text without splitting multi-byte characters:

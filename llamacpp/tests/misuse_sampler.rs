@@ -79,6 +79,42 @@ fn sampling_after_a_grammar_error_is_an_error_until_reset() {
     assert!(piece.starts_with('a'), "{piece:?}");
 }
 
+/// A Rust sampler whose first `accept` panics.
+struct PanicsOnFirstAccept(bool);
+
+impl llamacpp::CustomSampler for PanicsOnFirstAccept {
+    fn apply(&mut self, _: &mut llamacpp::TokenDataArray<'_>) {}
+    fn accept(&mut self, _: Token) {
+        if !std::mem::replace(&mut self.0, true) {
+            panic!("accept");
+        }
+    }
+}
+
+/// A Rust sampler's error and a grammar's throw in the same `accept`: the chain still
+/// knows the grammar lost its state (sampling on would make llama.cpp assert and abort).
+#[test]
+fn a_grammar_error_beside_a_sampler_panic_is_still_kept() {
+    let model = common::dense();
+    let mut ctx = ctx(&model);
+    let mut chain = SamplerChain::builder(model.vocab())
+        .custom(PanicsOnFirstAccept(false))
+        .grammar("root ::= \"a\"+", "root")
+        .greedy()
+        .build()
+        .unwrap();
+    let z = tokens(&model, "z")[0];
+    assert!(matches!(chain.accept(z), Err(Error::CustomSampler { .. })));
+    ready(&mut ctx);
+    assert!(matches!(
+        chain.sample(&mut ctx, -1),
+        Err(Error::GrammarExhausted)
+    ));
+    chain.reset();
+    let t = chain.sample(&mut ctx, -1).unwrap();
+    assert!(model.vocab().piece(t, false).unwrap().starts_with('a'));
+}
+
 #[test]
 fn a_cloned_chain_keeps_the_grammar_error() {
     let model = common::dense();

@@ -29,8 +29,11 @@
 //! [`write_lora`] writes a random LoRA adapter for a model spec (see [`LoraOptions`]).
 //!
 //! For tests, [`tiny_model_path`] writes a preset once into a cache directory
-//! and returns its path. [`load_in_memory`] builds the same model in memory
-//! with `llama_model_init_from_user`, without writing a file.
+//! and returns its path. [`ModelSpec::metadata_gguf`] and [`InMemoryFill`] give what
+//! `llamacpp::Model::from_metadata` (llama.cpp's `llama_model_init_from_user`) needs to
+//! build the same model in memory, without writing a file.
+// Every ggml call goes through the shared layer (llamacpp-ggml): none is made here.
+#![forbid(unsafe_code)]
 
 mod cache;
 pub mod cli;
@@ -54,7 +57,7 @@ pub use llamacpp_ggml::TensorType;
 pub use llamacpp_ggml::gguf::{GgufLayout, read_layout};
 pub use llamacpp_ggml::gguf::{MetaValue, Metadata};
 pub use lora::{LoraOptions, lora_spec, write_lora};
-pub use memory::{InMemoryModel, load_in_memory};
+pub use memory::InMemoryFill;
 pub use spec::{
     DEFAULT_SEED, LinearLayout, ModelSpec, Preset, SynthOptions, TensorSpec, storage_type,
 };

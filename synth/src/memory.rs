@@ -1,6 +1,9 @@
-//! Building a model in memory with `llama_model_init_from_user`, without a
-//! file: the same metadata and the same tensor values as [`crate::write_gguf`]
-//! would write, handed to llama.cpp tensor by tensor.
+//! Building a model in memory, without a file: the same metadata and the same tensor
+//! values as [`crate::write_gguf`] would write, for `llamacpp::Model::from_metadata`
+//! (llama.cpp's `llama_model_init_from_user`). [`ModelSpec::metadata_gguf`] gives the
+//! metadata and tensor infos, [`InMemoryFill`] the values of each tensor llama.cpp asks for,
+//! through a sink that writes bytes at an offset; this crate stays independent of the safe
+//! crate.
 //!
 //! Without a file, llama.cpp's loader creates every tensor the architecture
 //! can have, optional ones included (biases, weight scales, `rope_freqs`,
@@ -8,105 +11,165 @@
 //! architecture has it, and skips the fused full-attention `attn_qkv`. So for
 //! qwen3next and qwen35moe only the current linear-attention layout with fused
 //! experts can be built this way (the spec must say so; values are not
-//! rearranged), and a spec tensor llama.cpp did not ask for is an error. Tensors the spec does not list are filled with their neutral
+//! rearranged), and a spec tensor llama.cpp did not ask for is an error
+//! ([`InMemoryFill::finish`]). Tensors the spec does not list are filled with their neutral
 //! value: one for per-tensor weight scales and RoPE frequency factors, zero
 //! for everything else (biases, the unused `ssm_in`).
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::{CStr, c_void};
-use std::ptr::NonNull;
-
-use llamacpp_sys as sys;
+use std::fmt::Display;
 
 use crate::error::{Result, SynthError};
 use crate::generate::Generator;
 use crate::spec::{LinearLayout, ModelSpec, TensorSpec};
+use llamacpp_ggml::TensorType;
 use llamacpp_ggml::gguf::Gguf;
 
-/// A `llama_model` built in memory; freed on drop.
-#[derive(Debug)]
-pub struct InMemoryModel {
-    ptr: NonNull<sys::llama_model>,
-}
+/// Bytes of neutral values written per call of the sink.
+const NEUTRAL_CHUNK: usize = 1 << 20;
 
-// SAFETY: a llama_model is not tied to the thread that created it.
-unsafe impl Send for InMemoryModel {}
-
-impl InMemoryModel {
-    /// The raw model, valid while `self` lives.
-    #[must_use]
-    pub fn as_ptr(&self) -> *mut sys::llama_model {
-        self.ptr.as_ptr()
-    }
-
-    /// Give up ownership; the caller must free it with `llama_model_free`.
-    #[must_use]
-    pub fn into_raw(self) -> *mut sys::llama_model {
-        let p = self.ptr.as_ptr();
-        std::mem::forget(self);
-        p
-    }
-}
-
-impl Drop for InMemoryModel {
-    fn drop(&mut self) {
-        // SAFETY: the pointer came from llama_model_init_from_user and is freed once.
-        unsafe { sys::llama_model_free(self.ptr.as_ptr()) }
-    }
-}
-
-/// State shared with the fill callback.
-struct Fill<'a> {
-    by_name: HashMap<&'a str, &'a TensorSpec>,
-    filled: HashSet<String>,
-    seed: u64,
-    generator: Generator,
-    error: Option<SynthError>,
-}
-
-impl Fill<'_> {
-    /// Fill one tensor the loader allocated.
+impl ModelSpec {
+    /// The model's metadata and tensor infos (which give llama.cpp the tensor types) in a
+    /// GGUF context, for building the model in memory (see [`InMemoryFill`]).
     ///
-    /// # Safety
-    /// `tensor` must be a live tensor with an allocated backend buffer.
-    unsafe fn fill(&mut self, tensor: *mut sys::ggml_tensor) -> Result<()> {
-        // SAFETY: the caller guarantees a live tensor; its name is NUL-terminated.
-        let (name, nbytes) = unsafe {
-            (
-                CStr::from_ptr((*tensor).name.as_ptr()).to_string_lossy(),
-                sys::ggml_nbytes(tensor),
-            )
+    /// # Errors
+    /// ggml errors (a NUL in a string, a tensor info ggml would refuse).
+    pub fn metadata_gguf(&self) -> Result<Gguf> {
+        let mut ctx = Gguf::empty()?;
+        ctx.set_all(&self.metadata)?;
+        ctx.add_tensors(&self.tensor_infos())?;
+        Ok(ctx)
+    }
+}
+
+/// The values of a [`ModelSpec`]'s tensors, for the tensors llama.cpp creates when it builds
+/// the model in memory.
+///
+/// Without a file, llama.cpp creates every tensor the architecture can have, optional ones
+/// included (biases, weight scales, `rope_freqs`, `ssm_in` next to `attn_qkv`), prefers the
+/// fused `ffn_gate_up_exps` where the architecture has it, and skips the fused
+/// full-attention `attn_qkv`. So for qwen3next and qwen35moe only the current
+/// linear-attention layout with fused experts can be built this way. Tensors the spec does
+/// not list get their neutral value: one for per-tensor weight scales and RoPE frequency
+/// factors, zero for everything else.
+///
+/// `llamacpp::Model::from_metadata` shows it at work: for each tensor llama.cpp hands over,
+/// [`InMemoryFill::fill`] gets its name, type and size and writes the values through the
+/// tensor's `write`; [`InMemoryFill::finish`] then checks that no spec tensor was left out.
+pub struct InMemoryFill<'s> {
+    spec: &'s ModelSpec,
+    by_name: HashMap<&'s str, &'s TensorSpec>,
+    filled: HashSet<&'s str>,
+    generator: Generator,
+}
+
+impl std::fmt::Debug for InMemoryFill<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InMemoryFill")
+            .field("arch", &self.spec.arch)
+            .field("filled", &self.filled.len())
+            .field("tensors", &self.spec.tensors.len())
+            .finish()
+    }
+}
+
+impl<'s> InMemoryFill<'s> {
+    /// The values of `spec`'s tensors.
+    ///
+    /// # Errors
+    /// [`SynthError::InvalidOptions`] for the layouts only a file can carry (see
+    /// [`InMemoryFill`]).
+    pub fn new(spec: &'s ModelSpec) -> Result<Self> {
+        let fused = matches!(spec.arch.as_str(), "qwen3next" | "qwen35moe");
+        let file_only = |n: &str| n.contains(".ssm_in.") || (fused && n.contains("ffn_gate_exps"));
+        if let Some(t) = spec.tensors.iter().find(|t| file_only(&t.name)) {
+            return Err(SynthError::InvalidOptions(format!(
+                "{} can only be loaded from a file; in memory {} needs the {} layout and fused experts",
+                t.name,
+                spec.arch,
+                LinearLayout::Current
+            )));
+        }
+        Ok(InMemoryFill {
+            spec,
+            by_name: spec.tensors.iter().map(|t| (t.name.as_str(), t)).collect(),
+            filled: HashSet::new(),
+            generator: Generator::new(),
+        })
+    }
+
+    /// Writes the values of the tensor `name` that llama.cpp created with type `ty` (`None`
+    /// for a type [`TensorType`] does not name) and `n_bytes` bytes: the spec's generated
+    /// values, or the neutral value for a tensor the spec lacks. `sink(offset, bytes)`
+    /// writes `bytes` at `offset` into the tensor; it is called with consecutive ranges
+    /// that cover all `n_bytes`.
+    ///
+    /// # Errors
+    /// [`SynthError::Layout`] when the spec's tensor has another size, [`SynthError::Ggml`]
+    /// for a tensor that should hold ones but is not `F32`, or the sink's error.
+    pub fn fill<E: Display>(
+        &mut self,
+        name: &str,
+        ty: Option<TensorType>,
+        n_bytes: usize,
+        mut sink: impl FnMut(usize, &[u8]) -> std::result::Result<(), E>,
+    ) -> Result<()> {
+        let mut offset = 0usize;
+        let mut emit = |bytes: &[u8]| -> Result<()> {
+            sink(offset, bytes).map_err(|e| SynthError::Ggml(format!("{name}: {e}")))?;
+            offset += bytes.len();
+            Ok(())
         };
-        let Some(t) = self.by_name.get(name.as_ref()).copied() else {
-            let neutral = if is_multiplicative(&name) {
-                1.0f32
-            } else {
-                0.0
-            };
-            // SAFETY: the caller guarantees a live, allocated tensor of nbytes.
-            return unsafe { fill_neutral(tensor, nbytes, neutral, &name) };
+        let Some(&t) = self.by_name.get(name) else {
+            let value = if is_multiplicative(name) { 1.0f32 } else { 0.0 };
+            if value != 0.0 && ty != Some(TensorType::F32) {
+                return Err(SynthError::Ggml(format!(
+                    "{name}: expected an F32 tensor to fill with {value}"
+                )));
+            }
+            let chunk: Vec<u8> = std::iter::repeat_n(value.to_le_bytes(), NEUTRAL_CHUNK / 4)
+                .flatten()
+                .collect();
+            let mut left = n_bytes;
+            while left > 0 {
+                let n = left.min(chunk.len());
+                emit(&chunk[..n])?;
+                left -= n;
+            }
+            return Ok(());
         };
-        if t.n_bytes() != nbytes as u64 {
+        if t.n_bytes() != n_bytes as u64 {
             return Err(SynthError::Layout {
                 path: "<memory>".into(),
                 detail: format!(
-                    "{name}: llama.cpp allocated {nbytes} bytes, the spec has {}",
+                    "{name}: llama.cpp allocated {n_bytes} bytes, the spec has {}",
                     t.n_bytes()
                 ),
             });
         }
-        self.filled.insert(t.name.clone());
-        let mut offset = 0usize;
-        self.generator.tensor(t, self.seed, |bytes| {
-            // SAFETY: offset + bytes.len() <= nbytes (the sizes match, checked above);
-            // ggml copies the bytes into the tensor's buffer.
-            unsafe {
-                sys::ggml_backend_tensor_set(tensor, bytes.as_ptr().cast(), offset, bytes.len())
-            };
-            offset += bytes.len();
-            Ok(())
-        })?;
+        self.filled.insert(t.name.as_str());
+        self.generator.tensor(t, self.spec.seed, emit)?;
         Ok(())
+    }
+
+    /// Checks that llama.cpp asked for every tensor of the spec (call it once the model is
+    /// built).
+    ///
+    /// # Errors
+    /// [`SynthError::InvalidOptions`] naming a spec tensor llama.cpp did not create.
+    pub fn finish(&self) -> Result<()> {
+        match self
+            .spec
+            .tensors
+            .iter()
+            .find(|t| !self.filled.contains(t.name.as_str()))
+        {
+            Some(t) => Err(SynthError::InvalidOptions(format!(
+                "llama.cpp did not create {} when building {} in memory",
+                t.name, self.spec.arch
+            ))),
+            None => Ok(()),
+        }
     }
 }
 
@@ -118,104 +181,4 @@ fn is_multiplicative(name: &str) -> bool {
         || name.ends_with(".input_scale")
         || name.contains("rope_freqs")
         || name.contains("rope_factors")
-}
-
-/// Fill a tensor that is not in the spec with `value` (F32) or zero bytes.
-///
-/// # Safety
-/// `tensor` must be a live tensor with `nbytes` of allocated data.
-unsafe fn fill_neutral(
-    tensor: *mut sys::ggml_tensor,
-    nbytes: usize,
-    value: f32,
-    name: &str,
-) -> Result<()> {
-    if value == 0.0 {
-        // SAFETY: live tensor with nbytes of allocated data (caller's contract).
-        unsafe { sys::ggml_backend_tensor_memset(tensor, 0, 0, nbytes) };
-        return Ok(());
-    }
-    // SAFETY: live tensor; reading its type field.
-    if unsafe { (*tensor).type_ } != sys::GGML_TYPE_F32 {
-        return Err(SynthError::Ggml(format!(
-            "{name}: expected an F32 tensor to fill with {value}"
-        )));
-    }
-    let ones = vec![value; nbytes / 4];
-    // SAFETY: live tensor of nbytes; `ones` holds nbytes / 4 f32 values.
-    unsafe { sys::ggml_backend_tensor_set(tensor, ones.as_ptr().cast(), 0, ones.len() * 4) };
-    Ok(())
-}
-
-unsafe extern "C" fn fill_callback(tensor: *mut sys::ggml_tensor, ud: *mut c_void) {
-    // SAFETY: ud is the `Fill` that `load_in_memory` passed, alive and not
-    // otherwise borrowed during llama_model_init_from_user.
-    let fill = unsafe { &mut *ud.cast::<Fill<'_>>() };
-    if fill.error.is_some() {
-        return;
-    }
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        // SAFETY: llama.cpp passes tensors it has just allocated.
-        unsafe { fill.fill(tensor) }
-    }));
-    fill.error = match result {
-        Ok(Ok(())) => None,
-        Ok(Err(e)) => Some(e),
-        Err(_) => Some(SynthError::Ggml("panic while filling a tensor".into())),
-    };
-}
-
-/// Build the model `spec` describes in memory with `llama_model_init_from_user`.
-///
-/// Call `llama_backend_init` first. `params` are passed through (GPU layers,
-/// devices, ...); the load mode is set by llama.cpp.
-///
-/// # Errors
-/// [`SynthError::InvalidOptions`] for the layouts only a file can carry (see
-/// the module documentation), ggml errors, or llama.cpp refusing the model.
-pub fn load_in_memory(spec: &ModelSpec, params: sys::llama_model_params) -> Result<InMemoryModel> {
-    let fused = matches!(spec.arch.as_str(), "qwen3next" | "qwen35moe");
-    let file_only = |n: &str| n.contains(".ssm_in.") || (fused && n.contains("ffn_gate_exps"));
-    if let Some(t) = spec.tensors.iter().find(|t| file_only(&t.name)) {
-        return Err(SynthError::InvalidOptions(format!(
-            "{} can only be loaded from a file; in memory {} needs the {} layout and fused experts",
-            t.name,
-            spec.arch,
-            LinearLayout::Current
-        )));
-    }
-    let mut ctx = Gguf::empty()?;
-    ctx.set_all(&spec.metadata)?;
-    ctx.add_tensors(&spec.tensor_infos())?;
-    let mut fill = Fill {
-        by_name: spec.tensors.iter().map(|t| (t.name.as_str(), t)).collect(),
-        filled: HashSet::new(),
-        seed: spec.seed,
-        generator: Generator::new(),
-        error: None,
-    };
-    // SAFETY: ctx is a live gguf context holding the metadata and tensor types;
-    // the callback matches llama_model_set_tensor_data_t and gets `fill`, which
-    // outlives the call and is only used through the callback meanwhile.
-    let ptr = unsafe {
-        sys::llama_model_init_from_user(
-            ctx.as_ptr(),
-            Some(fill_callback),
-            (&raw mut fill).cast(),
-            params,
-        )
-    };
-    let model = NonNull::new(ptr).map(|ptr| InMemoryModel { ptr });
-    if let Some(e) = fill.error {
-        return Err(e);
-    }
-    let model = model
-        .ok_or_else(|| SynthError::Ggml("llama_model_init_from_user refused the model".into()))?;
-    if let Some(t) = spec.tensors.iter().find(|t| !fill.filled.contains(&t.name)) {
-        return Err(SynthError::InvalidOptions(format!(
-            "llama.cpp did not create {} when building {} in memory",
-            t.name, spec.arch
-        )));
-    }
-    Ok(model)
 }

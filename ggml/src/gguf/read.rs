@@ -81,21 +81,27 @@ impl Gguf {
         Some((id, ty, n))
     }
 
-    /// The 4-byte elements of an array of `uint32` or `int32` (`want`), as `T`.
-    fn words<T: Copy>(&self, key: &str, want: &[sys::gguf_type]) -> Option<Vec<T>> {
-        debug_assert_eq!(std::mem::size_of::<T>(), 4);
+    /// The 4-byte elements of an array of one of the types `want`, in native byte order.
+    fn words(&self, key: &str, want: &[sys::gguf_type]) -> Option<Vec<[u8; 4]>> {
         let (id, ty, n) = self.array(key)?;
         if !want.contains(&ty) {
             return None;
         }
         // SAFETY: live context, id valid; a numeric array's data is its n contiguous
-        // elements of 4 bytes (checked type), aligned by gguf's allocation.
+        // elements of 4 bytes (checked type).
         let data = unsafe { sys::gguf_get_arr_data(self.raw(), id) };
         if data.is_null() {
             return None;
         }
-        // SAFETY: as above; the slice is copied before `self`'s borrow ends.
-        Some(unsafe { std::slice::from_raw_parts(data.cast::<T>(), n) }.to_vec())
+        // Read as bytes: nothing is assumed of the data's alignment.
+        // SAFETY: as above, n * 4 bytes; copied before `self`'s borrow ends.
+        let bytes = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), n * 4) };
+        Some(
+            bytes
+                .chunks_exact(4)
+                .map(|c| [c[0], c[1], c[2], c[3]])
+                .collect(),
+        )
     }
 
     /// A `uint32` scalar, or the elements of a `uint32`/`int32` array (the per-layer form of
@@ -104,12 +110,14 @@ impl Gguf {
         if let Some(v) = self.get_u32(key) {
             return Some(vec![v]);
         }
-        self.words(key, &[sys::GGUF_TYPE_UINT32, sys::GGUF_TYPE_INT32])
+        let words = self.words(key, &[sys::GGUF_TYPE_UINT32, sys::GGUF_TYPE_INT32])?;
+        Some(words.into_iter().map(u32::from_ne_bytes).collect())
     }
 
     /// The elements of an `int32` array.
     pub fn i32_array(&self, key: &str) -> Option<Vec<i32>> {
-        self.words(key, &[sys::GGUF_TYPE_INT32])
+        let words = self.words(key, &[sys::GGUF_TYPE_INT32])?;
+        Some(words.into_iter().map(i32::from_ne_bytes).collect())
     }
 
     /// Passes each element of a string array to `f` with its index, as llama.cpp reads them

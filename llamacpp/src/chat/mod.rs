@@ -13,10 +13,8 @@ pub use template::{ChatRequest, ChatTemplate};
 pub use tokenize::{tokenize_chat, tokenize_conversation};
 pub use tools::*;
 
-use llamacpp_sys as sys;
-
-use crate::boundary::ErrBuf;
 use crate::error::{Error, Result, c_string};
+use crate::raw::chat as raw;
 
 /// Formats `messages` with `template` (a model's template text, or the name of
 /// a built-in one such as `chatml`), adding the assistant prefix when `add_assistant`.
@@ -37,40 +35,16 @@ pub fn apply_template(
         .iter()
         .map(|m| Ok((c_string(&m.role)?, c_string(&m.content)?)))
         .collect::<Result<_>>()?;
-    let raw: Vec<sys::llama_chat_message> = owned
-        .iter()
-        .map(|(r, c)| sys::llama_chat_message {
-            role: r.as_ptr(),
-            content: c.as_ptr(),
-        })
-        .collect();
     let total: usize = messages
         .iter()
         .map(|m| m.role.len() + m.content.len())
         .sum();
     let mut buf = vec![0u8; total * 2 + 256];
     for _ in 0..2 {
-        let cap = i32::try_from(buf.len())
+        i32::try_from(buf.len())
             .map_err(|_| Error::ChatTemplate("conversation too long".into()))?;
-        let (mut n, mut e) = (0, ErrBuf::new());
-        // SAFETY: all strings NUL-terminated and alive; `buf` has `cap` bytes; the shim
-        // catches exceptions (allocations sized by the conversation).
-        let rc = unsafe {
-            sys::llama_sys_chat_apply_template(
-                tmpl.as_ptr(),
-                raw.as_ptr(),
-                raw.len(),
-                add_assistant,
-                buf.as_mut_ptr().cast(),
-                cap,
-                &mut n,
-                e.ptr(),
-                e.len(),
-            )
-        };
-        if rc != 0 {
-            return Err(Error::ChatTemplate(e.text()));
-        }
+        let n = raw::apply_template(&tmpl, &owned, add_assistant, &mut buf)
+            .map_err(Error::ChatTemplate)?;
         if n < 0 {
             return Err(Error::ChatTemplate(format!(
                 "template not supported: {template:.60}"
@@ -91,13 +65,5 @@ pub fn apply_template(
 
 /// Names of the built-in templates.
 pub fn builtin_templates() -> Vec<String> {
-    // SAFETY: with len 0 the function only returns the count.
-    let n = unsafe { sys::llama_chat_builtin_templates(std::ptr::null_mut(), 0) }.max(0) as usize;
-    let mut ptrs = vec![std::ptr::null(); n];
-    // SAFETY: `ptrs` has room for `n` pointers to static strings.
-    unsafe { sys::llama_chat_builtin_templates(ptrs.as_mut_ptr(), n) };
-    // SAFETY: each pointer is a static NUL-terminated string.
-    ptrs.into_iter()
-        .map(|p| unsafe { crate::backend::cstr_lossy(p) })
-        .collect()
+    raw::builtin_templates()
 }

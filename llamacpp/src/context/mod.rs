@@ -1,16 +1,10 @@
 //! [`Context`]: decoding state for one model (KV cache, outputs, threads).
 
-use std::ptr::NonNull;
-
 use llamacpp_sys as sys;
 
 mod adapters_lock;
-mod callbacks;
-mod thread_pool;
 
 pub(crate) use adapters_lock::{adapters_read, adapters_write};
-use callbacks::{CallbackData, Callbacks, abort_trampoline, eval_trampoline};
-use thread_pool::ThreadPool;
 
 use crate::backend;
 use crate::batch::Batch;
@@ -18,14 +12,10 @@ use crate::error::{Error, Result, check_decode};
 use crate::lora::LoraAdapter;
 use crate::model::Model;
 use crate::params::ContextParams;
+use crate::raw::callbacks::{CallbackData, Callbacks, abort_trampoline, eval_trampoline};
+use crate::raw::context::{Graph, RawContext, batch_one};
+use crate::raw::threadpool::RawThreadPool;
 use crate::vocab::Token;
-
-/// Which graph [`Context::run_graph`] runs.
-#[derive(Clone, Copy)]
-enum Graph {
-    Decode,
-    Encode,
-}
 
 /// Decoding state over a borrowed [`Model`]: KV cache/recurrent state and outputs.
 ///
@@ -33,7 +23,8 @@ enum Graph {
 /// method that runs the model takes `&mut self`. Output slices borrow the
 /// context, so they cannot outlive the next `decode`.
 pub struct Context<'m> {
-    ptr: NonNull<sys::llama_context>,
+    // Field order is drop order: the context goes first, then what it points at.
+    raw: RawContext<'m>,
     model: &'m Model,
     /// Unique for the process's lifetime: ties a [`SeqCheckpoint`](crate::SeqCheckpoint) to
     /// the context whose state format it has.
@@ -41,24 +32,19 @@ pub struct Context<'m> {
     /// Read only by the C callbacks; must live (at a fixed address) as long as the context.
     #[allow(dead_code)]
     callbacks: CallbackData,
-    /// The worker threads llama.cpp was given, if any; freed after `llama_free` (Drop runs first).
+    /// The worker threads llama.cpp was given, if any; freed after `llama_free` (`raw` is
+    /// declared first).
     #[allow(dead_code)]
-    pool: Option<ThreadPool>,
+    pool: Option<RawThreadPool>,
     n_batch: u32,
     n_ubatch: u32,
     n_seq_max: u32,
-    /// One KV stream for every sequence; without it each sequence has its own, and
-    /// llama.cpp can copy only whole sequences between streams.
-    pub(crate) kv_unified: bool,
-    /// The workers in `pool`: llama.cpp must not be asked to compute with more.
-    pool_threads: Option<i32>,
     /// The `n_outputs_max` the caller set (0 = n_batch); llama.cpp asserts that no
     /// decode reserves more output rows than this.
     n_outputs_max: u32,
     embeddings: bool,
-    /// Batch indices with outputs from the last decode, in order.
-    outputs: Vec<i32>,
-    /// The LoRA adapters llama.cpp points at; dropped after `llama_free` (Drop runs first).
+    /// The LoRA adapters llama.cpp points at; dropped after `llama_free` (`raw` is declared
+    /// first).
     pub(crate) loras: Vec<LoraAdapter<'m>>,
     /// Set when a decode/encode failed in a way that leaves the context's state unknown,
     /// so every later run is refused.
@@ -77,17 +63,10 @@ enum Poison {
     Cpp(String),
 }
 
-// SAFETY: a llama_context may be used from any one thread at a time; the
-// callbacks it owns (through `CallbackData`'s pointer) are `Send`; `&Model` is `Send` because `Model: Sync`; a ggml
-// thread pool is driven by whichever thread computes, and freed from any.
+// SAFETY: a llama_context may be used from any one thread at a time (`RawContext`); the
+// callbacks it owns (through `CallbackData`'s pointer) are `Send`; `&Model` is `Send` because
+// `Model: Sync`; a ggml thread pool is driven by whichever thread computes, and freed from any.
 unsafe impl Send for Context<'_> {}
-
-impl Drop for Context<'_> {
-    fn drop(&mut self) {
-        // SAFETY: we own the context; callbacks outlive it (dropped after this).
-        unsafe { sys::llama_free(self.ptr.as_ptr()) }
-    }
-}
 
 impl std::fmt::Debug for Context<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -130,7 +109,7 @@ impl<'m> Context<'m> {
             .as_ref()
             .map(|_| raw.n_threads.max(raw.n_threads_batch));
         let pool = match (&thread_pool, pool_threads) {
-            (Some(options), Some(n)) => Some(ThreadPool::new(n, options)?),
+            (Some(options), Some(n)) => Some(RawThreadPool::new(n, options)?),
             _ => None,
         };
         let (has_abort, has_graph) = (abort.is_some(), graph.is_some());
@@ -158,29 +137,19 @@ impl<'m> Context<'m> {
         } else {
             (Some(adapters_read(model)), None)
         };
-        // SAFETY: the model is valid for 'm; params are plain data; callback data is boxed.
-        let (ptr, log) =
-            backend::capture_log(|| unsafe { sys::llama_init_from_model(model.as_ptr(), raw) });
+        // SAFETY: the callback data is allocated by `CallbackData` at a fixed address and is
+        // dropped after the context (field order in `Context`); the adapter lock is held.
+        let ctx = unsafe { RawContext::init(model, raw, "llama_init_from_model") };
         drop((read, write));
-        let ptr = NonNull::new(ptr).ok_or(Error::Null {
-            what: "llama_init_from_model",
-            log,
-        })?;
+        let mut ctx = ctx?;
         if let Some(pool) = &pool {
-            // SAFETY: valid context; the pool outlives it (freed after `llama_free`).
-            unsafe { sys::llama_attach_threadpool(ptr.as_ptr(), pool.0.as_ptr(), pool.0.as_ptr()) }
+            // SAFETY: the pool is dropped after the context (field order in `Context`).
+            unsafe { ctx.attach_threadpool(pool) }
         }
-        // SAFETY: valid context.
-        let (n_batch, n_ubatch, n_seq_max) = unsafe {
-            (
-                sys::llama_n_batch(ptr.as_ptr()),
-                sys::llama_n_ubatch(ptr.as_ptr()),
-                sys::llama_n_seq_max(ptr.as_ptr()),
-            )
-        };
+        let (n_batch, n_ubatch, n_seq_max) = (ctx.n_batch(), ctx.n_ubatch(), ctx.n_seq_max());
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let ctx = Context {
-            ptr,
+            raw: ctx,
             model,
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             callbacks,
@@ -188,19 +157,15 @@ impl<'m> Context<'m> {
             n_batch,
             n_ubatch,
             n_seq_max,
-            kv_unified: raw.kv_unified,
-            pool_threads,
             n_outputs_max: raw.n_outputs_max,
             embeddings: raw.embeddings,
-            outputs: Vec::new(),
             loras: Vec::new(),
             poisoned: None,
         };
         // A vocabulary-only model has no weights: llama.cpp makes a context without
         // backends, scheduler, memory or output buffer, and its first decode dereferences
         // them. The missing output buffer is what tells (every runnable context has one).
-        // SAFETY: valid context; nothing is queued, so the call only returns the pointer.
-        if unsafe { sys::llama_get_logits(ctx.as_ptr()) }.is_null() {
+        if !ctx.raw.has_output_buffer() {
             return Err(Error::Unsupported(
                 "the model was loaded with `vocab_only`: it has no weights to run a context on"
                     .into(),
@@ -213,8 +178,13 @@ impl<'m> Context<'m> {
         self.id
     }
 
-    pub(crate) fn as_ptr(&self) -> *mut sys::llama_context {
-        self.ptr.as_ptr()
+    /// The raw context: its memory, state and output calls.
+    pub(crate) fn raw(&self) -> &RawContext<'m> {
+        &self.raw
+    }
+
+    pub(crate) fn raw_mut(&mut self) -> &mut RawContext<'m> {
+        &mut self.raw
     }
 
     /// The model this context runs.
@@ -224,8 +194,7 @@ impl<'m> Context<'m> {
 
     /// Context size in tokens.
     pub fn n_ctx(&self) -> u32 {
-        // SAFETY: valid context.
-        unsafe { sys::llama_n_ctx(self.as_ptr()) }
+        self.raw.n_ctx()
     }
 
     /// Most tokens one `decode` takes.
@@ -272,8 +241,7 @@ impl<'m> Context<'m> {
                 expected: format!("<= n_batch = {}", self.n_batch),
             });
         }
-        // SAFETY: valid context.
-        let causal = unsafe { sys::llama_get_causal_attn(self.as_ptr()) };
+        let causal = self.raw.causal_attn();
         if !causal && n > i64::from(self.n_ubatch) {
             return Err(Error::OutOfRange {
                 what: "batch size",
@@ -294,8 +262,7 @@ impl<'m> Context<'m> {
     /// output rows per decode (every token in an embeddings context or an encode) and
     /// aborts when that exceeds `n_outputs_max`.
     fn check_outputs(&self, outputs: usize) -> Result<()> {
-        // SAFETY: valid model.
-        let encoder = unsafe { sys::llama_model_has_encoder(self.model.as_ptr()) };
+        let encoder = self.model.has_encoder();
         if self.n_outputs_max == 0 || encoder {
             return Ok(()); // llama.cpp uses n_batch, which check_rows enforces
         }
@@ -318,11 +285,10 @@ impl<'m> Context<'m> {
         if self.model.position_rows.is_some() {
             self.check_position_rows(batch.positions().iter().copied().max())?;
         }
-        self.outputs.clear();
-        // SAFETY: the batch view is valid while `batch` is borrowed, for the whole call.
-        unsafe { self.run_graph(batch.as_raw(), Graph::Decode) }?;
-        self.outputs = batch.output_indices();
-        Ok(())
+        let outputs = batch.output_indices();
+        // SAFETY: the batch view is valid while `batch` is borrowed, for the whole call; the
+        // batch passed `check_batch` and the position check; `outputs` are its output rows.
+        unsafe { self.run_graph(batch.as_raw(), Graph::Decode, outputs) }
     }
 
     /// Decodes a borrowed run of tokens as the continuation of sequence 0, without
@@ -342,25 +308,21 @@ impl<'m> Context<'m> {
         self.check_usable()?;
         self.check_rows(ids.len(), 1, ids)?;
         if self.model.position_rows.is_some() {
-            // SAFETY: valid context; the memory is NULL-checked by llama.cpp (-1 then).
-            let last =
-                unsafe { sys::llama_memory_seq_pos_max(sys::llama_get_memory(self.as_ptr()), 0) };
+            // Sequence 0 always exists; an empty sequence (or no memory) reports -1.
+            let last = self.raw.memory_seq_pos_max(0)?;
             let last = i64::from(last.max(-1)) + ids.len() as i64;
             self.check_position_rows(Some(i32::try_from(last).unwrap_or(i32::MAX)))?;
         }
-        self.outputs.clear();
-        // SAFETY: llama_batch_get_one only stores the pointer; llama.cpp reads the tokens
-        // during llama_decode below and never writes through it; `ids` outlives the call.
-        let raw = unsafe { sys::llama_batch_get_one(ids.as_ptr().cast_mut(), ids.len() as i32) };
-        // SAFETY: the batch points into `ids`, borrowed for the whole call.
-        unsafe { self.run_graph(raw, Graph::Decode) }?;
         let n = ids.len() as i32;
-        self.outputs = if self.embeddings {
+        let outputs = if self.embeddings {
             (0..n).collect()
         } else {
             vec![n - 1]
         };
-        Ok(())
+        // SAFETY: the batch points into `ids`, borrowed for the whole call, which llama.cpp
+        // only reads; the tokens passed `check_rows` and the position check; `outputs` are
+        // the rows llama_batch_get_one's batch has outputs for.
+        unsafe { self.run_graph(batch_one(ids), Graph::Decode, outputs) }
     }
 
     /// Runs the encoder (encoder-decoder and embedding models).
@@ -371,13 +333,7 @@ impl<'m> Context<'m> {
     /// (the encoder cannot split it).
     pub fn encode(&mut self, batch: &mut Batch) -> Result<()> {
         self.check_usable()?;
-        // SAFETY: valid model and context.
-        let (encoder, memory) = unsafe {
-            (
-                sys::llama_model_has_encoder(self.model.as_ptr()),
-                !sys::llama_get_memory(self.as_ptr()).is_null(),
-            )
-        };
+        let (encoder, memory) = (self.model.has_encoder(), self.raw.has_memory());
         if !encoder && memory {
             return Err(Error::Unsupported(
                 "encode on a model without an encoder (use decode)".into(),
@@ -394,11 +350,11 @@ impl<'m> Context<'m> {
                 expected: format!("<= n_ubatch = {} for encode", self.n_ubatch),
             });
         }
-        self.outputs.clear();
-        // SAFETY: the batch view is valid while `batch` is borrowed, for the whole call.
-        unsafe { self.run_graph(batch.as_raw(), Graph::Encode) }?;
-        self.outputs = batch.output_indices();
-        Ok(())
+        let outputs = batch.output_indices();
+        // SAFETY: the batch view is valid while `batch` is borrowed, for the whole call; the
+        // batch passed `check_batch`, the position check and the n_ubatch bound of encode;
+        // `outputs` are its output rows.
+        unsafe { self.run_graph(batch.as_raw(), Graph::Encode, outputs) }
     }
 
     /// A model with a learned position embedding looks each position up as a row of it,
@@ -440,28 +396,33 @@ impl<'m> Context<'m> {
     /// a C++ exception poisons the context, a panic in a graph callback is the error (after
     /// the connection check, which must see every run), then the return code.
     ///
+    /// On success the batch's `outputs` become readable; on failure there are none.
+    ///
     /// # Safety
-    /// The arrays `raw` points into stay valid and unchanged for the call.
-    unsafe fn run_graph(&mut self, raw: sys::llama_batch, graph: Graph) -> Result<()> {
-        let ptr = self.as_ptr();
+    /// As for [`RawContext::run`]: the arrays `raw` points into stay valid and unchanged for
+    /// the call, the batch passed this context's checks, and `outputs` are its output rows.
+    unsafe fn run_graph(
+        &mut self,
+        raw: sys::llama_batch,
+        graph: Graph,
+        outputs: Vec<i32>,
+    ) -> Result<()> {
+        let ctx = &mut self.raw;
         let mut ran = Ok(0);
         // A graph rebuild reads the model's adapter set (see `Model::adapters_lock`).
         let guard = adapters_read(self.model);
         let panicked = crate::panic::guarded(|| {
-            // SAFETY: valid context; the caller keeps the batch's arrays valid.
-            ran = unsafe {
-                match graph {
-                    Graph::Decode => crate::boundary::decode(ptr, raw),
-                    Graph::Encode => crate::boundary::encode(ptr, raw),
-                }
-            };
+            // SAFETY: the caller's guarantees.
+            ran = unsafe { ctx.run(raw, graph, outputs) };
         });
         drop(guard);
         let rc = ran.map_err(|e| self.poison_on_throw(e))?;
         let remote = self.check_remote(rc);
         panicked?;
         remote?;
-        check_decode(rc)
+        check_decode(rc)?;
+        self.raw.commit_outputs();
+        Ok(())
     }
 
     fn poison_on_throw(&mut self, e: Error) -> Error {
@@ -479,9 +440,7 @@ impl<'m> Context<'m> {
         if self.model.rpc_endpoints.is_empty() {
             return Ok(());
         }
-        // SAFETY: valid context.
-        let checked =
-            unsafe { crate::rpc::check_after_run(self.as_ptr(), &self.model.rpc_endpoints, rc) };
+        let checked = self.raw.check_remote(&self.model.rpc_endpoints, rc);
         if let Err(e) = checked {
             let endpoint = match &e {
                 Error::Rpc { endpoint, .. } => endpoint.clone(),
@@ -501,36 +460,17 @@ impl<'m> Context<'m> {
 
     /// Waits for pending backend work (decode may return before a GPU finishes).
     pub fn synchronize(&mut self) {
-        // SAFETY: valid context.
-        unsafe { sys::llama_synchronize(self.as_ptr()) }
+        self.raw.synchronize()
     }
 
     /// Batch indices that have outputs from the last decode.
     pub fn output_indices(&self) -> &[i32] {
-        &self.outputs
-    }
-
-    fn check_output(&self, i: i32) -> Result<i32> {
-        let n = self.outputs.len() as i32;
-        let ok = if i < 0 {
-            i >= -n
-        } else {
-            self.outputs.contains(&i)
-        };
-        if ok { Ok(i) } else { Err(Error::NoOutput(i)) }
+        self.raw.outputs()
     }
 
     /// Logits of batch index `i` of the last decode (negative: from the end of the outputs).
     pub fn logits(&self, i: i32) -> Result<&[f32]> {
-        let i = self.check_output(i)?;
-        let n_vocab = self.model.vocab().n_tokens() as usize;
-        // SAFETY: `i` names an output of the last decode, so llama.cpp has a row of n_vocab floats.
-        let p = unsafe { sys::llama_get_logits_ith(self.as_ptr(), i) };
-        if p.is_null() {
-            return Err(Error::NoOutput(i));
-        }
-        // SAFETY: the row holds n_vocab floats and lives until the next decode (which needs &mut self).
-        Ok(unsafe { std::slice::from_raw_parts(p, n_vocab) })
+        self.raw.logits(i)
     }
 
     /// Embedding of batch index `i` (pooling `None`), `n_embd` floats.
@@ -538,14 +478,7 @@ impl<'m> Context<'m> {
         if !self.embeddings {
             return Err(Error::EmbeddingsDisabled);
         }
-        let i = self.check_output(i)?;
-        // SAFETY: valid context and output index.
-        let p = unsafe { sys::llama_get_embeddings_ith(self.as_ptr(), i) };
-        if p.is_null() {
-            return Err(Error::NoOutput(i));
-        }
-        // SAFETY: the row has n_embd_out floats and lives until the next decode.
-        Ok(unsafe { std::slice::from_raw_parts(p, self.n_embd_out()) })
+        self.raw.embeddings(i)
     }
 
     /// Pooled embedding of sequence `seq` (pooling other than `None`).
@@ -553,66 +486,22 @@ impl<'m> Context<'m> {
         if !self.embeddings {
             return Err(Error::EmbeddingsDisabled);
         }
-        self.check_seq(seq)?;
-        // SAFETY: valid context and sequence id.
-        let p = unsafe { sys::llama_get_embeddings_seq(self.as_ptr(), seq) };
-        if p.is_null() {
-            return Err(Error::NoOutput(seq));
-        }
-        // SAFETY: pooled embeddings have n_embd_out floats (rank pooling: n_cls_out, fewer).
-        // SAFETY: as above.
-        let n = unsafe {
-            if sys::llama_pooling_type(self.as_ptr()) == sys::LLAMA_POOLING_TYPE_RANK {
-                (sys::llama_model_n_cls_out(self.model.as_ptr()) as usize).max(1)
-            } else {
-                self.n_embd_out()
-            }
-        };
-        // SAFETY: the buffer holds `n` floats until the next decode.
-        Ok(unsafe { std::slice::from_raw_parts(p, n) })
-    }
-
-    fn n_embd_out(&self) -> usize {
-        // SAFETY: valid model.
-        unsafe { sys::llama_model_n_embd_out(self.model.as_ptr()) }.max(0) as usize
+        self.raw.seq_embeddings(seq)
     }
 
     pub(crate) fn check_seq(&self, seq: i32) -> Result<()> {
-        if seq < 0 || seq as u32 >= self.n_seq_max {
-            return Err(Error::OutOfRange {
-                what: "sequence id",
-                value: i64::from(seq),
-                expected: format!("0..{}", self.n_seq_max),
-            });
-        }
-        Ok(())
+        self.raw.check_seq(seq)
     }
 
     /// Sets the threads for generation and batch processing: 1 to 512 (ggml's limit),
     /// and with a [`thread_pool`](crate::ContextParams::thread_pool) at most its size.
     pub fn set_threads(&mut self, n_gen: i32, n_batch: i32) -> Result<()> {
-        crate::params::check_threads("n_threads_gen", n_gen)?;
-        crate::params::check_threads("n_threads_batch", n_batch)?;
-        // A pool's workers are an array of its size; with OpenMP ggml indexes it by the
-        // thread count asked for.
-        if let Some(max) = self.pool_threads
-            && n_gen.max(n_batch) > max
-        {
-            return Err(Error::OutOfRange {
-                what: "threads",
-                value: i64::from(n_gen.max(n_batch)),
-                expected: format!("<= {max}, the thread pool's size"),
-            });
-        }
-        // SAFETY: valid context.
-        unsafe { sys::llama_set_n_threads(self.as_ptr(), n_gen, n_batch) };
-        Ok(())
+        self.raw.set_n_threads(n_gen, n_batch)
     }
 
     /// Performance counters.
     pub fn perf(&self) -> Perf {
-        // SAFETY: valid context.
-        let d = unsafe { sys::llama_perf_context(self.as_ptr()) };
+        let d = self.raw.perf();
         Perf {
             t_load_ms: d.t_load_ms,
             t_p_eval_ms: d.t_p_eval_ms,
@@ -625,12 +514,7 @@ impl<'m> Context<'m> {
 
     /// Resets the performance counters.
     pub fn reset_perf(&mut self) {
-        // SAFETY: valid context.
-        unsafe { sys::llama_perf_context_reset(self.as_ptr()) }
-    }
-
-    pub(crate) fn raw_ptr(&mut self) -> *mut sys::llama_context {
-        self.ptr.as_ptr()
+        self.raw.reset_perf()
     }
 }
 
@@ -641,8 +525,7 @@ impl<'m> Context<'m> {
 /// leaving the model with a garbage training context).
 fn yarn_rewrites_n_ctx_train(model: &Model, raw: &sys::llama_context_params) -> Result<bool> {
     let scale = raw.rope_freq_scale;
-    // SAFETY: valid model.
-    let train_scale = unsafe { sys::llama_model_rope_freq_scale_train(model.as_ptr()) };
+    let train_scale = model.raw().rope_freq_scale_train();
     let yarn = matches!(
         raw.rope_scaling_type,
         sys::LLAMA_ROPE_SCALING_TYPE_YARN | sys::LLAMA_ROPE_SCALING_TYPE_UNSPECIFIED
@@ -678,7 +561,5 @@ fn yarn_rewrites_n_ctx_train(model: &Model, raw: &sys::llama_context_params) -> 
 
 /// The ids of a token slice, without copying.
 pub(crate) fn bytemuck_tokens(tokens: &[Token]) -> &[i32] {
-    // SAFETY: Token is #[repr(transparent)] over i32, so the slices have the same layout
-    // and length; the lifetime is carried over.
-    unsafe { std::slice::from_raw_parts(tokens.as_ptr().cast::<i32>(), tokens.len()) }
+    crate::raw::context::token_ids(tokens)
 }

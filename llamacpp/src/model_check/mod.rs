@@ -17,47 +17,47 @@ mod vocab;
 
 use std::ffi::CStr;
 
+use llamacpp_ggml::gguf::Gguf;
 use llamacpp_sys as sys;
 
 use crate::backend;
-use crate::error::c_string;
 use crate::model_params::{KvOverride, ModelParams};
 
 pub(crate) use special::check_loaded;
 
-/// A file's metadata (no tensor data), freed on drop.
-pub(crate) struct Meta(*mut sys::gguf_context);
+/// A model's metadata (no tensor data): the shared GGUF reader, whose getters check the
+/// value types and indices ggml's own getters abort on. Read from a file (owned, freed on
+/// drop) or borrowed from the caller (`Model::from_metadata`).
+pub(crate) struct Meta<'g>(MetaSource<'g>);
 
-impl Drop for Meta {
-    fn drop(&mut self) {
-        // SAFETY: a non-NULL context from gguf_init_from_file, freed once.
-        unsafe { sys::gguf_free(self.0) }
+enum MetaSource<'g> {
+    Owned(Gguf),
+    Borrowed(&'g Gguf),
+}
+
+impl<'g> Meta<'g> {
+    /// The metadata of a model built in memory.
+    pub(crate) fn borrowed(gguf: &'g Gguf) -> Self {
+        Meta(MetaSource::Borrowed(gguf))
     }
 }
 
-impl Meta {
+impl Meta<'static> {
     /// Reads the metadata of `path`; `None` when it is not readable as GGUF.
-    pub(crate) fn open(path: &CStr) -> Option<Meta> {
+    pub(crate) fn open(path: &CStr) -> Option<Self> {
         Meta::read(path).ok()
     }
 
     /// Reads the metadata of `path`, or says why ggml's parser refused it (its log and the
     /// exception it threw, if any).
-    pub(crate) fn read(path: &CStr) -> Result<Meta, String> {
-        let gp = sys::gguf_init_params {
-            no_alloc: true,
-            ctx: std::ptr::null_mut(),
+    pub(crate) fn read(path: &CStr) -> Result<Self, String> {
+        let (gguf, log) = backend::capture_log(|| Gguf::open_c(path));
+        let e = match gguf {
+            Ok(gguf) => return Ok(Meta(MetaSource::Owned(gguf))),
+            Err(llamacpp_ggml::Error::GgufRead { reason, .. }) => reason,
+            Err(e) => e.to_string(),
         };
-        let mut e = crate::boundary::ErrBuf::new();
-        // SAFETY: NUL-terminated path; with ctx NULL only the gguf context is allocated; the
-        // shim turns an exception (an allocation sized by the file) into NULL.
-        let (ctx, log) = backend::capture_log(|| unsafe {
-            sys::llama_sys_gguf_init_from_file(path.as_ptr(), gp, e.ptr(), e.len())
-        });
-        if !ctx.is_null() {
-            return Ok(Meta(ctx));
-        }
-        let why = [log, e.text()]
+        let why = [log, e]
             .into_iter()
             .filter(|s| !s.is_empty())
             .collect::<Vec<_>>()
@@ -68,114 +68,64 @@ impl Meta {
             why
         })
     }
+}
+
+impl Meta<'_> {
+    fn gguf(&self) -> &Gguf {
+        match &self.0 {
+            MetaSource::Owned(g) => g,
+            MetaSource::Borrowed(g) => g,
+        }
+    }
 
     /// Whether the file holds a tensor of that name.
-    pub(crate) fn has_tensor(&self, name: &CStr) -> bool {
-        // SAFETY: live context, NUL-terminated name.
-        unsafe { sys::gguf_find_tensor(self.0, name.as_ptr()) >= 0 }
+    pub(crate) fn has_tensor(&self, name: &str) -> bool {
+        self.gguf().tensor_index(name).is_some()
     }
 
     pub(crate) fn id(&self, key: &str) -> Option<i64> {
-        let k = c_string(key).ok()?;
-        // SAFETY: live context, NUL-terminated key.
-        let id = unsafe { sys::gguf_find_key(self.0, k.as_ptr()) };
-        (id >= 0).then_some(id)
+        self.gguf().key_id(key)
     }
 
     /// The GGUF type of `key`, if present.
     pub(crate) fn kv_type(&self, key: &str) -> Option<sys::gguf_type> {
-        let id = self.id(key)?;
-        // SAFETY: live context and key id.
-        Some(unsafe { sys::gguf_get_kv_type(self.0, id) })
+        self.gguf().kv_type(key)
     }
 
     fn string(&self, key: &str) -> Option<String> {
-        let id = self.id(key)?;
-        // SAFETY: live context and key id; the type is checked before reading.
-        unsafe {
-            (sys::gguf_get_kv_type(self.0, id) == sys::GGUF_TYPE_STRING)
-                .then(|| backend::cstr_lossy(sys::gguf_get_val_str(self.0, id)))
-        }
+        self.gguf().get_str(key)
     }
 
     fn f32(&self, key: &str) -> Option<f32> {
-        let id = self.id(key)?;
-        // SAFETY: live context and key id; the type is checked before reading.
-        unsafe {
-            (sys::gguf_get_kv_type(self.0, id) == sys::GGUF_TYPE_FLOAT32)
-                .then(|| sys::gguf_get_val_f32(self.0, id))
-        }
+        self.gguf().get_f32(key)
+    }
+
+    /// A `uint16` value.
+    fn u16(&self, key: &str) -> Option<u16> {
+        self.gguf().get_u16(key)
     }
 
     /// A `uint32` scalar, or the elements of a `uint32`/`int32` array (the per-layer
     /// form). Other types are left to llama.cpp, which rejects them.
     fn u32s(&self, key: &str) -> Option<Vec<u32>> {
-        let id = self.id(key)?;
-        // SAFETY: live context and key id; every read matches the type just checked,
-        // and the slice covers exactly the array's `n` elements.
-        unsafe {
-            match sys::gguf_get_kv_type(self.0, id) {
-                sys::GGUF_TYPE_UINT32 => Some(vec![sys::gguf_get_val_u32(self.0, id)]),
-                sys::GGUF_TYPE_ARRAY => {
-                    let n = sys::gguf_get_arr_n(self.0, id);
-                    let data = sys::gguf_get_arr_data(self.0, id);
-                    match sys::gguf_get_arr_type(self.0, id) {
-                        sys::GGUF_TYPE_UINT32 | sys::GGUF_TYPE_INT32 if !data.is_null() => {
-                            Some(std::slice::from_raw_parts(data.cast::<u32>(), n).to_vec())
-                        }
-                        _ => None,
-                    }
-                }
-                _ => None,
-            }
-        }
+        self.gguf().u32s(key)
     }
 
     /// The elements of an `int32` array.
     pub(crate) fn i32_array(&self, key: &str) -> Option<Vec<i32>> {
-        let id = self.id(key)?;
-        // SAFETY: live context and key id; the data is read only for an int32 array,
-        // as its `n` elements.
-        unsafe {
-            if sys::gguf_get_kv_type(self.0, id) != sys::GGUF_TYPE_ARRAY
-                || sys::gguf_get_arr_type(self.0, id) != sys::GGUF_TYPE_INT32
-            {
-                return None;
-            }
-            let n = sys::gguf_get_arr_n(self.0, id);
-            let data = sys::gguf_get_arr_data(self.0, id);
-            (!data.is_null()).then(|| std::slice::from_raw_parts(data.cast::<i32>(), n).to_vec())
-        }
+        self.gguf().i32_array(key)
     }
 
     /// The elements of a string array as llama.cpp reads them (`std::string` from the C
     /// string, so each stops at its first NUL), passed to `f` one by one.
-    pub(crate) fn for_each_str(&self, key: &str, mut f: impl FnMut(usize, &[u8])) -> bool {
-        let Some(id) = self.id(key) else {
-            return false;
-        };
-        // SAFETY: live context and key id; strings are read only for a string array and
-        // indices below its length; gguf keeps each string NUL-terminated.
-        unsafe {
-            if sys::gguf_get_kv_type(self.0, id) != sys::GGUF_TYPE_ARRAY
-                || sys::gguf_get_arr_type(self.0, id) != sys::GGUF_TYPE_STRING
-            {
-                return false;
-            }
-            for i in 0..sys::gguf_get_arr_n(self.0, id) {
-                let p = sys::gguf_get_arr_str(self.0, id, i);
-                if !p.is_null() {
-                    f(i, CStr::from_ptr(p).to_bytes());
-                }
-            }
-        }
-        true
+    pub(crate) fn for_each_str(&self, key: &str, f: impl FnMut(usize, &[u8])) -> bool {
+        self.gguf().for_each_str(key, f)
     }
 }
 
 /// The metadata llama.cpp will see: the file's values with the overrides applied.
 pub(crate) struct Keys<'a> {
-    meta: &'a Meta,
+    meta: &'a Meta<'a>,
     params: &'a ModelParams,
     /// `general.architecture`.
     pub arch: String,
@@ -225,7 +175,7 @@ impl Keys<'_> {
     }
 
     /// The file's raw metadata (for keys llama.cpp reads without overrides).
-    pub fn meta(&self) -> &Meta {
+    pub fn meta(&self) -> &Meta<'_> {
         self.meta
     }
 }
@@ -253,10 +203,21 @@ pub(crate) fn check_file(path: &CStr, params: &ModelParams) -> Result<FileFacts,
     };
     // Split files are checked before the model's own keys: llama.cpp opens them first.
     let parts = split::check(path, &meta)?;
+    let learned_positions = parts.iter().any(|m| m.has_tensor(POSITION_EMBD));
+    let mut facts = check_meta(&meta, params)?;
+    facts.learned_positions |= learned_positions;
+    Ok(facts)
+}
+
+/// The tensor of a learned position embedding.
+pub(crate) const POSITION_EMBD: &str = "position_embd.weight";
+
+/// [`check_file`] without the split files: the checks of one model's metadata `meta` (read
+/// from its first file, or given for a model built in memory) with the overrides of
+/// `params`.
+pub(crate) fn check_meta(meta: &Meta<'_>, params: &ModelParams) -> Result<FileFacts, String> {
     let facts = FileFacts {
-        learned_positions: std::iter::once(&meta)
-            .chain(&parts)
-            .any(|m| m.has_tensor(c"position_embd.weight")),
+        learned_positions: meta.has_tensor(POSITION_EMBD),
     };
     // Read by llama.cpp without overrides; without it the load fails cleanly. A key of
     // another type fails it too, but after the loader made a ggml context it then leaks
@@ -267,11 +228,7 @@ pub(crate) fn check_file(path: &CStr, params: &ModelParams) -> Result<FileFacts,
         }
         return Ok(facts);
     };
-    let keys = Keys {
-        meta: &meta,
-        params,
-        arch,
-    };
+    let keys = Keys { meta, params, arch };
     counts::check(&keys)?;
     rope::check(&keys)?;
     hparams::check(&keys)?;

@@ -13,22 +13,15 @@ use crate::model::Model;
 
 /// `Err` when tokenizing with special tokens would abort on `model`'s vocabulary.
 pub(crate) fn check_loaded(model: &Model) -> Result<(), String> {
-    // SAFETY: a loaded model; its vocabulary lives as long as it, and these getters only
-    // read plain fields.
-    let (ty, add_bos, bos, add_eos, eos, sep) = unsafe {
-        let v = sys::llama_model_get_vocab(model.as_ptr());
-        if v.is_null() {
-            return Ok(());
-        }
-        (
-            sys::llama_vocab_type(v),
-            sys::llama_vocab_get_add_bos(v),
-            sys::llama_vocab_bos(v),
-            sys::llama_vocab_get_add_eos(v),
-            sys::llama_vocab_eos(v),
-            sys::llama_vocab_sep(v),
-        )
-    };
+    let v = model.raw().vocab();
+    let (ty, add_bos, bos, add_eos, eos, sep) = (
+        v.vocab_type(),
+        v.adds_bos(),
+        v.bos(),
+        v.adds_eos(),
+        v.eos(),
+        v.sep(),
+    );
     let missing = |flag: &str, what: &str, id_key: &str| {
         Err(abort_reason(format!(
             "tokenizer.ggml.{flag} = true, but the vocabulary has no {what} token \

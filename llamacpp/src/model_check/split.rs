@@ -13,21 +13,9 @@ use super::{Meta, abort_reason};
 const SPLIT_COUNT: &str = "split.count";
 const SPLIT_NO: &str = "split.no";
 
-impl Meta {
-    /// A `uint16` value.
-    fn u16(&self, key: &str) -> Option<u16> {
-        let id = self.id(key)?;
-        // SAFETY: live context and key id; the type is checked before reading.
-        unsafe {
-            (sys::gguf_get_kv_type(self.0, id) == sys::GGUF_TYPE_UINT16)
-                .then(|| sys::gguf_get_val_u16(self.0, id))
-        }
-    }
-}
-
 /// Checks the `split.no` type of every further split of the model whose first file is
 /// `path` (with metadata `meta`); returns the metadata of those that could be read.
-pub(super) fn check(path: &CStr, meta: &Meta) -> Result<Vec<Meta>, String> {
+pub(super) fn check(path: &CStr, meta: &Meta<'_>) -> Result<Vec<Meta<'static>>, String> {
     let mut parts = Vec::new();
     // Another type, or a first file that is not split 0, fails the load cleanly.
     let Some(n) = meta.u16(SPLIT_COUNT).filter(|&n| n > 1) else {

@@ -1,108 +1,23 @@
-//! [`MtpDrafter`]: the MTP-type context that runs the NextN block, and the eval callback that
-//! captures the block's output hidden state for chained drafts.
-
-use std::ffi::{CStr, c_void};
-use std::ptr::NonNull;
+//! [`MtpDrafter`]: the MTP-type context that runs the NextN block, fed and stepped one
+//! sequence at a time; the context, its batch and the hidden-state capture are in
+//! `raw/mtp.rs`.
 
 use llamacpp_sys as sys;
 
-use super::batch_ext::BatchExt;
 use super::model::MtpModel;
 use crate::backend;
 use crate::context::Context;
-use crate::error::{Error, Result, check_decode};
+use crate::error::{Error, Result};
 use crate::params::ContextParams;
+use crate::raw::mtp::RawMtpContext;
 use crate::vocab::Token;
-
-/// Where the eval callback copies the MTP head's output hidden state (`h_nextn`).
-struct Capture {
-    /// Whether the current decode should copy it (only draft steps that chain on it).
-    want: bool,
-    n_embd: usize,
-    /// The rows of the last copy: `n_embd` floats per output.
-    rows: Vec<f32>,
-    /// Whether the current decode delivered the rows.
-    got: bool,
-}
-
-/// The name llama.cpp gives the MTP head's final hidden state (`cb(cur, "h_nextn", -1)`).
-const H_NEXTN: &[u8] = b"h_nextn";
-
-/// ggml's eval callback on the MTP context: asks for the `h_nextn` node only (so the rest of
-/// the graph is computed as without a callback) and copies it once computed.
-extern "C" fn capture_trampoline(t: *mut sys::ggml_tensor, ask: bool, data: *mut c_void) -> bool {
-    if t.is_null() || data.is_null() {
-        return !ask;
-    }
-    let r = crate::panic::catch("mtp capture", || {
-        // SAFETY: `data` is the drafter's boxed `Capture`, alive as long as the context; the
-        // scheduler calls back on the thread running the decode, which holds `&mut MtpDrafter`.
-        let cap = unsafe { &mut *data.cast::<Capture>() };
-        // SAFETY: ggml passes a valid tensor for the duration of the call; its name is a
-        // NUL-terminated array.
-        let name = unsafe { CStr::from_ptr((*t).name.as_ptr()) };
-        let wanted = cap.want && name.to_bytes() == H_NEXTN;
-        if ask {
-            return wanted;
-        }
-        if wanted {
-            // SAFETY: as above; the tensor has just been computed.
-            cap.got = unsafe { copy_rows(t, cap.n_embd, &mut cap.rows) };
-        }
-        true
-    });
-    // A panic (impossible short of allocation failure) must not unwind into C; the decode
-    // that ran the graph reports it.
-    r.unwrap_or(!ask)
-}
-
-/// Copies an F32 `[n_embd, rows]` tensor into `out`; false (nothing copied) for any other shape.
-///
-/// # Safety
-/// `t` must be a valid, computed tensor.
-unsafe fn copy_rows(t: *mut sys::ggml_tensor, n_embd: usize, out: &mut Vec<f32>) -> bool {
-    // SAFETY: valid tensor per the contract.
-    let tensor = unsafe { &*t };
-    // SAFETY: as above.
-    let contiguous = unsafe { sys::ggml_is_contiguous(t) };
-    if tensor.type_ != sys::GGML_TYPE_F32
-        || tensor.ne[0] as usize != n_embd
-        || !contiguous
-        || tensor.buffer.is_null()
-    {
-        return false;
-    }
-    // SAFETY: as above.
-    let bytes = unsafe { sys::ggml_nbytes(t) };
-    let n = bytes / std::mem::size_of::<f32>();
-    out.clear();
-    out.resize(n, 0.0);
-    // SAFETY: the tensor lives in a backend buffer (checked non-null: ggml asserts on it) and
-    // has `bytes` bytes; `out` has room for exactly that many.
-    unsafe { sys::ggml_backend_tensor_get(t, out.as_mut_ptr().cast(), 0, bytes) };
-    true
-}
-
-/// An owned MTP-type `llama_context`.
-struct RawCtx(NonNull<sys::llama_context>);
-
-impl Drop for RawCtx {
-    fn drop(&mut self) {
-        // SAFETY: we own the context; the batch that points at it was dropped first.
-        unsafe { sys::llama_free(self.0.as_ptr()) }
-    }
-}
 
 /// The MTP draft context: the model's NextN block with its own KV cache, sequence 0.
 ///
 /// Made by [`MtpSpeculative::new`](super::MtpSpeculative::new); exposed for callers that
 /// drive their own loop.
 pub struct MtpDrafter<'m> {
-    // Field order is drop order: the batch points at the context, which points at `capture`.
-    batch: BatchExt,
-    ctx: RawCtx,
-    capture: Box<Capture>,
-    model: &'m MtpModel,
+    raw: RawMtpContext<'m>,
     n_embd: usize,
     n_ctx: u32,
 }
@@ -139,15 +54,7 @@ impl<'m> MtpDrafter<'m> {
             ));
         }
         let n_embd = usize::try_from(model.n_embd()).unwrap_or(0);
-        let mut capture = Box::new(Capture {
-            want: false,
-            n_embd,
-            rows: Vec::new(),
-            got: false,
-        });
-        // SAFETY: returns a plain struct by value.
-        let mut raw = unsafe { sys::llama_context_default_params() };
-        raw.ctx_type = sys::LLAMA_CONTEXT_TYPE_MTP;
+        let mut raw = crate::raw::context::default_params();
         raw.n_ctx = target.n_ctx();
         raw.n_batch = target.n_batch();
         raw.n_ubatch = target.n_ubatch();
@@ -164,36 +71,11 @@ impl<'m> MtpDrafter<'m> {
         // embedding output (the MTP graph sets none), and an embeddings context would also
         // force an output for every entry.
         raw.embeddings = false;
-        raw.cb_eval = Some(capture_trampoline);
-        raw.cb_eval_user_data = (&mut *capture as *mut Capture).cast();
-        let guard = crate::context::adapters_read(model);
-        // The model is valid for 'm and has its NextN layers loaded (MtpModel), which is what
-        // llama.cpp's MTP graph asserts; the callback data is boxed and outlives the context
-        // (declared after it in `MtpDrafter`).
-        let init = || {
-            // SAFETY: see above: valid model with MTP layers, callback data outlives the context.
-            unsafe { sys::llama_init_from_model(model.as_ptr(), raw) }
-        };
-        let (ptr, log) = backend::capture_log(init);
-        drop(guard);
-        let ctx = RawCtx(NonNull::new(ptr).ok_or(Error::Null {
-            what: "llama_init_from_model (MTP context)",
-            log,
-        })?);
-        // SAFETY: the context is valid and outlives the batch (field order).
-        let batch = unsafe { BatchExt::new(ctx.0.as_ptr(), n_embd)? };
         Ok(MtpDrafter {
-            batch,
-            ctx,
-            capture,
-            model,
+            raw: RawMtpContext::new(model, raw, n_embd)?,
             n_embd,
             n_ctx: target.n_ctx(),
         })
-    }
-
-    fn ptr(&self) -> *mut sys::llama_context {
-        self.ctx.0.as_ptr()
     }
 
     /// The model's hidden size: the length of every state row.
@@ -203,14 +85,13 @@ impl<'m> MtpDrafter<'m> {
 
     /// Forgets every position.
     pub fn clear(&mut self) {
-        // SAFETY: valid context and its memory.
-        unsafe { sys::llama_memory_clear(sys::llama_get_memory(self.ptr()), true) }
+        self.raw.ctx_mut().memory_clear(true)
     }
 
     /// One past the last position held (0 when empty).
     pub fn n_past(&self) -> i32 {
-        // SAFETY: valid context and its memory.
-        let p = unsafe { sys::llama_memory_seq_pos_max(sys::llama_get_memory(self.ptr()), 0) };
+        // Sequence 0 always exists, so this never errs.
+        let p = self.raw.ctx().memory_seq_pos_max(0).unwrap_or(-1);
         p.max(-1) + 1
     }
 
@@ -223,9 +104,7 @@ impl<'m> MtpDrafter<'m> {
                 expected: ">= 0".into(),
             });
         }
-        // SAFETY: valid context and memory; sequence 0 exists.
-        let ok = unsafe { sys::llama_memory_seq_rm(sys::llama_get_memory(self.ptr()), 0, pos, -1) };
-        if ok {
+        if self.raw.ctx_mut().memory_seq_rm(Some(0), Some(pos), None)? {
             Ok(())
         } else {
             Err(Error::Speculative(format!(
@@ -246,15 +125,15 @@ impl<'m> MtpDrafter<'m> {
                 states.len()
             )));
         }
-        let cap = self.batch.capacity().max(1);
+        let cap = self.raw.batch().capacity().max(1);
         let mut pos = start;
         for (chunk, rows) in tokens.chunks(cap).zip(states.chunks(cap * self.n_embd)) {
-            self.batch.clear();
+            self.raw.batch().clear();
             for (t, h) in chunk.iter().zip(rows.chunks(self.n_embd)) {
-                self.batch.push(t.id(), pos, h, false)?;
+                self.raw.batch().push(t.id(), pos, h, false)?;
                 pos += 1;
             }
-            self.process(false)?;
+            self.raw.process(false)?;
         }
         Ok(())
     }
@@ -268,64 +147,23 @@ impl<'m> MtpDrafter<'m> {
         state: &[f32],
         chain: bool,
     ) -> Result<(Token, Option<Vec<f32>>)> {
-        self.batch.clear();
-        self.batch.push(token.id(), pos, state, true)?;
-        self.process(chain)?;
-        let n_vocab = self.model.vocab().n_tokens();
-        // SAFETY: valid context; the decode just produced one output (-1 = the last one);
-        // llama.cpp returns NULL rather than failing for a bad index.
-        let p = unsafe { sys::llama_get_logits_ith(self.ptr(), -1) };
-        if p.is_null() {
-            return Err(Error::NoOutput(-1));
-        }
-        // SAFETY: an output row holds n_vocab floats until the next decode (`&mut self`).
-        let logits = unsafe { std::slice::from_raw_parts(p, n_vocab.max(0) as usize) };
+        self.raw.batch().clear();
+        self.raw.batch().push(token.id(), pos, state, true)?;
+        self.raw.process(chain)?;
+        // The decode just produced one output: -1 names it.
+        let logits = self.raw.ctx().logits(-1)?;
         let next = Token::from_candidate(argmax(logits) as i32);
         let h = if chain {
-            if !self.capture.got || self.capture.rows.len() != self.n_embd {
+            let Some(rows) = self.raw.take_captured() else {
                 return Err(Error::Speculative(
                     "the MTP head's hidden state was not produced".into(),
                 ));
-            }
-            Some(std::mem::take(&mut self.capture.rows))
+            };
+            Some(rows)
         } else {
             None
         };
         Ok((next, h))
-    }
-
-    fn process(&mut self, capture: bool) -> Result<()> {
-        if self.batch.len() == 0 {
-            return Err(Error::EmptyBatch);
-        }
-        let end = self.n_past() as i64 + self.batch.len() as i64;
-        if end > i64::from(self.n_ctx) {
-            return Err(Error::OutOfRange {
-                what: "MTP context position",
-                value: end,
-                expected: format!("<= n_ctx = {}", self.n_ctx),
-            });
-        }
-        self.capture.want = capture;
-        self.capture.got = false;
-        let guard = crate::context::adapters_read(self.model);
-        let ctx = self.ptr();
-        let batch = self.batch.as_ptr();
-        // The batch belongs to the context and holds at most n_batch entries, each with a token
-        // id checked by llama.cpp, one position and an n_embd_out state row (so no entry lacks
-        // the hidden state the MTP graph reads).
-        // Valid context and batch, as described just above (an exception thrown inside
-        // becomes an Err in the shim).
-        let mut rc = Ok(0);
-        let panicked = crate::panic::guarded(|| {
-            // SAFETY: as described just above.
-            rc = unsafe { crate::boundary::process(ctx, sys::LLAMA_PROCESS_TYPE_DECODE, batch) };
-        });
-        drop(guard);
-        self.capture.want = false;
-        let rc = rc?;
-        panicked?;
-        check_decode(rc)
     }
 }
 

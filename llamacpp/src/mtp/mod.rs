@@ -24,7 +24,6 @@
 //! The module is split by job: `model` loads and checks the model, `drafter` runs the MTP
 //! context, `speculative` runs the draft / verify loop.
 
-mod batch_ext;
 mod drafter;
 mod model;
 mod speculative;

@@ -4,8 +4,6 @@
 use std::ops::Deref;
 use std::path::Path;
 
-use llamacpp_sys as sys;
-
 use crate::error::{Error, Result};
 use crate::model::{Model, ModelParams};
 
@@ -74,8 +72,7 @@ impl Deref for MtpModel {
 }
 
 fn n_layer_nextn(model: &Model) -> i32 {
-    // SAFETY: valid model.
-    unsafe { sys::llama_model_n_layer_nextn(model.as_ptr()) }
+    model.raw().n_layer_nextn()
 }
 
 /// Everything llama.cpp's MTP context asserts about the model (`graph_mtp` in

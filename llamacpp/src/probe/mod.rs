@@ -226,9 +226,7 @@ fn address_space_in_use() -> Option<u64> {
     let pages: u64 = statm.split_whitespace().next()?.parse().ok()?;
     #[cfg(unix)]
     {
-        // SAFETY: sysconf has no preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        u64::try_from(page).ok().map(|p| pages.saturating_mul(p))
+        unix::page_size().map(|p| pages.saturating_mul(p))
     }
     #[cfg(not(unix))]
     {
@@ -312,25 +310,13 @@ fn run(
     limit: Option<u64>,
     work: impl FnOnce() -> Result<ProbeReport>,
 ) -> Result<ProbeReport> {
-    use std::os::fd::AsRawFd;
-
     crate::backend::init();
     let start = Instant::now();
-    let (report_r, report_w) = unix::pipe()?;
-    let (err_r, err_w) = unix::pipe()?;
-    // SAFETY: fork has no preconditions; the child only runs `child_main`, which never
-    // returns (it ends in `_exit`), and shares nothing with the parent afterwards.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(std::io::Error::last_os_error().into());
-    }
-    if pid == 0 {
-        drop(report_r);
-        drop(err_r);
-        unix::child_main(report_w.as_raw_fd(), err_w.as_raw_fd(), limit, work);
-    }
-    drop(report_w);
-    drop(err_w);
+    let report = unix::pipe()?;
+    let err = unix::pipe()?;
+    // The child runs `work` and never returns from this call; see `unix::fork_child` for
+    // why forking a multithreaded process is acceptable here.
+    let (pid, report_r, err_r) = unix::fork_child(report, err, limit, work)?;
     let deadline = start + timeout;
     let collected = unix::collect(pid, report_r, err_r, deadline);
     // Reaped in every case (`collect` killed it on its way out with an error).
@@ -367,11 +353,7 @@ mod unix;
 mod tests {
     use super::*;
 
-    /// Straight to fd 2 (the test harness captures `eprintln!`).
-    fn write_stderr(s: &str) {
-        // SAFETY: `s` is valid for its length.
-        unsafe { libc::write(2, s.as_ptr().cast(), s.len()) };
-    }
+    use super::unix::test_support::{exit_now, raise_default, write_stderr};
 
     fn failure(work: impl FnOnce() -> Result<ProbeReport>) -> ProbeFailure {
         match run(Path::new("x.gguf"), Duration::from_secs(60), None, work) {
@@ -384,10 +366,7 @@ mod tests {
     fn a_ggml_abort_in_the_child_is_reported_with_its_message() {
         let f = failure(|| {
             crate::backend::init();
-            // SAFETY: a NUL-terminated file name and format without conversions; ggml_abort
-            // does not return (it is the crash this test wants, in the child).
-            unsafe { llamacpp_sys::ggml_abort(c"model.cpp".as_ptr(), 42, c"bad tensor".as_ptr()) };
-            unreachable!()
+            crate::raw::backend::ggml_abort(c"model.cpp", 42, c"bad tensor")
         });
         match &f {
             ProbeFailure::Crashed { signal, stderr } => {
@@ -402,13 +381,8 @@ mod tests {
     #[test]
     fn a_segfault_and_an_exit_without_report_are_told_apart() {
         let f = failure(|| {
-            // SAFETY: raises the signal a wild pointer would, in the child, with its default
-            // action (Rust's stack-overflow handler, or a sanitizer's, would catch it).
-            unsafe {
-                libc::signal(libc::SIGSEGV, libc::SIG_DFL);
-                libc::raise(libc::SIGSEGV);
-            }
-            unreachable!()
+            // The signal a wild pointer would raise, with its default action.
+            raise_default(libc::SIGSEGV)
         });
         assert!(
             matches!(
@@ -422,8 +396,7 @@ mod tests {
         );
         let f = failure(|| {
             write_stderr("last words\n");
-            // SAFETY: ends the child at once.
-            unsafe { libc::_exit(3) }
+            exit_now(3)
         });
         assert_eq!(
             f,
@@ -446,8 +419,7 @@ mod tests {
             for i in 0..100_000 {
                 write_stderr(&format!("line {i}\n"));
             }
-            // SAFETY: ends the child at once.
-            unsafe { libc::_exit(1) }
+            exit_now(1)
         });
         match f {
             ProbeFailure::Exited { code: 1, stderr } => {

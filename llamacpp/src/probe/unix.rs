@@ -1,5 +1,11 @@
-//! The raw process calls of [`Model::probe`](crate::Model::probe): pipes, the forked
-//! child's set-up and exit, reading both pipes against the deadline, reaping.
+//! The raw process calls of [`Model::probe`](crate::Model::probe): pipes, the fork, the
+//! forked child's set-up and exit, reading both pipes against the deadline, reaping.
+//!
+//! This file is the probe's OS-level raw layer: every `libc` call of the probe is here,
+//! each in a safe function, so `probe/mod.rs` carries no `unsafe`. (Moving them into
+//! `crate::raw` would only rename them: they are process calls, not llama.cpp handles.)
+//! The one llama.cpp call, the child's abort hook, stays here too: it is part of the
+//! child's set-up and only sound in the single-threaded child.
 
 use std::fs::File;
 use std::io::Read;
@@ -36,9 +42,47 @@ pub(super) fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok(ends)
 }
 
+/// The page size in bytes (`None` if the system does not say).
+pub(super) fn page_size() -> Option<u64> {
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(page).ok()
+}
+
+/// Forks. The child closes its copies of the two read ends and runs [`child_main`] with
+/// the write ends of `report` and `err` (it never returns from here); the parent closes its
+/// copies of the write ends and gets the child's id and the read ends.
+///
+/// A fork of a multithreaded process is only a hazard for the child (a lock another
+/// thread held at the fork stays held there), and the child is exactly the process we are
+/// prepared to lose: a stall there ends as a timeout in the parent, which itself only
+/// reads two pipes and waits.
+pub(super) fn fork_child(
+    report: (OwnedFd, OwnedFd),
+    err: (OwnedFd, OwnedFd),
+    limit: Option<u64>,
+    work: impl FnOnce() -> Result<super::ProbeReport>,
+) -> std::io::Result<(libc::pid_t, OwnedFd, OwnedFd)> {
+    let ((report_r, report_w), (err_r, err_w)) = (report, err);
+    // SAFETY: fork has no preconditions; the child only runs `child_main`, which never
+    // returns (it ends in `_exit`), and shares nothing with the parent afterwards.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if pid == 0 {
+        drop(report_r);
+        drop(err_r);
+        child_main(report_w.as_raw_fd(), err_w.as_raw_fd(), limit, work);
+    }
+    drop(report_w);
+    drop(err_w);
+    Ok((pid, report_r, err_r))
+}
+
 /// The child: limits, standard error to the pipe, the work, its outcome as JSON on
 /// the report pipe, `_exit`. Never returns, never unwinds.
-pub(super) fn child_main(
+fn child_main(
     report: RawFd,
     err: RawFd,
     limit: Option<u64>,
@@ -206,4 +250,32 @@ pub(super) fn wait(pid: libc::pid_t) -> std::io::Result<Status> {
     } else {
         Status::Exited(libc::WEXITSTATUS(status))
     })
+}
+
+/// What the tests' children do to end in the ways a probe tells apart.
+#[cfg(test)]
+pub(super) mod test_support {
+    /// Straight to fd 2 (the test harness captures `eprintln!`).
+    pub(crate) fn write_stderr(s: &str) {
+        // SAFETY: `s` is valid for its length.
+        unsafe { libc::write(2, s.as_ptr().cast(), s.len()) };
+    }
+
+    /// Ends the (child) process at once with `code`.
+    pub(crate) fn exit_now(code: i32) -> ! {
+        // SAFETY: ends the child at once.
+        unsafe { libc::_exit(code) }
+    }
+
+    /// Raises `signal` with its default action (Rust's stack-overflow handler, or a
+    /// sanitizer's, would otherwise catch a SIGSEGV).
+    pub(crate) fn raise_default(signal: i32) -> ! {
+        // SAFETY: raises the signal a wild pointer would, in the child, with its default
+        // action; setting a handler to SIG_DFL and raising have no memory preconditions.
+        unsafe {
+            libc::signal(signal, libc::SIG_DFL);
+            libc::raise(signal);
+        }
+        unreachable!("signal {signal} with its default action did not end the process")
+    }
 }

@@ -4,8 +4,6 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use llamacpp_sys as sys;
-
 use super::{Endpoint, probe, raw};
 use crate::backend::{self, Device};
 use crate::error::{Error, Result, c_string};
@@ -107,7 +105,6 @@ pub fn add_rpc_server_with(endpoint: &str, options: &ClientOptions) -> Result<Ve
         endpoint: key.clone(),
         reason,
     };
-    let procs = raw::procs();
     let mut added = ADDED
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -116,10 +113,9 @@ pub fn add_rpc_server_with(endpoint: &str, options: &ClientOptions) -> Result<Ve
         // connection, or gone (the memory figures are those reported when it was added).
         return Ok(devs.clone());
     }
-    let add = match (procs.reg.is_null(), procs.add_server) {
-        (false, Some(add)) => add,
-        _ => return Err(err("this llama.cpp build has no RPC backend".into())),
-    };
+    if !raw::available() {
+        return Err(err("this llama.cpp build has no RPC backend".into()));
+    }
     let io_ms = match options.io_timeout {
         None => 0,
         Some(d) if d < Duration::from_millis(1) => {
@@ -130,29 +126,25 @@ pub fn add_rpc_server_with(endpoint: &str, options: &ClientOptions) -> Result<Ve
     // Holding the lock meanwhile keeps a second thread from probing while llama.cpp's
     // connection to the same server is open (the server would not answer it).
     probe::probe(&parsed, options.connect_timeout)?;
-    if let Some(set_timeout) = procs.set_timeout {
-        // SAFETY: the contract's signature; it only stores the value.
-        unsafe { set_timeout(io_ms) };
-    }
+    // Does nothing on the upstream build, which has no timeouts.
+    raw::set_timeout(io_ms);
     let c_endpoint = c_string(&key)?;
-    // SAFETY: the contract's signature; the endpoint is NUL-terminated and copied by ggml.
-    let (reg, log) = backend::capture_log(|| unsafe { add(c_endpoint.as_ptr()) });
-    if reg.is_null() {
+    let (reg, log) = backend::capture_log(|| raw::add_server(&c_endpoint));
+    let Some(reg) = reg else {
         return Err(err(if log.is_empty() {
             "llama.cpp could not add the server".into()
         } else {
             log
         }));
-    }
-    // SAFETY: a registry ggml just created for this endpoint (once: `ADDED` guards against
-    // a second registration); ggml keeps it and its devices forever. Describing a device
-    // asks the server for its memory (it answered the probe just now).
-    let devs: Vec<Device> = unsafe {
-        sys::ggml_backend_register(reg);
-        (0..sys::ggml_backend_reg_dev_count(reg))
-            .map(|i| backend::device_from_raw(sys::ggml_backend_reg_dev_get(reg, i)))
-            .collect()
     };
+    // Registered once per endpoint: `ADDED` guards against a second registration. ggml
+    // keeps the registry and its devices forever. Describing a device asks the server
+    // for its memory (it answered the probe just now).
+    let devs: Vec<Device> = reg
+        .register()
+        .into_iter()
+        .map(backend::device_from_raw)
+        .collect();
     added.insert(key, devs.clone());
     Ok(devs)
 }

@@ -73,16 +73,11 @@ pub struct RpcSupport {
 /// assert_eq!(support.wire_version.0 & 0x7f, 7);
 /// ```
 pub fn support() -> RpcSupport {
-    let p = raw::procs();
     RpcSupport {
-        available: !p.reg.is_null() && p.add_server.is_some(),
+        available: raw::available(),
         wire_version: raw::wire_version(),
-        detects_failures: p.endpoint_failed.is_some(),
-        timeouts: p.set_timeout.is_some(),
-        stoppable_server: p.server_new.is_some()
-            && p.server_port.is_some()
-            && p.server_run.is_some()
-            && p.server_stop.is_some()
-            && p.server_free.is_some(),
+        detects_failures: raw::detects_failures(),
+        timeouts: raw::has_timeouts(),
+        stoppable_server: raw::stoppable_server(),
     }
 }

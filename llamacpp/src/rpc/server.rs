@@ -1,15 +1,13 @@
 //! [`RpcServer`]: a ggml-rpc server in this process, and [`serve_forever`].
 
-use std::ffi::{CString, c_void};
+use std::ffi::CString;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
-use std::ptr::NonNull;
 use std::thread::JoinHandle;
 
-use llamacpp_sys as sys;
-
-use super::raw::{self, ServerFn};
+use super::raw::{self, NewServer, RawServer, ServerArgs};
 use crate::error::{Error, Result, c_string};
+use crate::raw::backend::RawDevice;
 
 /// The most threads a server takes (a typo guard, far above any machine's cores).
 const MAX_THREADS: usize = 1024;
@@ -127,14 +125,17 @@ struct Prepared {
     endpoint: CString,
     cache_dir: Option<CString>,
     threads: usize,
-    devices: Vec<sys::ggml_backend_dev_t>,
+    devices: Vec<RawDevice>,
 }
 
 impl Prepared {
-    fn cache_ptr(&self) -> *const std::ffi::c_char {
-        self.cache_dir
-            .as_ref()
-            .map_or(std::ptr::null(), |c| c.as_ptr())
+    fn args(&self) -> ServerArgs<'_> {
+        ServerArgs {
+            endpoint: &self.endpoint,
+            cache_dir: self.cache_dir.as_deref(),
+            threads: self.threads,
+            devices: &self.devices,
+        }
     }
 }
 
@@ -167,19 +168,15 @@ fn prepare(config: &RpcServerConfig, warn: bool) -> Result<Prepared> {
         });
     }
     let devices = if config.devices.is_empty() {
-        // SAFETY: the registry is initialised (`raw::procs` did it); NULL when absent.
-        let cpu = unsafe { sys::ggml_backend_dev_by_type(sys::GGML_BACKEND_DEVICE_TYPE_CPU) };
-        if cpu.is_null() {
+        let Some(cpu) = RawDevice::cpu() else {
             return Err(err("this llama.cpp build has no CPU device".into()));
-        }
+        };
         vec![cpu]
     } else {
-        let mut list = Vec::with_capacity(config.devices.len());
+        let mut list: Vec<RawDevice> = Vec::with_capacity(config.devices.len());
         for name in &config.devices {
             let c = c_string(name)?;
-            // SAFETY: the registry is initialised; `c` is NUL-terminated; NULL when unknown.
-            let dev = unsafe { sys::ggml_backend_dev_by_name(c.as_ptr()) };
-            if dev.is_null() {
+            let Some(dev) = RawDevice::by_name(&c) else {
                 let known: Vec<String> = crate::backend::devices()
                     .into_iter()
                     .map(|d| d.name)
@@ -188,8 +185,8 @@ fn prepare(config: &RpcServerConfig, warn: bool) -> Result<Prepared> {
                     "no device named {name:?} (devices: {})",
                     known.join(", ")
                 )));
-            }
-            if list.contains(&dev) {
+            };
+            if list.iter().any(|d| d.as_ptr() == dev.as_ptr()) {
                 return Err(err(format!("device {name} is listed twice")));
             }
             list.push(dev);
@@ -216,17 +213,6 @@ fn prepare(config: &RpcServerConfig, warn: bool) -> Result<Prepared> {
     })
 }
 
-/// The C server object; the contract lets `stop` run on any thread while `run` runs on
-/// another, and `free` on any thread once `run` has returned.
-#[derive(Clone, Copy)]
-struct Handle(NonNull<c_void>);
-
-// SAFETY: see the type's comment: every function taking it may be called from any thread.
-unsafe impl Send for Handle {}
-// SAFETY: as above; `stop` is the only call two threads make at once, which the contract
-// allows.
-unsafe impl Sync for Handle {}
-
 /// A ggml-rpc server running on a thread of this process (patched build only), so that
 /// other processes, here or on other machines, can put model layers on this machine's
 /// devices. Dropping it (or [`RpcServer::stop`]) stops serving, closes the current
@@ -249,11 +235,10 @@ unsafe impl Sync for Handle {}
 /// # Ok::<(), llamacpp::Error>(())
 /// ```
 pub struct RpcServer {
-    handle: Handle,
+    /// Freed after `drop` below has joined the thread (fields drop after `Drop::drop`).
+    server: RawServer,
     thread: Option<JoinHandle<()>>,
     addr: SocketAddr,
-    stop_fn: ServerFn,
-    free_fn: ServerFn,
 }
 
 impl std::fmt::Debug for RpcServer {
@@ -270,70 +255,50 @@ impl RpcServer {
     /// cannot be bound, or the upstream build (which has no way to stop a server: use
     /// [`serve_forever`] there).
     pub fn start(config: RpcServerConfig) -> Result<RpcServer> {
-        let procs = raw::procs();
         let endpoint = config.endpoint();
         let err = |reason: &str| Error::Rpc {
             endpoint: endpoint.clone(),
             reason: reason.to_string(),
         };
-        let (Some(new), Some(port), Some(run), Some(stop_fn), Some(free_fn)) = (
-            procs.server_new,
-            procs.server_port,
-            procs.server_run,
-            procs.server_stop,
-            procs.server_free,
-        ) else {
-            return Err(err(
+        let unsupported = || {
+            err(
                 "this llama.cpp build (upstream) cannot run a stoppable server; use \
                  rpc::serve_forever",
-            ));
-        };
-        let mut p = prepare(&config, true)?;
-        // SAFETY: the contract's signature; the strings are NUL-terminated (cache NULL when
-        // absent) and the device array holds `len` registered devices; all outlive the call.
-        let (ptr, log) = crate::backend::capture_log(|| unsafe {
-            new(
-                p.endpoint.as_ptr(),
-                p.cache_ptr(),
-                p.threads,
-                p.devices.len(),
-                p.devices.as_mut_ptr(),
             )
-        });
-        let Some(ptr) = NonNull::new(ptr) else {
-            return Err(err(&if log.is_empty() {
-                "cannot start the server (address in use?)".to_string()
-            } else {
-                log
-            }));
         };
-        let handle = Handle(ptr);
-        // SAFETY: a live server from `server_new`.
-        let bound = unsafe { port(handle.0.as_ptr()) };
+        if !raw::stoppable_server() {
+            return Err(unsupported());
+        }
+        let p = prepare(&config, true)?;
+        let (started, log) = crate::backend::capture_log(|| RawServer::bind(&p.args()));
+        let (server, runner) = match started {
+            NewServer::Started(server, runner) => (server, runner),
+            NewServer::Unsupported => return Err(unsupported()),
+            NewServer::Failed => {
+                return Err(err(&if log.is_empty() {
+                    "cannot start the server (address in use?)".to_string()
+                } else {
+                    log
+                }));
+            }
+        };
+        let bound = server.port();
         let spawned = std::thread::Builder::new()
             .name("llama-rpc-server".into())
             // the server builds a client's graph recursively along source chains (up to 8192
             // deep, about 0.9 MB at 96 bytes a frame): more room than the 2 MiB default
             .stack_size(16 << 20)
-            .spawn(move || {
-                let h = handle;
-                // SAFETY: a live server; `free` waits for this thread to end (join).
-                unsafe { run(h.0.as_ptr()) }
-            });
+            .spawn(move || runner.run());
         let thread = match spawned {
             Ok(t) => t,
-            Err(e) => {
-                // SAFETY: the server never ran; nothing else holds it.
-                unsafe { free_fn(handle.0.as_ptr()) };
-                return Err(err(&format!("cannot spawn the server thread: {e}")));
-            }
+            // The server never ran: dropping `server` (and the unspawned closure's
+            // `runner`) frees it.
+            Err(e) => return Err(err(&format!("cannot spawn the server thread: {e}"))),
         };
         Ok(RpcServer {
-            handle,
+            server,
             thread: Some(thread),
             addr: SocketAddr::V4(SocketAddrV4::new(config.host, bound)),
-            stop_fn,
-            free_fn,
         })
     }
 
@@ -351,14 +316,13 @@ impl RpcServer {
 
 impl Drop for RpcServer {
     fn drop(&mut self) {
-        // SAFETY: a live server; stop may be called from any thread while run runs.
-        unsafe { (self.stop_fn)(self.handle.0.as_ptr()) };
+        self.server.stop();
         if let Some(t) = self.thread.take() {
             // The thread only runs the C function, which does not unwind.
             let _ = t.join();
         }
-        // SAFETY: `run` has returned (the thread was joined); nothing uses the server now.
-        unsafe { (self.free_fn)(self.handle.0.as_ptr()) };
+        // `self.server` is dropped next: with the thread joined it is the last owner, and
+        // frees the server (`run` has returned).
     }
 }
 
@@ -380,27 +344,17 @@ pub fn serve_forever(config: RpcServerConfig) -> Result<std::convert::Infallible
         endpoint: endpoint.clone(),
         reason: reason.to_string(),
     };
-    let Some(start) = raw::procs().start_server else {
+    if !raw::can_start_server() {
         return Err(err("this llama.cpp build has no RPC backend"));
-    };
+    }
     if config.port == 0 {
         return Err(err(
             "port 0 cannot be served forever: the bound port could not be reported",
         ));
     }
-    let mut p = prepare(&config, true)?;
-    // SAFETY: the signature of upstream's ggml-rpc.h; the strings are NUL-terminated
-    // (cache NULL when absent) and the device array holds `len` registered devices, all
-    // alive for the call (which blocks while serving).
-    unsafe {
-        start(
-            p.endpoint.as_ptr(),
-            p.cache_ptr(),
-            p.threads,
-            p.devices.len(),
-            p.devices.as_mut_ptr(),
-        )
-    };
+    let p = prepare(&config, true)?;
+    // Blocks while serving; checked above that the function exists.
+    raw::start_server(&p.args());
     Err(err(
         "the server stopped (could not bind the address, or a device failed; see standard \
          error)",

@@ -1,5 +1,10 @@
-//! The Rust half of the exception shim (`llamacpp-sys/shim/boundary.cpp`, `shim.cpp`):
-//! the buffer a `llama_sys_*` wrapper writes a C++ exception's message into.
+//! The Rust half of the exception shim (`llamacpp-sys/shim/boundary.cpp`, `shim.cpp`,
+//! `json_schema.cpp`): the buffer a `llama_sys_*` wrapper writes a C++ exception's message
+//! into, and the wrapped calls that belong to no handle of their own. (The sampler
+//! wrappers are methods of [`RawSampler`](super::sampler::RawSampler) and
+//! [`RawChain`](super::sampler::RawChain).)
+
+use std::ffi::CStr;
 
 use llamacpp_sys as sys;
 
@@ -81,4 +86,27 @@ pub(crate) unsafe fn process(
         0 => Ok(rc),
         _ => Err(e.cpp("llama_process")),
     }
+}
+
+/// llama.cpp's JSON-schema-to-GBNF converter, through the shim: `Ok(grammar)`, or
+/// `Err(message)` for a schema it rejects; `None` when the shim could not allocate its
+/// answer. (Stack use grows with the text: the caller sizes the thread that runs it.)
+pub(crate) fn json_schema_to_grammar(schema: &str) -> Option<std::result::Result<String, String>> {
+    let mut out: *mut std::ffi::c_char = std::ptr::null_mut();
+    // SAFETY: `schema` is valid for its length (it need not be NUL-terminated: the length
+    // is passed); the shim catches every C++ exception and always sets `out` (NULL or a
+    // string it allocated, freed below).
+    let rc = unsafe {
+        sys::llama_sys_json_schema_to_grammar(schema.as_ptr().cast(), schema.len(), &mut out)
+    };
+    if out.is_null() {
+        return None;
+    }
+    // SAFETY: not NULL, so the shim returned a NUL-terminated string it allocated.
+    let text = unsafe { CStr::from_ptr(out) }
+        .to_string_lossy()
+        .into_owned();
+    // SAFETY: `out` came from the shim's allocator and is freed once, after the copy above.
+    unsafe { sys::llama_sys_string_free(out) };
+    Some(if rc == 0 { Ok(text) } else { Err(text) })
 }

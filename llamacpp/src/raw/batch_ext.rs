@@ -1,4 +1,4 @@
-//! A safe owner of llama.cpp's extended batch (`llama_batch_ext`), as the MTP draft context
+//! [`RawBatchExt`]: an owner of llama.cpp's extended batch (`llama_batch_ext`), as the MTP draft context
 //! needs it: every entry carries a token id *and* a hidden-state row, which the classic
 //! `llama_batch` of [`Batch`](crate::Batch) cannot express.
 
@@ -6,6 +6,7 @@ use std::ptr::NonNull;
 
 use llamacpp_sys as sys;
 
+use super::context::RawContext;
 use crate::error::{Error, Result};
 
 /// An extended batch for one context, holding entries of sequence 0.
@@ -13,53 +14,64 @@ use crate::error::{Error, Result};
 /// llama.cpp sizes it from the context (`n_batch` entries of `n_embd_out`-wide rows for an MTP
 /// context) and keeps a pointer to that context's memory, so it must be freed before the
 /// context: the owner declares it as an earlier field.
-pub(super) struct BatchExt {
+pub(crate) struct RawBatchExt {
     ptr: NonNull<sys::llama_batch_ext>,
     n_embd: usize,
     len: usize,
     capacity: usize,
+    /// The indices of the entries with an output (logits), in order.
+    outputs: Vec<i32>,
 }
 
-impl BatchExt {
+impl RawBatchExt {
+    /// A batch for `ctx`, with state rows of `n_embd` values.
+    ///
     /// # Safety
-    /// `ctx` must be a valid context that outlives the batch.
-    pub(super) unsafe fn new(ctx: *mut sys::llama_context, n_embd: usize) -> Result<BatchExt> {
-        // SAFETY: valid context per the contract.
-        let capacity = unsafe { sys::llama_n_batch(ctx) } as usize;
-        // SAFETY: as above; the batch copies what it needs from the context.
-        let ptr = unsafe { sys::llama_batch_ext_init(ctx) };
+    /// `ctx` outlives the batch (its owner drops the batch first).
+    pub(crate) unsafe fn new(ctx: &RawContext<'_>, n_embd: usize) -> Result<RawBatchExt> {
+        let capacity = ctx.n_batch() as usize;
+        // SAFETY: valid context, which the caller keeps alive longer; the batch copies what
+        // it needs from the context.
+        let ptr = unsafe { sys::llama_batch_ext_init(ctx.as_ptr()) };
         let ptr = NonNull::new(ptr).ok_or(Error::Null {
             what: "llama_batch_ext_init",
             log: String::new(),
         })?;
-        Ok(BatchExt {
+        Ok(RawBatchExt {
             ptr,
             n_embd,
             len: 0,
             capacity,
+            outputs: Vec::new(),
         })
     }
 
-    pub(super) fn as_ptr(&mut self) -> *mut sys::llama_batch_ext {
+    pub(crate) fn as_ptr(&mut self) -> *mut sys::llama_batch_ext {
         self.ptr.as_ptr()
     }
 
-    pub(super) fn len(&self) -> usize {
+    /// The indices of the entries with an output, in order.
+    pub(crate) fn outputs(&self) -> &[i32] {
+        &self.outputs
+    }
+
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
-    pub(super) fn capacity(&self) -> usize {
+    pub(crate) fn capacity(&self) -> usize {
         self.capacity
     }
 
-    pub(super) fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         // SAFETY: we own the batch.
         unsafe { sys::llama_batch_ext_clear(self.ptr.as_ptr()) };
         self.len = 0;
+        self.outputs.clear();
     }
 
     /// Appends `token` at `pos` of sequence 0 with hidden-state row `state`; returns its index.
-    pub(super) fn push(
+    pub(crate) fn push(
         &mut self,
         token: i32,
         pos: i32,
@@ -117,11 +129,14 @@ impl BatchExt {
             self.clear();
             return Err(Error::InvalidBatch);
         }
+        if output {
+            self.outputs.push(idx);
+        }
         Ok(idx)
     }
 }
 
-impl Drop for BatchExt {
+impl Drop for RawBatchExt {
     fn drop(&mut self) {
         // SAFETY: we own the batch; freeing it does not touch the context.
         unsafe { sys::llama_batch_ext_free(self.ptr.as_ptr()) }
@@ -130,4 +145,4 @@ impl Drop for BatchExt {
 
 // SAFETY: the batch is plain host data owned by this value (plus a pointer to the context's
 // memory that it only reads inside llama_process, which the owner calls with `&mut self`).
-unsafe impl Send for BatchExt {}
+unsafe impl Send for RawBatchExt {}

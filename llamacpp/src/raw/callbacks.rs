@@ -13,26 +13,26 @@ use crate::backend::cstr_lossy;
 use crate::params::{GraphCallback, GraphNode, SrcInfo};
 
 /// Callback state that must stay at a fixed address while the context lives.
-pub(super) struct Callbacks {
-    pub(super) abort: Option<Arc<AtomicBool>>,
-    pub(super) graph: Option<GraphCallback>,
+pub(crate) struct Callbacks {
+    pub(crate) abort: Option<Arc<AtomicBool>>,
+    pub(crate) graph: Option<GraphCallback>,
     /// When the scheduler asked about the node being timed (`time_graph` only).
-    pub(super) asked: Option<Instant>,
+    pub(crate) asked: Option<Instant>,
 }
 
 /// The context's [`Callbacks`], owned through a raw pointer rather than a `Box`: C keeps a
 /// copy of the pointer for the context's life, and moving a `Box` (into the `Context`)
 /// asserts unique access to its contents, which would invalidate that copy under Rust's
 /// aliasing rules. The trampolines are the only code that reads the callbacks.
-pub(super) struct CallbackData(NonNull<Callbacks>);
+pub(crate) struct CallbackData(NonNull<Callbacks>);
 
 impl CallbackData {
-    pub(super) fn new(callbacks: Callbacks) -> Self {
+    pub(crate) fn new(callbacks: Callbacks) -> Self {
         Self(NonNull::from(Box::leak(Box::new(callbacks))))
     }
 
     /// The pointer handed to C as callback data.
-    pub(super) fn as_ptr(&self) -> *mut c_void {
+    pub(crate) fn as_ptr(&self) -> *mut c_void {
         self.0.as_ptr().cast()
     }
 }
@@ -40,13 +40,13 @@ impl CallbackData {
 impl Drop for CallbackData {
     fn drop(&mut self) {
         // SAFETY: the pointer came from `Box::leak` in `new` and is freed only here; the
-        // context that called into it is freed before (`Context`'s Drop runs before its
-        // fields are dropped), or was never created.
+        // context that called into it is freed before (`Context` declares its `RawContext`
+        // before this field, so it is dropped first), or was never created.
         drop(unsafe { Box::from_raw(self.0.as_ptr()) });
     }
 }
 
-pub(super) extern "C" fn abort_trampoline(data: *mut c_void) -> bool {
+pub(crate) extern "C" fn abort_trampoline(data: *mut c_void) -> bool {
     // SAFETY: `data` is the context's `Callbacks` (`CallbackData`), alive as long as the
     // context.
     let cb = unsafe { &*data.cast::<Callbacks>() };
@@ -56,7 +56,7 @@ pub(super) extern "C" fn abort_trampoline(data: *mut c_void) -> bool {
 /// ggml's eval callback. With `ask` it answers whether the caller wants the node's
 /// result, which makes the scheduler compute the graph up to that node and call back
 /// with `!ask` after it; that call answers whether to go on computing.
-pub(super) extern "C" fn eval_trampoline(
+pub(crate) extern "C" fn eval_trampoline(
     t: *mut sys::ggml_tensor,
     ask: bool,
     data: *mut c_void,
