@@ -207,6 +207,86 @@ fn metadata_the_checks_refuse_is_refused_before_llama_cpp_sees_it() {
     );
 }
 
+/// Builds `opts`'s model in memory with metadata key `key` set to 0: `Err`, or a model that
+/// decodes. Never an abort: llama.cpp sizes the tensors of a model built in memory from
+/// these numbers alone (there is no file tensor to compare with), and asserted that each
+/// size is at least 1 (patch 0032 makes that a load error).
+fn zeroed(opts: &SynthOptions, key: &str) -> Result<Model, Error> {
+    let spec = ModelSpec::from_options(opts).unwrap();
+    let mut meta = spec.metadata_gguf().unwrap();
+    meta.set(key, &MetaValue::U32(0)).unwrap();
+    let mut values = InMemoryFill::new(&spec).unwrap();
+    Model::from_metadata(&meta, cpu(), |t: &mut TensorData<'_>| {
+        let (name, ty, n) = (t.name().to_owned(), t.tensor_type(), t.n_bytes());
+        values.fill(&name, ty, n, |offset, bytes| t.write(offset, bytes))
+    })
+}
+
+#[test]
+fn a_zero_tensor_dimension_in_the_metadata_is_an_error() {
+    let llama = SynthOptions::new(Preset::LlamaTiny);
+    let mut next = SynthOptions::new(Preset::Qwen3NextTiny);
+    next.fused_experts = true;
+    for (opts, key, tensor) in [
+        (&llama, "llama.embedding_length", "token_embd.weight"),
+        (&llama, "llama.feed_forward_length", "blk.0.ffn_gate.weight"),
+        (&llama, "llama.attention.head_count", "blk.0.attn_q.weight"),
+        (
+            &llama,
+            "llama.attention.head_count_kv",
+            "blk.0.attn_k.weight",
+        ),
+        (
+            &next,
+            "qwen3next.attention.head_count",
+            "blk.3.attn_q.weight",
+        ),
+        (
+            &next,
+            "qwen3next.ssm.conv_kernel",
+            "blk.0.ssm_conv1d.weight",
+        ),
+    ] {
+        let e = zeroed(opts, key)
+            .err()
+            .unwrap_or_else(|| panic!("{key} = 0 built"));
+        let Error::ModelBuild(m) = &e else {
+            panic!("{key}: {e:?}")
+        };
+        assert!(
+            m.contains(&format!("tensor '{tensor}' would have dimension")),
+            "{key}: {m}"
+        );
+    }
+}
+
+#[test]
+fn every_count_in_the_metadata_set_to_zero_is_an_error_or_a_working_model() {
+    for preset in Preset::TINY {
+        let mut opts = SynthOptions::new(preset);
+        opts.fused_experts = matches!(preset.arch(), "qwen3next" | "qwen35moe");
+        let spec = ModelSpec::from_options(&opts).unwrap();
+        let keys: Vec<String> = spec
+            .metadata
+            .entries()
+            .iter()
+            .filter(|(_, v)| matches!(v, MetaValue::U32(_)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        assert!(keys.len() >= 10, "{preset}: {keys:?}");
+        for key in &keys {
+            let Ok(model) = zeroed(&opts, key) else {
+                continue;
+            };
+            let prompt = model.vocab().tokenize("It is important", true, false);
+            assert!(
+                greedy(&model, &prompt.unwrap_or_default(), 2).len() >= 2,
+                "{preset}: {key}"
+            );
+        }
+    }
+}
+
 #[test]
 fn metadata_llama_cpp_refuses_is_an_error() {
     let mut meta = tiny_spec().metadata_gguf().unwrap();

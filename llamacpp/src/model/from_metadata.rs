@@ -134,6 +134,10 @@ impl Model {
     /// ignores here. llama.cpp counts [`Model::n_params`] and [`Model::size`] from a file's
     /// tensors, so both are 0 for a model built this way.
     ///
+    /// llama.cpp sizes each tensor from the hyperparameters alone here; a size of 0 (an
+    /// `embedding_length` of 0, say) is a load error on this project's patched build (patch
+    /// 0032) and a process abort on the unpatched upstream build.
+    ///
     /// ```
     /// use llamacpp::{Model, ModelParams};
     /// use llamacpp_synth::{InMemoryFill, ModelSpec, Preset, SynthOptions};

@@ -229,13 +229,12 @@ impl RawModel {
             fill,
             stopped: false,
         };
-        // SAFETY: `meta` is a live gguf context (borrowed for the call; llama.cpp only reads
-        // it, and keeps no pointer into it after returning); the arrays `raw` points into
-        // and the progress closure are borrowed as in `load`; `state` outlives the call and
-        // is only reached through the trampoline meanwhile, which matches
-        // `llama_model_set_tensor_data_t`. llama.cpp catches its own exceptions around the
-        // whole load (`llama_model_load`, src/llama.cpp:317-377) and returns NULL; before
-        // that try it only checks its arguments (metadata is not NULL here).
+        // llama.cpp only reads `meta` and keeps no pointer into it after returning; it
+        // catches its own exceptions around the whole load (`llama_model_load`) and returns
+        // NULL, and before that try only checks that metadata is not NULL.
+        // SAFETY: `meta` is a live gguf context; `raw`'s arrays and the progress closure are
+        // borrowed as in `load`; `state` outlives the call, reached only through the
+        // trampoline, which matches `llama_model_set_tensor_data_t`.
         let ptr = unsafe {
             sys::llama_model_init_from_user(
                 meta.as_ptr(),

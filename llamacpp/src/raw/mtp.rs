@@ -175,11 +175,10 @@ impl<'m> RawMtpContext<'m> {
         let batch = self.batch.as_ptr();
         let mut rc = Ok(0);
         let panicked = crate::panic::guarded(|| {
-            // SAFETY: the batch belongs to this context and holds at most n_batch entries,
-            // each with a token id checked by llama.cpp, one position and an n_embd_out state
-            // row (so no entry lacks the hidden state the MTP graph reads); the positions fit
-            // the context (checked above). An exception thrown inside becomes an Err in the
-            // shim.
+            // Each entry has an n_embd_out state row, so none lacks the hidden state the MTP
+            // graph reads; an exception thrown inside becomes an Err in the shim.
+            // SAFETY: the batch belongs to this context, holds at most n_batch entries (ids
+            // checked by llama.cpp) and positions that fit the context (checked above).
             rc = unsafe { super::shim::process(ctx, sys::LLAMA_PROCESS_TYPE_DECODE, batch) };
         });
         drop(guard);

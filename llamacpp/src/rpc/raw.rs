@@ -187,10 +187,9 @@ impl ServerRegistry {
     /// endpoints guards it; a second registration would list the devices twice).
     pub(super) fn register(self) -> Vec<RawDevice> {
         let reg = self.0.as_ptr();
-        // SAFETY: a registry `add_server` returned, which ggml keeps for the process;
-        // registering hands ggml the pointer it already owns. Its devices are devices
-        // of a now registered backend (and live as long as the process), which is
-        // `from_registered`'s precondition; `i` stays below the registry's count.
+        // Registering hands ggml the pointer it already owns, kept for the process.
+        // SAFETY: a registry `add_server` returned; its devices belong to a now registered
+        // backend (`from_registered`'s precondition); `i` stays below the registry's count.
         unsafe {
             sys::ggml_backend_register(reg);
             (0..sys::ggml_backend_reg_dev_count(reg))
