@@ -283,6 +283,38 @@ fn rwkv_vocab_without_newline_fails_cleanly() {
     );
 }
 
+/// A token that begins with a byte that is not a token itself (here a UTF-8 continuation
+/// byte, as the `gguf_bytes` fuzz target found): llama.cpp's RWKV tokenizer found no match at
+/// that byte and restarted at the start of the text, appending tokens until the process ran
+/// out of memory. Patch 0034 makes the byte unknown, which the crate then refuses.
+#[test]
+fn rwkv_vocab_with_a_token_on_a_byte_that_is_not_one_does_not_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = with(
+        common::dense_spec(),
+        "tokenizer.ggml.model",
+        MetaValue::Str("rwkv".into()),
+    );
+    let Some(MetaValue::ArrStr(tokens)) = spec.metadata.get("tokenizer.ggml.tokens").cloned()
+    else {
+        panic!("the dense spec has a token list");
+    };
+    let mut tokens = tokens;
+    // bytes 9f b2 in the RWKV vocabulary's escaped form; no token is the byte 9f alone
+    tokens[300] = "\\x9f\\xb2".into();
+    spec.metadata
+        .set("tokenizer.ggml.tokens", MetaValue::ArrStr(tokens));
+    let path = write(dir.path(), "rwkv-prefix.gguf", &spec);
+    let model = Model::load(&path, ModelParams::default().vocab_only(true)).unwrap();
+    // the emoji's bytes are f0 9f 98 80: 9f begins the token above, 98 does not follow it
+    for text in ["\u{1F600}", "a\u{1F600}b"] {
+        match model.vocab().tokenize(text, false, false) {
+            Ok(t) => assert!(t.len() <= text.len(), "{text:?}: {} tokens", t.len()),
+            Err(e) => assert!(matches!(e, Error::InvalidToken { .. }), "{text:?}: {e:?}"),
+        }
+    }
+}
+
 // ---- 6. add_bos / add_eos without the token ------------------------------------------------
 
 #[test]
