@@ -7,7 +7,7 @@ mod common;
 use std::cell::Cell;
 
 use common::synth::{greedy, load_cpu};
-use llamacpp::llamacpp_ggml::gguf::MetaValue;
+use llamacpp::llamacpp_ggml::gguf::{Gguf, MetaValue};
 use llamacpp::{Error, KvOverride, Model, ModelParams, TensorData};
 use llamacpp_synth::{InMemoryFill, LinearLayout, ModelSpec, Preset, SynthOptions, cached_model};
 
@@ -16,15 +16,19 @@ fn cpu() -> ModelParams {
     ModelParams::default().n_gpu_layers(0)
 }
 
+/// Builds the model of `meta` in memory on the CPU, filling its tensors from `values`.
+fn build_from(meta: &Gguf, values: &mut InMemoryFill<'_>) -> llamacpp::Result<Model> {
+    Model::from_metadata(meta, cpu(), |t: &mut TensorData<'_>| {
+        let (name, ty, n) = (t.name().to_owned(), t.tensor_type(), t.n_bytes());
+        values.fill(&name, ty, n, |offset, bytes| t.write(offset, bytes))
+    })
+}
+
 /// Builds `spec`'s model in memory on the CPU with synth's values.
 fn build(spec: &ModelSpec) -> Result<Model, String> {
     let mut values = InMemoryFill::new(spec).map_err(|e| e.to_string())?;
     let meta = spec.metadata_gguf().map_err(|e| e.to_string())?;
-    let model = Model::from_metadata(&meta, cpu(), |t: &mut TensorData<'_>| {
-        let (name, ty, n) = (t.name().to_owned(), t.tensor_type(), t.n_bytes());
-        values.fill(&name, ty, n, |offset, bytes| t.write(offset, bytes))
-    })
-    .map_err(|e| e.to_string())?;
+    let model = build_from(&meta, &mut values).map_err(|e| e.to_string())?;
     values.finish().map_err(|e| e.to_string())?;
     Ok(model)
 }
@@ -215,11 +219,7 @@ fn zeroed(opts: &SynthOptions, key: &str) -> Result<Model, Error> {
     let spec = ModelSpec::from_options(opts).unwrap();
     let mut meta = spec.metadata_gguf().unwrap();
     meta.set(key, &MetaValue::U32(0)).unwrap();
-    let mut values = InMemoryFill::new(&spec).unwrap();
-    Model::from_metadata(&meta, cpu(), |t: &mut TensorData<'_>| {
-        let (name, ty, n) = (t.name().to_owned(), t.tensor_type(), t.n_bytes());
-        values.fill(&name, ty, n, |offset, bytes| t.write(offset, bytes))
-    })
+    build_from(&meta, &mut InMemoryFill::new(&spec).unwrap())
 }
 
 #[test]
