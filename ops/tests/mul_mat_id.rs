@@ -128,6 +128,23 @@ fn repack_buffer_takes_the_types_this_host_supports() {
             assert!(types.contains(&want), "{} not repacked", want.name());
         }
     }
+    // On ARM, ggml repacks Q4_0 wherever the CPU has the dot-product instructions (every core
+    // since ARMv8.2); `.ci/aarch64-check.sh` runs these tests on an emulated one.
+    if cfg!(target_arch = "aarch64") && system_info().contains("DOTPROD = 1") {
+        assert!(types.contains(&TensorType::Q4_0), "Q4_0 not repacked");
+    }
+}
+
+/// ggml's CPU features as llama.cpp reports them (`NEON = 1 | DOTPROD = 1 | ...`).
+fn system_info() -> String {
+    // SAFETY: no arguments; returns a NUL-terminated string in a buffer that lives until the
+    // next call, and no other test of this binary calls it.
+    let p = unsafe { llamacpp_sys::llama_print_system_info() };
+    assert!(!p.is_null());
+    // SAFETY: non-null and NUL-terminated (above); copied before anything can call again.
+    unsafe { std::ffi::CStr::from_ptr(p) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// Qwen3-Next's routing: 512 experts, top-10. Token counts from 1 to 600 give experts 0, 1,
