@@ -48,7 +48,7 @@ pub fn templates_dir() -> PathBuf {
     let tmp = dir.join(format!(".extract-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).unwrap_or_else(|e| panic!("create {tmp:?}: {e}"));
-    let status = Command::new("tar")
+    let status = tool("tar")
         .arg("-xzf")
         .arg(&archive)
         .arg("-C")
@@ -72,8 +72,17 @@ pub fn templates_dir() -> PathBuf {
     done
 }
 
+/// A command for an outside tool. Under `.ci/sanitize` and `.ci/tsan` the test binaries run
+/// with the sanitizer runtime in `LD_PRELOAD`; a tool that inherited it would run under
+/// LeakSanitizer too and abort at exit over its own leaks (tar did: exit 134, no templates).
+fn tool(name: &str) -> Command {
+    let mut command = Command::new(name);
+    command.env_remove("LD_PRELOAD");
+    command
+}
+
 fn download(dir: &Path) {
-    let out = Command::new("pip")
+    let out = tool("pip")
         .args([
             "download",
             "--no-deps",
