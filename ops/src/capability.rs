@@ -36,6 +36,9 @@ pub const CUDA_GDN_INTERLEAVED_BROADCAST: &str = "cuda-gdn-interleaved-broadcast
 pub const CUDA_GDN_STATE_IN_PLACE: &str = "cuda-gdn-state-in-place";
 /// CUDA implements [`GDN_QK_L2_NORM`] (patch 0014).
 pub const CUDA_GDN_QK_L2_NORM: &str = "cuda-gdn-qk-l2-norm";
+/// The x86 CPU backend repacks Q8_0 weights in builds with AVX2 (patch 0036; upstream repacks
+/// Q8_0 only on ARM, and patch 0016 only with VNNI).
+pub const CPU_X86_Q8_0_REPACK_AVX2: &str = "cpu-x86-q8-0-repack-avx2";
 
 /// Every capability this crate and its tests query.
 pub const ALL: &[&str] = &[
@@ -51,6 +54,7 @@ pub const ALL: &[&str] = &[
     CUDA_GDN_INTERLEAVED_BROADCAST,
     CUDA_GDN_STATE_IN_PLACE,
     CUDA_GDN_QK_L2_NORM,
+    CPU_X86_Q8_0_REPACK_AVX2,
 ];
 
 /// Whether the linked build declares `capability` (one of the constants of this module).

@@ -128,6 +128,10 @@ fn repack_buffer_takes_the_types_this_host_supports() {
             assert!(types.contains(&want), "{} not repacked", want.name());
         }
     }
+    // Patch 0036 adds Q8_0 there (the tests below then run its AVX2 or VNNI kernels).
+    if cfg!(target_arch = "x86_64") && capability::has(capability::CPU_X86_Q8_0_REPACK_AVX2) {
+        assert!(types.contains(&TensorType::Q8_0), "Q8_0 not repacked");
+    }
     // On ARM, ggml repacks Q4_0 wherever the CPU has the dot-product instructions (every core
     // since ARMv8.2); `.ci/aarch64-check.sh` runs these tests on an emulated one.
     if cfg!(target_arch = "aarch64") && system_info().contains("DOTPROD = 1") {
@@ -402,7 +406,7 @@ const GENERIC_TYPES: [TensorType; 6] = [
 ];
 
 /// The generic CPU path, weights in the CPU's plain buffer (what a Q8_0 model's experts use
-/// on x86, where Q8_0 is not repacked): experts with one row and with many; 300 and 64 weight
+/// on x86 without patch 0036, and wherever no repacked kernel serves the type): experts with one row and with many; 300 and 64 weight
 /// rows; 65 and 130 rows on one expert; every src1 layout; duplicated ids; 1 to 3 threads.
 #[test]
 fn generic_path_blocks() {
@@ -574,5 +578,66 @@ fn every_device() {
             "every_device on {device}: {} cases passed, {} rejected by supports_op",
             t.passed, t.skipped
         );
+    }
+}
+
+/// The repacked kernels against the plain CPU path on the same inputs, for every type this
+/// build repacks: their integer block sums are exact and their activations are quantized with
+/// the same arithmetic, so the two may differ only by the order of the float sums (NMSE about
+/// 1e-13 here). A wrong block, a misread interleave or an activation quantizer that rounds
+/// differently (the generic four-row Q8_0 one did: 2.9e-9) lands far above the bound.
+#[test]
+fn repacked_matches_the_plain_cpu_path() {
+    const MAX_NMSE: f64 = 1e-11;
+    let (k, m) = (2048, 64);
+    let types = repacked_types(k, m).expect("probe the repack buffer");
+    let repack = BufferType::cpu_repack().expect("this build has a CPU_REPACK buffer type");
+    for ty in types {
+        for (i, (n_tokens, layout)) in [
+            (1, Src1Layout::Broadcast),
+            (4, Src1Layout::PerSlot),
+            (7, Src1Layout::Permuted),
+            (64, Src1Layout::Broadcast),
+            (64, Src1Layout::Padded),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let shape = Shape {
+                k,
+                m,
+                n_expert: 8,
+                n_used: 2,
+                n_tokens,
+            };
+            let inputs = Inputs::random(ty, shape, layout, Routing::Uniform, None, 1100 + i as u64)
+                .expect("inputs");
+            let outputs: Vec<Vec<f32>> = [(repack, true), (BufferType::cpu(), false)]
+                .into_iter()
+                .map(|(buffer, repacked)| {
+                    let op = MulMatId::new(ty, shape, layout, &inputs, buffer, 2)
+                        .expect("build the graph");
+                    assert_eq!(
+                        op.weight_repacked(),
+                        repacked,
+                        "{}: weights in the wrong path",
+                        ty.name()
+                    );
+                    let _turn = serial();
+                    op.compute().expect("compute");
+                    op.output()
+                })
+                .collect();
+            let err = nmse(&outputs[0], &outputs[1]);
+            eprintln!(
+                "{} {n_tokens} tokens, {layout:?} src1: repacked vs plain NMSE {err:.3e}",
+                ty.name()
+            );
+            assert!(
+                err < MAX_NMSE,
+                "{} {n_tokens} tokens, {layout:?} src1: repacked vs plain NMSE {err:.3e} above {MAX_NMSE:e}",
+                ty.name()
+            );
+        }
     }
 }
