@@ -406,8 +406,9 @@ const GENERIC_TYPES: [TensorType; 6] = [
 ];
 
 /// The generic CPU path, weights in the CPU's plain buffer (what a Q8_0 model's experts use
-/// on x86 without patch 0036, and wherever no repacked kernel serves the type): experts with one row and with many; 300 and 64 weight
-/// rows; 65 and 130 rows on one expert; every src1 layout; duplicated ids; 1 to 3 threads.
+/// on x86 without patch 0036, and any type no repacked kernel serves): experts with one row
+/// and with many; 300 and 64 weight rows; 65 and 130 rows on one expert; every src1 layout;
+/// duplicated ids; 1 to 3 threads.
 #[test]
 fn generic_path_blocks() {
     let runs = [
