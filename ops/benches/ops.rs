@@ -6,6 +6,10 @@
 //!   decode token and a 512-token ubatch (throughput: bytes read and written per run);
 //! - `concat`: the conv input, the conv state `[3, 8192]` joined along dim 0 with a transposed
 //!   view of the new tokens, at 1, 512 and 2048 tokens;
+//! - `gated_delta_net`: Qwen3-Next's linear attention (head size 128, 16 q/k heads, 32 value
+//!   heads, q/k laid out as the model's fused projection), the form both builds have (tiled
+//!   broadcast, state in the output, q/k given normalised), for a decode token and a 512-token
+//!   ubatch;
 //! - `mul_mat_id`: the expert matmul with the weights in the `CPU_REPACK` buffer, Q4_0 and Q4_K,
 //!   gate/up (src1 one row per token, broadcast over the slots) and down (one row per slot), at 1
 //!   and 512 tokens (about 10 rows per expert), uniform routing; 8 distinct experts are repeated,
@@ -26,7 +30,7 @@
 //! `LLAMACPP_BENCH_THREADS` sets the CPU threads (default 1: spinning thread barriers dominate a
 //! loaded machine). With `LLAMACPP_BENCH_DUMP=DIR`, the `mul_mat_id` and `ssm_conv` cases write
 //! their output as raw little-endian f32 into `DIR` (`<type>-<op>-<tokens>.f32`,
-//! `ssm_conv-<tokens>.f32`), to compare the variants byte for byte. An op is built only when
+//! `ssm_conv-<tokens>.f32`, `gated_delta_net-<tokens>.f32`: the scores, then the state), to compare the variants byte for byte. An op is built only when
 //! its case runs (a filter that leaves a case out builds nothing) and freed when it is done.
 
 use std::path::PathBuf;
@@ -36,6 +40,9 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 use llamacpp_ops::binary::{Binary, BinaryOp, Src1};
 use llamacpp_ops::concat::{Concat, Elem};
+use llamacpp_ops::gated_delta_net::{
+    Bcast, GatedDeltaNet, Inputs as GdnInputs, QkNorm, QkvLayout, Shape as GdnShape, StateMode,
+};
 use llamacpp_ops::mul_mat_id::{Inputs, MulMatId, Routing, Shape as MoeShape, Src1Layout};
 use llamacpp_ops::ssm_conv::{Shape as ConvShape, SsmConv};
 use llamacpp_ops::sum_rows::{Method, SumRows};
@@ -205,6 +212,46 @@ fn mul_mat_id(c: &mut Criterion, threads: usize) {
     group.finish();
 }
 
+fn gated_delta_net(c: &mut Criterion, threads: usize) {
+    let mut group = c.benchmark_group("gated_delta_net");
+    for tokens in [1, 512] {
+        let shape = GdnShape {
+            s_v: 128,
+            h_k: 16,
+            h_v: 32,
+            n_tokens: tokens,
+            n_seqs: 1,
+            snapshots: 1,
+        };
+        bench_op(
+            &mut group,
+            BenchmarkId::new("qwen3next", tokens),
+            || {
+                let inputs = GdnInputs::random(shape, 1);
+                GatedDeltaNet::new(
+                    shape,
+                    QkvLayout::Fused,
+                    Bcast::Tiled,
+                    StateMode::Output,
+                    QkNorm::Given,
+                    &inputs,
+                    threads,
+                )
+                .expect("build GATED_DELTA_NET")
+            },
+            |op| op.compute().expect("compute GATED_DELTA_NET"),
+            |op| {
+                let out = op.output();
+                dump(
+                    &format!("gated_delta_net-{tokens}.f32"),
+                    &[out.attn, out.states].concat(),
+                )
+            },
+        );
+    }
+    group.finish();
+}
+
 fn ssm_conv(c: &mut Criterion, threads: usize) {
     let mut group = c.benchmark_group("ssm_conv");
     for tokens in [1, 512, 2048] {
@@ -278,6 +325,7 @@ fn main() {
         .configure_from_args();
     binary(&mut c, threads);
     concat(&mut c, threads);
+    gated_delta_net(&mut c, threads);
     mul_mat_id(&mut c, threads);
     ssm_conv(&mut c, threads);
     sum_rows(&mut c, threads);

@@ -186,7 +186,8 @@ pub struct Inputs {
     pub k: Vec<f32>,
     /// `[seq][token][h_v][S]`.
     pub v: Vec<f32>,
-    /// Log decay, `[seq][token][h_v]`, in [-1, 0).
+    /// Log decay, `[seq][token][h_v]`, in [-1, 0); or one per key, `[seq][token][h_v][S]`
+    /// ([`Inputs::with_key_gates`]: Kimi's KDA, `S[i][j] *= exp(g[i])`).
     pub g: Vec<f32>,
     /// Write strength, `[seq][token][h_v]`, in [0, 1).
     pub beta: Vec<f32>,
@@ -245,6 +246,21 @@ impl Inputs {
             row.iter_mut().for_each(|a| *a *= f);
         }
         x
+    }
+
+    /// These inputs with one log decay per key (`g` of `[seq][token][h_v][S]`, in [-1, 0)), drawn
+    /// from `seed`; `beta` and the rest unchanged.
+    pub fn with_key_gates(mut self, shape: Shape, seed: u64) -> Self {
+        let mut rng = SplitMix64::new(seed ^ 0x6a7e_5bee);
+        self.g = (0..self.g.len() * shape.s_v)
+            .map(|_| -(rng.next_f64() as f32))
+            .collect();
+        self
+    }
+
+    /// Log decays per token and value head: 1 (one per head) or `S` (one per key).
+    fn gate_width(&self) -> usize {
+        self.g.len() / self.beta.len().max(1)
     }
 
     /// These inputs with every q and k head vector replaced by `x / sqrt(sum(x²) + eps)`,
@@ -351,8 +367,8 @@ impl GatedDeltaNet {
             && inputs.q.len() == n_seqs * n_tokens * h_k * s_v
             && inputs.k.len() == inputs.q.len()
             && inputs.v.len() == n_seqs * n_tokens * h_v * s_v
-            && inputs.g.len() == n_seqs * n_tokens * h_v
-            && inputs.beta.len() == inputs.g.len()
+            && inputs.beta.len() == n_seqs * n_tokens * h_v
+            && (inputs.g.len() == inputs.beta.len() || inputs.g.len() == inputs.beta.len() * s_v)
             && inputs.state.len() == n_seqs * shape.state_row();
         if !sizes_ok {
             return Err(Error::Shape(format!("inputs do not match {shape:?}")));
@@ -397,7 +413,8 @@ impl GatedDeltaNet {
             QkNorm::Given | QkNorm::InOp { .. } => (q, k),
         };
         let per_token = [1, h_v, n_tokens, n_seqs];
-        let gate = g.input(sys::GGML_TYPE_F32, &per_token, "g", &inputs.g)?;
+        let gate_shape = [inputs.gate_width(), h_v, n_tokens, n_seqs];
+        let gate = g.input(sys::GGML_TYPE_F32, &gate_shape, "g", &inputs.g)?;
         let beta = g.input(sys::GGML_TYPE_F32, &per_token, "beta", &inputs.beta)?;
         let (state, cache) =
             build_state(&mut g, shape, mode, &inputs.state, cache_init.as_deref())?;
@@ -704,12 +721,16 @@ pub fn reference(shape: Shape, bcast: Bcast, inputs: &Inputs) -> Output {
                 .collect();
             for t in 0..n_tokens {
                 let row = n * n_tokens + t;
-                let decay = f64::from(inputs.g[row * h_v + h]).exp();
+                let gw = inputs.gate_width();
+                let gates = &inputs.g[(row * h_v + h) * gw..][..gw];
                 let beta = f64::from(inputs.beta[row * h_v + h]);
                 let q = &inputs.q[(row * h_k + kh) * s..][..s];
                 let k = &inputs.k[(row * h_k + kh) * s..][..s];
                 let v = &inputs.v[(row * h_v + h) * s..][..s];
-                st.iter_mut().for_each(|x| *x *= decay);
+                // st[j * s + i] *= exp(g[i]) (one g per key) or exp(g)
+                for (at, x) in st.iter_mut().enumerate() {
+                    *x *= f64::from(gates[(at % s) % gw]).exp();
+                }
                 for (j, dj) in delta.iter_mut().enumerate() {
                     let sk: f64 = (0..s).map(|i| st[j * s + i] * f64::from(k[i])).sum();
                     *dj = (f64::from(v[j]) - sk) * beta;

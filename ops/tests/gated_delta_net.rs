@@ -34,6 +34,8 @@ struct Case {
     bcast: Bcast,
     mode: StateMode,
     qk_norm: QkNorm,
+    /// One log decay per key (KDA) instead of one per head.
+    key_gates: bool,
     threads: usize,
     seed: u64,
 }
@@ -47,11 +49,16 @@ impl std::fmt::Display for Case {
 impl Case {
     /// The case's inputs: unit q/k rows, or rows of other norms when something normalises them.
     fn inputs(&self) -> Inputs {
-        match self.qk_norm {
+        let inputs = match self.qk_norm {
             QkNorm::Given => Inputs::random(self.shape, self.seed),
             QkNorm::Graph { .. } | QkNorm::InOp { .. } => {
                 Inputs::random_unnormalised(self.shape, self.seed)
             }
+        };
+        if self.key_gates {
+            inputs.with_key_gates(self.shape, self.seed)
+        } else {
+            inputs
         }
     }
 
@@ -240,7 +247,8 @@ fn layouts_broadcasts_and_state_modes() {
 fn layout_grid(qk_norm: QkNorm, seed0: u64) -> Vec<Case> {
     let mut cases = Vec::new();
     let mut seed = seed0;
-    for (n_tokens, n_seqs) in [(1, 1), (1, 2), (5, 1), (7, 2)] {
+    // 33 tokens: more than the CPU's chunk of 16 tokens per state row (patch 0038)
+    for (n_tokens, n_seqs) in [(1, 1), (1, 2), (5, 1), (7, 2), (33, 2)] {
         for layout in [QkvLayout::Contiguous, QkvLayout::Permuted, QkvLayout::Fused] {
             for bcast in [Bcast::Tiled, Bcast::Interleaved] {
                 for mode in [StateMode::Output, StateMode::InPlace, StateMode::Aliased] {
@@ -253,6 +261,7 @@ fn layout_grid(qk_norm: QkNorm, seed0: u64) -> Vec<Case> {
                         qk_norm,
                         threads: 1 + (seed as usize % 3),
                         seed,
+                        key_gates: false,
                     });
                 }
             }
@@ -266,7 +275,7 @@ fn layout_grid(qk_norm: QkNorm, seed0: u64) -> Vec<Case> {
 #[test]
 fn qwen3next_shape() {
     let mut cases = Vec::new();
-    for (i, (n_tokens, n_seqs)) in [(1, 1), (1, 2), (4, 1)].into_iter().enumerate() {
+    for (i, (n_tokens, n_seqs)) in [(1, 1), (1, 2), (4, 1), (40, 1)].into_iter().enumerate() {
         for bcast in [Bcast::Tiled, Bcast::Interleaved] {
             for mode in [StateMode::Output, StateMode::InPlace] {
                 cases.push(Case {
@@ -277,11 +286,47 @@ fn qwen3next_shape() {
                     qk_norm: QkNorm::Given,
                     threads: 2,
                     seed: 100 + i as u64,
+                    key_gates: false,
                 });
             }
         }
     }
     run("qwen3next_shape", &cases);
+}
+
+/// One log decay per key (Kimi's KDA, `S[i][j] *= exp(g[i])`), at token counts below, at and
+/// across the CPU's chunk of 16 tokens, with several snapshots too.
+#[test]
+fn key_gates() {
+    let mut cases = Vec::new();
+    let mut seed = 800;
+    for (s_v, n_tokens, n_seqs, snapshots) in [
+        (32, 1, 2, 1),
+        (32, 16, 1, 1),
+        (32, 21, 2, 1),
+        (128, 19, 1, 1),
+        (32, 6, 2, 3),
+    ] {
+        for bcast in [Bcast::Tiled, Bcast::Interleaved] {
+            for mode in [StateMode::Output, StateMode::InPlace] {
+                seed += 1;
+                cases.push(Case {
+                    shape: Shape {
+                        snapshots,
+                        ..shape(s_v, 2, 4, n_tokens, n_seqs)
+                    },
+                    layout: QkvLayout::Permuted,
+                    bcast,
+                    mode,
+                    qk_norm: QkNorm::Given,
+                    key_gates: true,
+                    threads: 1 + (seed as usize % 2),
+                    seed,
+                });
+            }
+        }
+    }
+    run("key_gates", &cases);
 }
 
 /// Several snapshots (speculative rollback): fewer tokens than slots, as many, and more.
@@ -306,6 +351,7 @@ fn snapshots() {
                 qk_norm: QkNorm::Given,
                 threads: 2,
                 seed: 200 + i as u64,
+                key_gates: false,
             });
         }
     }
@@ -325,6 +371,7 @@ fn equal_heads_are_unaffected_by_the_broadcast() {
             qk_norm: QkNorm::Given,
             threads: 2,
             seed: 300,
+            key_gates: false,
         })
         .collect();
     run("equal_heads_are_unaffected_by_the_broadcast", &cases);
@@ -448,6 +495,7 @@ fn qk_l2_norm_qwen3next_shape() {
                 qk_norm: QkNorm::InOp { eps: EPS },
                 threads: 2,
                 seed: 500 + i as u64,
+                key_gates: false,
             });
         }
     }
@@ -471,6 +519,7 @@ fn qk_l2_norm_snapshots() {
                 qk_norm: QkNorm::InOp { eps: EPS },
                 threads: 2,
                 seed: 600 + i as u64,
+                key_gates: false,
             });
         }
     }
@@ -500,6 +549,7 @@ fn qk_l2_norm_eps_is_added_to_the_sum_of_squares() {
             qk_norm: QkNorm::InOp { eps },
             threads: 2,
             seed: 700,
+            key_gates: false,
         })
         .collect();
     check_qk_norm_against_graph("qk_l2_norm_eps_is_added_to_the_sum_of_squares", &cases);
