@@ -28,9 +28,10 @@
 //! ```
 //!
 //! `LLAMACPP_BENCH_THREADS` sets the CPU threads (default 1: spinning thread barriers dominate a
-//! loaded machine). With `LLAMACPP_BENCH_DUMP=DIR`, the `mul_mat_id` and `ssm_conv` cases write
-//! their output as raw little-endian f32 into `DIR` (`<type>-<op>-<tokens>.f32`,
-//! `ssm_conv-<tokens>.f32`, `gated_delta_net-<tokens>.f32`: the scores, then the state), to compare the variants byte for byte. An op is built only when
+//! loaded machine). With `LLAMACPP_BENCH_DUMP=DIR`, the `mul_mat_id`, `ssm_conv` and
+//! `gated_delta_net` cases write their output as raw little-endian f32 into `DIR`
+//! (`<type>-<op>-<tokens>.f32`, `ssm_conv-<tokens>.f32`, `gated_delta_net-<tokens>.f32`: the
+//! scores, then the state), to compare the variants byte for byte. An op is built only when
 //! its case runs (a filter that leaves a case out builds nothing) and freed when it is done.
 
 use std::path::PathBuf;
