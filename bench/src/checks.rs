@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use llamacpp::{Batch, Context, ContextParams, Model};
-use llamacpp_bench_core::protocol::{COPY_OPS, GraphCounts};
+use llamacpp_bench_core::protocol::{COPY_OPS, GATHER_OP, GraphCounts};
 
 use crate::runner::TokenRng;
 use crate::{Result, err};
@@ -102,6 +102,8 @@ pub fn graph_counts(model: &Model, n_tokens: u32, n_threads: i32) -> Result<Grap
             if COPY_OPS.contains(&node.op.as_str()) {
                 c.copy_nodes += 1;
                 c.copy_bytes += node.bytes as u64;
+            } else if node.op == GATHER_OP {
+                c.gather_bytes += node.bytes as u64;
             }
         });
     let (ctx, log) = llamacpp::backend::capture_info_log(|| Context::new(model, params));

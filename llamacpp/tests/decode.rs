@@ -105,17 +105,26 @@ fn several_sequences_in_one_batch_match_decoding_each_alone() {
     batched_sequences_match_decoding_each_alone(&common::qwen3next());
 }
 
-fn batched_sequences_match_decoding_each_alone(model: &Model) {
+/// Three prompts of different lengths, and the token fed at step `i` after them.
+fn three_prompts(model: &Model) -> (Vec<Vec<Token>>, impl Fn(usize) -> Token + '_) {
     let vocab = model.vocab();
     let texts = ["hello world", "a different prompt here", "third"];
     let seqs: Vec<Vec<Token>> = texts
         .iter()
         .map(|t| vocab.tokenize(t, true, false).unwrap())
         .collect();
-    let steps = 3;
-    let next = |i: usize| vocab.token(5 + i as i32).unwrap();
+    (seqs, move |i: usize| vocab.token(5 + i as i32).unwrap())
+}
+
+/// Per sequence decoded alone: the logits after its prompt, then after each of `steps` tokens.
+fn decoded_alone(
+    model: &Model,
+    seqs: &[Vec<Token>],
+    steps: usize,
+    next: &impl Fn(usize) -> Token,
+) -> Vec<Vec<Vec<f32>>> {
     let mut alone = Vec::new();
-    for s in &seqs {
+    for s in seqs {
         let mut ctx = Context::new(model, ContextParams::default().n_ctx(128)).unwrap();
         ctx.decode(&mut Batch::from_tokens(s, 0, 0).unwrap())
             .unwrap();
@@ -128,6 +137,36 @@ fn batched_sequences_match_decoding_each_alone(model: &Model) {
         }
         alone.push(logits);
     }
+    alone
+}
+
+/// Decodes `steps` tokens for every sequence of `seqs` in one batch per step and checks each
+/// sequence's logits against `alone`.
+fn steps_together_match(
+    ctx: &mut Context<'_>,
+    seqs: &[Vec<Token>],
+    steps: usize,
+    next: &impl Fn(usize) -> Token,
+    alone: &[Vec<Vec<f32>>],
+) {
+    for i in 0..steps {
+        let mut b = Batch::new(seqs.len(), 1).unwrap();
+        for (sid, s) in seqs.iter().enumerate() {
+            b.add(next(i), (s.len() + i) as i32, &[sid as i32], true)
+                .unwrap();
+        }
+        ctx.decode(&mut b).unwrap();
+        for (sid, a) in alone.iter().enumerate() {
+            let e = nmse(ctx.logits(sid as i32).unwrap(), &a[i + 1]);
+            assert!(e < 1e-4, "sequence {sid}, step {i}: nmse {e}");
+        }
+    }
+}
+
+fn batched_sequences_match_decoding_each_alone(model: &Model) {
+    let (seqs, next) = three_prompts(model);
+    let steps = 3;
+    let alone = decoded_alone(model, &seqs, steps, &next);
     let total: usize = seqs.iter().map(Vec::len).sum();
     let n = seqs.len();
     let mut ctx = Context::new(
@@ -148,18 +187,37 @@ fn batched_sequences_match_decoding_each_alone(model: &Model) {
         let e = nmse(ctx.logits(*idx).unwrap(), &alone[sid][0]);
         assert!(e < 1e-4, "sequence {sid}, prompt: nmse {e}");
     }
-    for i in 0..steps {
-        let mut b = Batch::new(n, 1).unwrap();
-        for (sid, s) in seqs.iter().enumerate() {
-            b.add(next(i), (s.len() + i) as i32, &[sid as i32], true)
-                .unwrap();
+    steps_together_match(&mut ctx, &seqs, steps, &next, &alone);
+}
+
+/// Sequences whose prompts were decoded one at a time, last sequence first, then decoded
+/// together: the recurrent cache holds their states in the reverse of the batch's order and
+/// swaps cells, so each sequence's input state is another one's output cell. Every sequence
+/// must still get the logits it gets alone (patch 0041's Gated Delta Net reads the input states
+/// from the cache by row id, and must read them all before writing any).
+#[test]
+fn sequences_started_apart_in_reverse_order_match_decoding_each_alone() {
+    let model = common::qwen3next();
+    let (seqs, next) = three_prompts(&model);
+    let steps = 3;
+    let alone = decoded_alone(&model, &seqs, steps, &next);
+    let mut ctx = Context::new(
+        &model,
+        ContextParams::default()
+            .n_ctx(384)
+            .n_seq_max(seqs.len() as u32),
+    )
+    .unwrap();
+    for (sid, s) in seqs.iter().enumerate().rev() {
+        let mut b = Batch::new(s.len(), 1).unwrap();
+        for (i, &t) in s.iter().enumerate() {
+            b.add(t, i as i32, &[sid as i32], i + 1 == s.len()).unwrap();
         }
         ctx.decode(&mut b).unwrap();
-        for (sid, a) in alone.iter().enumerate() {
-            let e = nmse(ctx.logits(sid as i32).unwrap(), &a[i + 1]);
-            assert!(e < 1e-4, "sequence {sid}, step {i}: nmse {e}");
-        }
+        let e = nmse(ctx.logits(-1).unwrap(), &alone[sid][0]);
+        assert!(e < 1e-4, "sequence {sid}, prompt: nmse {e}");
     }
+    steps_together_match(&mut ctx, &seqs, steps, &next, &alone);
 }
 
 #[test]

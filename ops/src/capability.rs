@@ -20,6 +20,9 @@ pub const SUM_ROWS_STRIDED_DIM0: &str = "sum-rows-strided-dim0";
 pub const GDN_INTERLEAVED_BROADCAST: &str = "gdn-interleaved-broadcast";
 /// `GATED_DELTA_NET` writes its states into cache rows (`src[6]`) on the CPU (patch 0007).
 pub const GDN_STATE_IN_PLACE: &str = "gdn-state-in-place";
+/// `GATED_DELTA_NET` reads each sequence's input state from the cache row an id names
+/// (`src[7]`) on the CPU (patch 0041).
+pub const GDN_STATE_ROWS: &str = "gdn-state-rows";
 /// `GATED_DELTA_NET` L2-normalises q and k itself on the CPU (patch 0010).
 pub const GDN_QK_L2_NORM: &str = "gdn-qk-l2-norm";
 /// CUDA's element-wise unary ops read views with any strides (patch 0011).
@@ -46,6 +49,7 @@ pub const ALL: &[&str] = &[
     SUM_ROWS_STRIDED_DIM0,
     GDN_INTERLEAVED_BROADCAST,
     GDN_STATE_IN_PLACE,
+    GDN_STATE_ROWS,
     GDN_QK_L2_NORM,
     CUDA_UNARY_STRIDED_VIEWS,
     VULKAN_GDN_INTERLEAVED_BROADCAST,

@@ -99,6 +99,34 @@ pub enum StateMode {
     InPlace,
     /// Into the very cache rows the input state is read from.
     Aliased,
+    /// Into rows of the cache, reading each sequence's input state from the cache row an id
+    /// names (`ggml_gated_delta_net_state_rows`: `src[5]` every cache row, `src[7]` the ids).
+    Rows(RowIds),
+}
+
+/// Which cache row holds each sequence's input state in [`StateMode::Rows`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowIds {
+    /// Its own written row (sequence `i` reads and writes row `HEAD + i`, in place).
+    Same,
+    /// The written row of the sequence at the mirror position (`HEAD + n_seqs - 1 - i`): with
+    /// several sequences each one's input is another one's output, as after the recurrent
+    /// cache swapped cells.
+    Reversed,
+    /// One row before the written ones for every sequence, as after a sequence copy; the
+    /// inputs must then hold one state for every sequence.
+    Shared,
+}
+
+impl RowIds {
+    /// The cache row sequence `i` of `n_seqs` reads.
+    fn row(self, i: usize, n_seqs: usize) -> usize {
+        match self {
+            Self::Same => HEAD + i,
+            Self::Reversed => HEAD + n_seqs - 1 - i,
+            Self::Shared => HEAD - 1,
+        }
+    }
 }
 
 /// Who L2-normalises the q and k head vectors: `x / sqrt(sum(x²) + eps)` per `S`-long row.
@@ -144,6 +172,12 @@ pub fn supports_interleaved() -> bool {
 /// ([`capability::GDN_STATE_IN_PLACE`]).
 pub fn supports_state_inplace() -> bool {
     has(capability::GDN_STATE_IN_PLACE)
+}
+
+/// Whether this build's CPU kernel implements [`StateMode::Rows`]
+/// ([`capability::GDN_STATE_ROWS`]).
+pub fn supports_state_rows() -> bool {
+    has(capability::GDN_STATE_ROWS)
 }
 
 /// Whether this build's CPU kernel implements [`QkNorm::InOp`] ([`capability::GDN_QK_L2_NORM`]).
@@ -355,6 +389,9 @@ impl GatedDeltaNet {
         if mode != StateMode::Output && !supports_state_inplace() {
             return Err(Error::Unsupported("in-place state".into()));
         }
+        if matches!(mode, StateMode::Rows(_)) && !supports_state_rows() {
+            return Err(Error::Unsupported("input states read by row ids".into()));
+        }
         if matches!(qk_norm, QkNorm::InOp { .. }) && !supports_qk_l2_norm() {
             return Err(Error::Unsupported("q/k L2 norm in the op".into()));
         }
@@ -372,6 +409,14 @@ impl GatedDeltaNet {
             && inputs.state.len() == n_seqs * shape.state_row();
         if !sizes_ok {
             return Err(Error::Shape(format!("inputs do not match {shape:?}")));
+        }
+        let d = shape.state_row();
+        if mode == StateMode::Rows(RowIds::Shared)
+            && inputs.state.chunks(d).any(|row| row != &inputs.state[..d])
+        {
+            return Err(Error::Shape(
+                "shared input rows with distinct states".into(),
+            ));
         }
         // q, k and v in the memory order of the layout's base tensors
         let permuted: [Vec<f32>; 3];
@@ -397,11 +442,24 @@ impl GatedDeltaNet {
             let mut init: Vec<f32> = (0..d * cells(shape) * shape.written())
                 .map(|x| (x % 977) as f32 * 1e-3 - 0.4)
                 .collect();
-            if mode == StateMode::Aliased {
-                init[HEAD * d..(HEAD + n_seqs) * d].copy_from_slice(&inputs.state);
+            match mode {
+                StateMode::Aliased => {
+                    init[HEAD * d..(HEAD + n_seqs) * d].copy_from_slice(&inputs.state);
+                }
+                StateMode::Rows(ids) => {
+                    for (i, state) in inputs.state.chunks(d).enumerate() {
+                        let row = ids.row(i, n_seqs);
+                        init[row * d..(row + 1) * d].copy_from_slice(state);
+                    }
+                }
+                StateMode::Output | StateMode::InPlace => {}
             }
             init
         });
+        let row_ids: Vec<i32> = match mode {
+            StateMode::Rows(ids) => (0..n_seqs).map(|i| ids.row(i, n_seqs) as i32).collect(),
+            _ => Vec::new(),
+        };
 
         let mut g = Builder::new(16)?;
         let (q, k, v) = build_qkv(&mut g, shape, layout, &qkv)?;
@@ -418,6 +476,24 @@ impl GatedDeltaNet {
         let beta = g.input(sys::GGML_TYPE_F32, &per_token, "beta", &inputs.beta)?;
         let (state, cache) =
             build_state(&mut g, shape, mode, &inputs.state, cache_init.as_deref())?;
+        // every cache row as the op reads them by id, and the ids
+        let state_rows = match (mode, cache) {
+            (StateMode::Rows(_), Some(cache)) => {
+                let n_rows = cells(shape) * shape.written();
+                let f = size_of::<f32>();
+                let all = g.view(
+                    cache,
+                    &[s_v, s_v, h_v, n_rows],
+                    &[s_v * f, s_v * s_v * f, d * f],
+                    0,
+                )?;
+                Some((
+                    all,
+                    g.input(sys::GGML_TYPE_I32, &[n_seqs], "ids", &row_ids)?,
+                ))
+            }
+            _ => None,
+        };
         // SAFETY: one node over tensors of this builder whose shapes satisfy
         // ggml_gated_delta_net's asserts (checked above).
         let out = unsafe {
@@ -434,7 +510,7 @@ impl GatedDeltaNet {
                 )
             })?
         };
-        apply_patched_params(&mut g, out, shape, bcast, qk_norm, cache)?;
+        apply_patched_params(&mut g, out, shape, bcast, qk_norm, cache, state_rows)?;
         let graph = g.finish(out, device, threads)?;
         Ok(Self {
             graph,
@@ -594,16 +670,20 @@ fn build_state<'a>(
     let (f, d) = (size_of::<f32>(), shape.state_row());
     let cache = match (mode, cache_init) {
         (StateMode::Output, _) => None,
-        (StateMode::InPlace | StateMode::Aliased, Some(init)) => Some(g.input(
-            sys::GGML_TYPE_F32,
-            &[d, cells(shape) * shape.written()],
-            "cache",
-            init,
-        )?),
+        (StateMode::InPlace | StateMode::Aliased | StateMode::Rows(_), Some(init)) => {
+            Some(g.input(
+                sys::GGML_TYPE_F32,
+                &[d, cells(shape) * shape.written()],
+                "cache",
+                init,
+            )?)
+        }
         (_, None) => return Err(Error::Shape(format!("{mode:?} without a cache"))),
     };
+    // (ggml_gated_delta_net checks the state rows of StateMode::Rows in this shape: the op's
+    // node then reads every row by id, see apply_patched_params)
     let state = match (mode, cache) {
-        (StateMode::Aliased, Some(cache)) => g.view(
+        (StateMode::Aliased | StateMode::Rows(_), Some(cache)) => g.view(
             cache,
             &[s_v, s_v, h_v, n_seqs],
             &[s_v * f, s_v * s_v * f, d * f],
@@ -617,7 +697,8 @@ fn build_state<'a>(
 /// Sets on the op's node `out` the fields the patched API's setters write (see the top of this
 /// file): op param 1 for the interleaved broadcast, op params 2 and 3 for the q/k norm, and for
 /// the in-place state `src[6]` (the cache rows the snapshots go to) with the output shortened to
-/// the attention scores.
+/// the attention scores, and for [`StateMode::Rows`] `src[5]` every cache row and `src[7]` the
+/// ids (`state_rows`).
 fn apply_patched_params(
     g: &mut Builder<'_>,
     out: Tensor,
@@ -625,6 +706,7 @@ fn apply_patched_params(
     bcast: Bcast,
     qk_norm: QkNorm,
     cache: Option<Tensor>,
+    state_rows: Option<(Tensor, Tensor)>,
 ) -> Result<(), Error> {
     let (f, d) = (size_of::<f32>(), shape.state_row());
     let cells = cells(shape);
@@ -659,6 +741,11 @@ fn apply_patched_params(
             (*out).ne[1] = rows;
             (*out).nb[2] = (*out).nb[1] * rows as usize;
             (*out).nb[3] = (*out).nb[2];
+        }
+        if let Some((all, ids)) = state_rows {
+            // ggml_gated_delta_net_state_rows: sequence i reads row ids[i] of every row
+            (*out).src[5] = all.as_ptr();
+            (*out).src[7] = ids.as_ptr();
         }
     }
     Ok(())

@@ -10,7 +10,8 @@
 //! (compile-checked only when it was written): on the patched build a CUDA device must accept
 //! and match every case with those head sizes, so that the first run on a GPU checks the
 //! kernel. Other devices (Metal, ...) are not required to accept a case, but one they accept
-//! must match. (On the upstream build the new forms never reach a device: the CPU lacks them
+//! must match. The input states read by row id (patch 0041) are a CPU form: Vulkan and CUDA
+//! must reject them. (On the upstream build the new forms never reach a device: the CPU lacks them
 //! too, and they are skipped.)
 //!
 //! Run in both variants: `cargo test -p llamacpp-ops` (patched) and
@@ -19,9 +20,9 @@
 //! those cases are skipped, and each test prints how many it skipped and why.
 
 use llamacpp_ops::gated_delta_net::{
-    Bcast, GatedDeltaNet, Inputs, Output, QkNorm, QkvLayout, Shape, StateMode,
+    Bcast, GatedDeltaNet, Inputs, Output, QkNorm, QkvLayout, RowIds, Shape, StateMode,
     cuda_supports_patched_modes, reference, supports_interleaved, supports_qk_l2_norm,
-    supports_state_inplace, vulkan_supports_patched_modes,
+    supports_state_inplace, supports_state_rows, vulkan_supports_patched_modes,
 };
 use llamacpp_ops::harness::{Expect, Tally, accelerators, exclusive, serial, verdict};
 use llamacpp_ops::{Device, Error, NMSE_THRESHOLD, nmse};
@@ -55,11 +56,20 @@ impl Case {
                 Inputs::random_unnormalised(self.shape, self.seed)
             }
         };
-        if self.key_gates {
+        let mut inputs = if self.key_gates {
             inputs.with_key_gates(self.shape, self.seed)
         } else {
             inputs
+        };
+        if self.mode == StateMode::Rows(RowIds::Shared) {
+            // every sequence reads the one row: one input state for all
+            let d = self.shape.state_row();
+            let first = inputs.state[..d].to_vec();
+            for row in inputs.state.chunks_mut(d) {
+                row.copy_from_slice(&first);
+            }
         }
+        inputs
     }
 
     /// The f64 reference of the case (q and k normalised in f64 first where the case asks).
@@ -83,8 +93,10 @@ impl Case {
         let upstream_form = self.bcast == Bcast::Tiled
             && self.mode == StateMode::Output
             && !matches!(self.qk_norm, QkNorm::InOp { .. });
-        let implemented =
-            (upstream_form || patched_modes) && [16, 32, 64, 128].contains(&self.shape.s_v);
+        // the states read by row ids are a CPU form only (patch 0041)
+        let implemented = (upstream_form || patched_modes)
+            && !matches!(self.mode, StateMode::Rows(_))
+            && [16, 32, 64, 128].contains(&self.shape.s_v);
         if implemented {
             Expect::Supported
         } else {
@@ -208,7 +220,10 @@ fn run(name: &str, cases: &[Case]) {
     }
     if build_info::VARIANT == "patched" {
         assert!(
-            supports_interleaved() && supports_state_inplace() && supports_qk_l2_norm(),
+            supports_interleaved()
+                && supports_state_inplace()
+                && supports_state_rows()
+                && supports_qk_l2_norm(),
             "patched build without the GDN capabilities: {:?}",
             build_info::CAPABILITIES
         );
@@ -356,6 +371,92 @@ fn snapshots() {
         }
     }
     run("snapshots", &cases);
+}
+
+/// Input states read from the cache rows by id (patch 0041): each sequence's own row (in
+/// place), rows swapped between sequences (each input is another sequence's output: the kernel
+/// must read them all before writing any), and one row shared by every sequence; one and
+/// several tokens, snapshots, both chunk paths, the Qwen3-Next head shape. The result must match
+/// the reference, and rows other than the written ones must keep their values (the shared
+/// input row among them).
+#[test]
+fn state_rows_by_id() {
+    let mut cases = Vec::new();
+    let mut seed = 900;
+    for (s_v, h_k, h_v, n_tokens, n_seqs, snapshots) in [
+        (16, 2, 4, 1, 1, 1),
+        (16, 2, 4, 1, 3, 1),
+        (16, 2, 4, 5, 2, 1),
+        (32, 2, 4, 21, 2, 1),
+        (16, 2, 4, 3, 2, 3),
+        (16, 2, 4, 1, 3, 2),
+        (128, 16, 32, 1, 2, 1),
+    ] {
+        for ids in [RowIds::Same, RowIds::Reversed, RowIds::Shared] {
+            for threads in [1, 2] {
+                seed += 1;
+                cases.push(Case {
+                    shape: Shape {
+                        snapshots,
+                        ..shape(s_v, h_k, h_v, n_tokens, n_seqs)
+                    },
+                    layout: QkvLayout::Fused,
+                    bcast: Bcast::Interleaved,
+                    mode: StateMode::Rows(ids),
+                    qk_norm: QkNorm::Given,
+                    key_gates: false,
+                    threads,
+                    seed,
+                });
+            }
+        }
+    }
+    run("state_rows_by_id", &cases);
+}
+
+/// The states read by row ids give the very bits of the gathered input states: the kernel's
+/// arithmetic is the same, only where it reads the input differs.
+#[test]
+fn state_rows_match_the_gathered_states_bit_for_bit() {
+    for (n_tokens, n_seqs, snapshots) in [(1, 1, 1), (1, 3, 1), (7, 2, 1), (2, 2, 3)] {
+        let base = Case {
+            shape: Shape {
+                snapshots,
+                ..shape(32, 2, 4, n_tokens, n_seqs)
+            },
+            layout: QkvLayout::Fused,
+            bcast: Bcast::Interleaved,
+            mode: StateMode::InPlace,
+            qk_norm: QkNorm::Given,
+            key_gates: false,
+            threads: 2,
+            seed: 950 + n_tokens as u64,
+        };
+        let Some(gathered) = base.cpu_output() else {
+            continue;
+        };
+        for ids in [RowIds::Same, RowIds::Reversed] {
+            let rows = Case {
+                mode: StateMode::Rows(ids),
+                ..base
+            };
+            let Some(got) = rows.cpu_output() else {
+                continue;
+            };
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&got.attn),
+                bits(&gathered.attn),
+                "{rows:?}: attention scores"
+            );
+            assert_eq!(
+                bits(&got.states),
+                bits(&gathered.states),
+                "{rows:?}: states"
+            );
+            assert_eq!(got.clobbered, 0, "{rows:?}: rows outside the written ones");
+        }
+    }
 }
 
 /// As many q/k heads as value heads: both broadcasts are the identity, and must agree.

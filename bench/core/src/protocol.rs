@@ -176,6 +176,10 @@ pub struct LoadedModel {
 /// Ops that only move data: the copies the patch series tries to remove.
 pub const COPY_OPS: &[&str] = &["CPY", "CONT", "DUP", "REPEAT", "CONCAT"];
 
+/// The op that gathers rows by index (token embeddings, output rows, recurrent states): counted
+/// apart from [`COPY_OPS`], whose figures predate it.
+pub const GATHER_OP: &str = "GET_ROWS";
+
 /// Node statistics of one graph.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GraphCounts {
@@ -185,6 +189,8 @@ pub struct GraphCounts {
     pub copy_nodes: u64,
     /// Bytes those nodes write.
     pub copy_bytes: u64,
+    /// Bytes the [`GATHER_OP`] nodes write.
+    pub gather_bytes: u64,
     /// Nodes per op.
     pub ops: BTreeMap<String, u64>,
     /// Compute buffer size reported by llama.cpp (all backends), in bytes.

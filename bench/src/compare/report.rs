@@ -64,8 +64,13 @@ impl Report {
     /// The decode-graph sizes of one model (`[upstream, patched]`).
     pub fn decode_graph(&mut self, model: &str, decode: &[GraphCounts; 2]) {
         self.notes.push(format!(
-            "{model}: decode graph nodes {} -> {}, copy bytes {} -> {}",
-            decode[0].n_nodes, decode[1].n_nodes, decode[0].copy_bytes, decode[1].copy_bytes
+            "{model}: decode graph nodes {} -> {}, copy bytes {} -> {}, gathered bytes {} -> {}",
+            decode[0].n_nodes,
+            decode[1].n_nodes,
+            decode[0].copy_bytes,
+            decode[1].copy_bytes,
+            decode[0].gather_bytes,
+            decode[1].gather_bytes
         ));
     }
 

@@ -111,11 +111,11 @@ impl CheckLimits {
     }
 
     /// The patched decode graph (`decode`: `[upstream, patched]`) must not be larger, in
-    /// nodes or copied bytes, and must stay within `max_nodes_ratio`.
+    /// nodes, copied or gathered bytes, and must stay within `max_nodes_ratio`.
     pub fn graph_failures(&self, model: &str, decode: &[GraphCounts; 2]) -> Vec<String> {
         let [u, p] = decode;
         let mut out = Vec::new();
-        if p.n_nodes > u.n_nodes || p.copy_bytes > u.copy_bytes {
+        if p.n_nodes > u.n_nodes || p.copy_bytes > u.copy_bytes || p.gather_bytes > u.gather_bytes {
             out.push(format!(
                 "{model}: patched decode graph is larger than upstream's"
             ));
@@ -263,6 +263,17 @@ mod tests {
         assert!(
             f[0].contains("larger") && f[1].contains("200 > 0.75"),
             "{f:?}"
+        );
+        // more bytes gathered is a larger graph too
+        let gathered = |n, b| GraphCounts {
+            gather_bytes: b,
+            ..g(n, 0)
+        };
+        assert_eq!(
+            limits
+                .graph_failures("m", &[gathered(260, 9), gathered(185, 10)])
+                .len(),
+            1
         );
 
         // 1.2x on pp512 misses 1.3; tg32 at 1.1x passes; a slowdown fails as a regression.

@@ -69,6 +69,7 @@ pub fn graph_stats_markdown(stats: &[GraphStats]) -> String {
         ("Nodes", Align::Right),
         ("Copy nodes", Align::Right),
         ("Copy bytes", Align::Right),
+        ("Gathered bytes", Align::Right),
         ("Compute buffer", Align::Right),
     ]);
     for s in stats {
@@ -79,6 +80,7 @@ pub fn graph_stats_markdown(stats: &[GraphStats]) -> String {
             c.n_nodes.to_string(),
             c.copy_nodes.to_string(),
             human_bytes(c.copy_bytes),
+            human_bytes(c.gather_bytes),
             human_bytes(c.compute_buffer_bytes),
         ]);
     }
@@ -129,6 +131,7 @@ mod tests {
                 n_nodes: 100 + cont,
                 copy_nodes: cont,
                 copy_bytes: cont * 4096,
+                gather_bytes: 0,
                 ops: BTreeMap::from([("CONT".to_owned(), cont), ("MUL_MAT".to_owned(), 60)])
                     .into_iter()
                     .filter(|(_, n)| *n > 0)
